@@ -1,0 +1,1 @@
+"""imagine-bot: the Slack app, its CLI and the composition root."""

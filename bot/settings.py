@@ -1,0 +1,93 @@
+"""Settings from environment variables (and `.env` in development), validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROVIDERS_EMBED = ("local", "bedrock")
+TITAN_DIMENSIONS = (256, 512, 1024)
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+def default_data_dir() -> Path:
+    """Where all local state lives unless IMAGINE_DATA_DIR says otherwise."""
+    return Path.home() / ".local" / "share" / "imagine-bot"
+
+
+def split_provider(value: str, variable: str, providers: tuple[str, ...]) -> tuple[str, str]:
+    """Split 'provider:model-id', raising SettingsError naming `variable` when it does not parse."""
+    provider, sep, model_id = value.partition(":")
+    if not sep or not model_id or provider not in providers:
+        raise SettingsError(
+            f"{variable}={value!r} is not valid: use 'provider:model-id' with provider one of "
+            f"{', '.join(providers)} (e.g. local:all-MiniLM-L6-v2)"
+        )
+    return provider, model_id
+
+
+class Settings(BaseSettings):
+    """Every setting of imagine-bot; each field is read from the IMAGINE_* variable of its name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    embed_model: str = "local:all-MiniLM-L6-v2"
+    embed_dimensions: int = 1024
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_timeout_s: float = 5.0
+    collection: str = "prompts"
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("IMAGINE_AWS_REGION", "AWS_REGION")
+    )
+    bedrock_endpoint_url: str | None = None
+    nsfw_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    prompt_nsfw_max: float = Field(default=0.5, ge=0.0, le=1.0)
+    image_nsfw_max: float = Field(default=0.5, ge=0.0, le=1.0)
+    embed_batch_size: int = Field(default=16, ge=1, le=1024)
+
+    @field_validator("embed_model")
+    @classmethod
+    def _embed_model_parses(cls, value: str) -> str:
+        split_provider(value, "IMAGINE_EMBED_MODEL", PROVIDERS_EMBED)
+        return value
+
+    @field_validator("embed_dimensions")
+    @classmethod
+    def _titan_dimensions(cls, value: int) -> int:
+        if value not in TITAN_DIMENSIONS:
+            raise ValueError(f"must be one of {TITAN_DIMENSIONS}")
+        return value
+
+    @field_validator("qdrant_url", "qdrant_api_key", "bedrock_endpoint_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def index_dir(self) -> Path:
+        """Directory of the embedded Qdrant Edge index."""
+        return self.data_dir / "index" / self.collection
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning validation errors into one SettingsError line."""
+    try:
+        return Settings()
+    except SettingsError:
+        raise
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "IMAGINE_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Retrieval over the prompt library: embeddings, the prompt index, ingest and search."""

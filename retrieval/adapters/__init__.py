@@ -1,0 +1,1 @@
+"""Adapters of the retrieval ports: ONNX and Bedrock embedders, BM25, Qdrant Edge and qdrant-client."""

@@ -1,0 +1,43 @@
+"""Shared fixtures: paths to the shared data, isolated settings, small library slices."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("IMAGINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+LIBRARY = SHARED_DATA / "sd_prompts_real_users.parquet"
+I2P = SHARED_DATA / "sd_prompts_i2p_inappropriate.parquet"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Keep every test away from the developer's env vars, ~/.local and any cloud credentials."""
+    for name in list(os.environ):
+        if name.startswith(("IMAGINE_", "AWS_", "SLACK_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IMAGINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture(scope="session")
+def library_path() -> Path:
+    """Path of the shared real-user prompt library (never copied into the repo)."""
+    if not LIBRARY.exists():
+        pytest.fail(f"shared prompt library not found at {LIBRARY}; set IMAGINE_SHARED_DATA")
+    return LIBRARY
+
+
+@pytest.fixture(scope="session")
+def library_slice() -> list[str]:
+    """The first 3,000 prompts of the shared library, as plain strings."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(LIBRARY, columns=["prompt"])
+    return [str(p) for p in table.column("prompt").to_pylist()[:3000]]
