@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 Vector = list[float]
 
 
-class SearchMode(str, Enum):
+class SearchMode(StrEnum):
     """Which signals a query uses."""
 
     HYBRID = "hybrid"

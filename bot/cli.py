@@ -1,0 +1,101 @@
+"""The `imagine-bot` command line: ingest a prompt library and search it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.settings import SettingsError, load_settings
+from retrieval.errors import RetrievalError
+from retrieval.ports import SearchMode
+
+logger = logging.getLogger("imagine_bot")
+EPILOG = "Settings come from IMAGINE_* environment variables (or .env); see README.md."
+
+
+def _positive(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="imagine-bot",
+        description="Turn rough ideas into strong Stable Diffusion prompts by retrieval over real prompts.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="load prompt files (parquet, CSV, JSONL) or DiffusionDB into the prompt index",
+        description="Clean, dedupe, safety-flag, embed and index prompts. Re-running is idempotent and "
+        "resumes an interrupted run.",
+        epilog=EPILOG,
+    )
+    ingest.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files with a `prompt` column")
+    ingest.add_argument("--diffusiondb", choices=["2m", "large"], help="download DiffusionDB's metadata")
+    ingest.add_argument("--limit", type=_positive, help="read at most N rows in all")
+    ingest.add_argument("--source", help="record this source name on every prompt")
+    ingest.add_argument("--drop-unsafe", action="store_true", help="drop unsafe prompts instead of flagging")
+    ingest.add_argument("--keep-near-duplicates", action="store_true", help="skip near-duplicate collapse")
+    ingest.add_argument("--no-build", action="store_true", help="skip the HNSW build (search stays exact)")
+
+    search = commands.add_parser(
+        "search",
+        help="find the closest library prompts for an idea",
+        description="Hybrid dense + BM25 search with RRF fusion and MMR diversity; safe mode on by default.",
+        epilog=EPILOG,
+    )
+    search.add_argument("query", help="the idea, e.g. 'a cartoon of a little dog'")
+    search.add_argument("-k", type=_positive, default=5, help="how many prompts (default 5, max 50)")
+    search.add_argument("--json", action="store_true", help="print a JSON list of hits")
+    search.add_argument("--no-safe", action="store_true", help="include prompts flagged as unsafe")
+    modes = [mode.value for mode in SearchMode]
+    search.add_argument("--mode", choices=modes, default="hybrid", help="default hybrid")
+    search.add_argument("--no-mmr", action="store_true", help="plain ranking, no near-duplicate diversity")
+
+    commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Log to stderr, quiet by default."""
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        from bot import commands
+
+        handlers = {"ingest": commands.run_ingest, "search": commands.run_search, "info": commands.run_info}
+        return handlers[args.command](args, load_settings())
+    except (RetrievalError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)  # noqa: T201
+        return 130
+    except Exception as exc:
+        logger.debug("unexpected failure", exc_info=True)
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)  # noqa: T201
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

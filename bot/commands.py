@@ -1,0 +1,166 @@
+"""What the CLI subcommands do: wire adapters from settings, run, and render results with rich."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from bot.settings import Settings
+from bot.wiring import build_index, build_ingestor, build_retriever
+from retrieval.errors import IngestError
+from retrieval.ingest import IngestOptions, IngestSummary
+from retrieval.ports import SearchMode
+
+stderr = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of the current stage."""
+
+    def render(self, task: Task) -> Text:
+        """Render the task's speed."""
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
+class RichIngestProgress:
+    """IngestProgress shown as one rich progress bar per stage, on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        """Finish the previous stage's bar and start a new one."""
+        if self._task is not None:
+            task = self._progress.tasks[-1]
+            self._progress.update(self._task, total=task.completed or 1, completed=task.completed or 1)
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, count: int) -> None:
+        """Advance the current bar."""
+        if self._task is not None:
+            self._progress.advance(self._task, count)
+
+
+def _progress() -> Progress:
+    """The columns of the ingest progress display."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=stderr,
+    )
+
+
+def _summary_table(summary: IngestSummary) -> Table:
+    """A rich table of what the ingest did."""
+    table = Table(title="Ingest summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("read", f"{summary.read:,}")
+    table.add_row("kept", f"{summary.kept:,}")
+    table.add_row("  newly embedded", f"{summary.embedded:,}")
+    table.add_row("  already in the index", f"{summary.already_indexed:,}")
+    table.add_row("  flagged unsafe (hidden in safe search)", f"{summary.flagged_unsafe:,}")
+    for reason, count in summary.dropped.most_common():
+        table.add_row(f"dropped: {reason.replace('_', ' ')}", f"{count:,}")
+    rate = summary.embedded / summary.embed_seconds if summary.embed_seconds else 0.0
+    timing = f"{summary.seconds:,.1f} (embedding {summary.embed_seconds:,.1f}, {rate:,.0f}/s)"
+    table.add_row("seconds", timing)
+    return table
+
+
+def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """`imagine-bot ingest`: load files or DiffusionDB into the configured index."""
+    paths = list(args.paths)
+    if args.diffusiondb:
+        from retrieval.diffusiondb import download_metadata
+
+        paths.append(download_metadata(args.diffusiondb, settings.data_dir / "downloads"))
+    if not paths:
+        raise IngestError("nothing to ingest: give one or more PATHs or --diffusiondb 2m|large")
+    options = IngestOptions(
+        limit=args.limit,
+        source=args.source,
+        prompt_nsfw_max=settings.prompt_nsfw_max,
+        image_nsfw_max=settings.image_nsfw_max,
+        drop_unsafe=args.drop_unsafe,
+        collapse_near_duplicates=not args.keep_near_duplicates,
+        build_index=not args.no_build,
+    )
+    ingestor, index = build_ingestor(settings)
+    try:
+        with _progress() as progress:
+            summary = ingestor.ingest_files(paths, options, RichIngestProgress(progress))
+    finally:
+        index.close()
+    Console().print(_summary_table(summary))
+    return 0
+
+
+def run_search(args: argparse.Namespace, settings: Settings) -> int:
+    """`imagine-bot search`: print the top k prompts as text or JSON."""
+    started = time.perf_counter()
+    retriever = build_retriever(settings)
+    try:
+        hits = retriever.search(
+            args.query, k=args.k, mode=SearchMode(args.mode), safe=not args.no_safe, diversify=not args.no_mmr
+        )
+    finally:
+        retriever.close()
+    if args.json:
+        sys.stdout.write(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2) + "\n")
+        return 0
+    console = Console()
+    if not hits:
+        console.print("No matching prompts.")
+        return 0
+    for number, hit in enumerate(hits, start=1):
+        source = hit.payload.get("source", "")
+        console.print(f"[bold]{number}.[/bold] {hit.prompt}", highlight=False)
+        console.print(f"   [dim]score {hit.score:.4f} · {source} · id {hit.id}[/dim]", highlight=False)
+    stderr.print(f"[dim]{len(hits)} prompts in {time.perf_counter() - started:.2f} s[/dim]")
+    return 0
+
+
+def run_info(args: argparse.Namespace, settings: Settings) -> int:
+    """`imagine-bot info`: where the index is, what built it and how many prompts it holds."""
+    index = build_index(settings)
+    try:
+        spec = index.spec()
+        location = settings.qdrant_url or str(settings.index_dir)
+        console = Console()
+        console.print(f"index: {location} (collection {settings.collection})")
+        if spec is None:
+            console.print("no index yet: run `imagine-bot ingest PATH`")
+            return 0
+        console.print(f"built with: {spec.embed_model} ({spec.dimension}-d)")
+        index.open(spec, create=False)
+        console.print(f"prompts: {index.count():,}")
+    finally:
+        index.close()
+    return 0

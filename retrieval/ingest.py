@@ -1,0 +1,257 @@
+"""The ingest pipeline: read, clean, dedupe, collapse near-duplicates, flag unsafe, embed and index."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from retrieval.cleaning import clean_prompt, collapse_near_duplicates, dedupe_key, point_id
+from retrieval.ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
+from retrieval.safety import SafetyClassifier
+from retrieval.sources import RawPrompt, count_rows, read_prompts
+
+logger = logging.getLogger(__name__)
+UPSERT_BATCH = 256
+
+
+class IngestProgress(Protocol):
+    """Where the pipeline reports its stages and embedding progress (a rich bar in the CLI)."""
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        """Start a new stage, with a known total when there is one."""
+        ...
+
+    def advance(self, count: int) -> None:
+        """Mark `count` more items of the current stage done."""
+        ...
+
+
+class SilentProgress:
+    """An IngestProgress that reports nothing (library use and tests)."""
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        """Log the stage at debug level."""
+        logger.debug("ingest stage: %s (total=%s)", description, total)
+
+    def advance(self, count: int) -> None:
+        """Ignore progress."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Knobs of one ingest run."""
+
+    limit: int | None = None
+    source: str | None = None
+    prompt_nsfw_max: float = 0.5
+    image_nsfw_max: float = 0.5
+    drop_unsafe: bool = False
+    collapse_near_duplicates: bool = True
+    build_index: bool = True
+    batch_size: int = 64
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest run did: counts by outcome and timings."""
+
+    read: int = 0
+    kept: int = 0
+    already_indexed: int = 0
+    embedded: int = 0
+    flagged_unsafe: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    index_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view of the summary."""
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "already_indexed": self.already_indexed,
+            "embedded": self.embedded,
+            "flagged_unsafe": self.flagged_unsafe,
+            "dropped": dict(self.dropped.most_common()),
+            "seconds": round(self.seconds, 2),
+            "embed_seconds": round(self.embed_seconds, 2),
+            "index_seconds": round(self.index_seconds, 2),
+        }
+
+
+@dataclass
+class _Candidate:
+    """A cleaned prompt on its way into the index."""
+
+    text: str
+    metadata: dict[str, Any]
+
+
+def _too_nsfw(metadata: dict[str, Any], options: IngestOptions) -> bool:
+    """Whether the row's own NSFW scores (DiffusionDB style) exceed the configured thresholds."""
+    prompt_score = metadata.get("prompt_nsfw")
+    image_score = metadata.get("image_nsfw")
+    if isinstance(prompt_score, int | float) and prompt_score > options.prompt_nsfw_max:
+        return True
+    return isinstance(image_score, int | float) and image_score > options.image_nsfw_max
+
+
+def collect(
+    rows: Iterable[RawPrompt], options: IngestOptions, summary: IngestSummary, progress: IngestProgress
+) -> list[_Candidate]:
+    """Clean rows, drop NSFW-scored and exact duplicates, and return unique candidates in input order."""
+    seen: set[str] = set()
+    kept: list[_Candidate] = []
+    for row in rows:
+        if options.limit is not None and summary.read >= options.limit:
+            break
+        summary.read += 1
+        progress.advance(1)
+        text, reason = clean_prompt(row.text)
+        if text is None:
+            summary.dropped[reason or "invalid"] += 1
+            continue
+        if _too_nsfw(row.metadata, options):
+            summary.dropped["nsfw_score"] += 1
+            continue
+        key = dedupe_key(text)
+        if key in seen:
+            summary.dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        metadata = dict(row.metadata)
+        if options.source:
+            metadata["source"] = options.source
+        kept.append(_Candidate(text, metadata))
+    return kept
+
+
+def _collapse(candidates: list[_Candidate], summary: IngestSummary) -> list[_Candidate]:
+    """Keep one representative of each group of one-word variants, recording the group size."""
+    groups = collapse_near_duplicates([candidate.text for candidate in candidates])
+    collapsed: list[_Candidate] = []
+    for index, size in groups:
+        candidate = candidates[index]
+        candidate.metadata["near_duplicates"] = size - 1
+        collapsed.append(candidate)
+    summary.dropped["near_duplicate"] += len(candidates) - len(collapsed)
+    return collapsed
+
+
+def _payloads(
+    candidates: list[_Candidate], classifier: SafetyClassifier, options: IngestOptions, summary: IngestSummary
+) -> list[tuple[str, dict[str, Any]]]:
+    """Score safety and build (id, payload) pairs; unsafe prompts are flagged, or dropped when asked."""
+    prepared: list[tuple[str, dict[str, Any]]] = []
+    for candidate in candidates:
+        verdict = classifier.classify(candidate.text)
+        if verdict.unsafe and options.drop_unsafe:
+            summary.dropped["unsafe"] += 1
+            continue
+        summary.flagged_unsafe += int(verdict.unsafe)
+        payload = {
+            "prompt": candidate.text,
+            **candidate.metadata,
+            "near_duplicates": candidate.metadata.get("near_duplicates", 0),
+            "safe": not verdict.unsafe,
+            "nsfw_score": round(verdict.score, 4),
+            "nsfw_categories": list(verdict.categories),
+        }
+        prepared.append((point_id(candidate.text), payload))
+    return prepared
+
+
+class Ingestor:
+    """Runs the pipeline from prompt files into a PromptIndex."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        index: PromptIndex,
+        classifier: SafetyClassifier | None = None,
+    ) -> None:
+        self._embedder = embedder
+        self._sparse = sparse
+        self._index = index
+        self._classifier = classifier or SafetyClassifier()
+
+    def ingest_files(
+        self, paths: Sequence[Path], options: IngestOptions, progress: IngestProgress | None = None
+    ) -> IngestSummary:
+        """Ingest every file in `paths` (streamed, so bad files fail before any embedding)."""
+        streams = [read_prompts(path) for path in paths]  # each file's format is checked here, up front
+        totals = [count_rows(path) for path in paths]
+        total = None if None in totals else sum(t or 0 for t in totals)
+        if total is not None and options.limit is not None:
+            total = min(total, options.limit)
+        return self.ingest_rows(itertools.chain.from_iterable(streams), options, progress, total_rows=total)
+
+    def ingest_rows(
+        self,
+        rows: Iterable[RawPrompt],
+        options: IngestOptions,
+        progress: IngestProgress | None = None,
+        total_rows: int | None = None,
+    ) -> IngestSummary:
+        """Ingest rows from any source; idempotent, and resumes where an interrupted run stopped."""
+        progress = progress or SilentProgress()
+        summary = IngestSummary()
+        started = time.perf_counter()
+        spec = IndexSpec(self._embedder.model_id, self._embedder.dimension)
+        self._index.open(spec, create=True)
+        progress.stage("Reading and cleaning", total_rows)
+        candidates = collect(rows, options, summary, progress)
+        if options.collapse_near_duplicates:
+            progress.stage("Collapsing near-duplicates")
+            candidates = _collapse(candidates, summary)
+        progress.stage("Scoring safety")
+        prepared = _payloads(candidates, self._classifier, options, summary)
+        summary.kept = len(prepared)
+        todo = self._not_yet_indexed(prepared, summary)
+        progress.stage("Embedding and indexing", len(todo))
+        for start in range(0, len(todo), UPSERT_BATCH):
+            self._embed_and_upsert(todo[start : start + UPSERT_BATCH], summary)
+            progress.advance(len(todo[start : start + UPSERT_BATCH]))
+        if options.build_index:
+            progress.stage("Building the search index (HNSW)")
+            finalize_started = time.perf_counter()
+            self._index.finalize()
+            summary.index_seconds += time.perf_counter() - finalize_started
+        summary.seconds = time.perf_counter() - started
+        logger.info("ingest finished: %s", summary.as_dict())
+        return summary
+
+    def _not_yet_indexed(
+        self, prepared: list[tuple[str, dict[str, Any]]], summary: IngestSummary
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Drop the prompts an earlier run already stored."""
+        todo: list[tuple[str, dict[str, Any]]] = []
+        for start in range(0, len(prepared), 4096):
+            chunk = prepared[start : start + 4096]
+            existing = self._index.existing_ids([point for point, _ in chunk])
+            todo.extend(item for item in chunk if item[0] not in existing)
+        summary.already_indexed = len(prepared) - len(todo)
+        return todo
+
+    def _embed_and_upsert(self, batch: list[tuple[str, dict[str, Any]]], summary: IngestSummary) -> None:
+        """Embed one batch densely and sparsely and write it to the index."""
+        texts = [payload["prompt"] for _, payload in batch]
+        embed_started = time.perf_counter()
+        dense = self._embedder.embed_documents(texts)
+        summary.embed_seconds += time.perf_counter() - embed_started
+        index_started = time.perf_counter()
+        points = [
+            IndexPoint(id=point, dense=vector, sparse=self._sparse.encode_document(text), payload=payload)
+            for (point, payload), vector, text in zip(batch, dense, texts, strict=True)
+        ]
+        self._index.upsert(points)
+        summary.index_seconds += time.perf_counter() - index_started
+        summary.embedded += len(points)

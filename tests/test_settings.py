@@ -1,0 +1,57 @@
+"""Settings: defaults, env vars, and failures that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_offline_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IMAGINE_DATA_DIR")
+    settings = load_settings()
+    assert settings.embed_model == "local:all-MiniLM-L6-v2"
+    assert settings.qdrant_url is None
+    assert settings.collection == "prompts"
+    assert settings.data_dir == Path.home() / ".local" / "share" / "imagine-bot"
+    assert settings.index_dir == settings.data_dir / "index" / "prompts"
+
+
+def test_env_vars_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("IMAGINE_COLLECTION=from_dotenv\nIMAGINE_QDRANT_URL=\n")
+    monkeypatch.setenv("IMAGINE_EMBED_MODEL", "bedrock:amazon.titan-embed-text-v2:0")
+    monkeypatch.setenv("IMAGINE_EMBED_DIMENSIONS", "512")
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    settings = load_settings()
+    assert settings.collection == "from_dotenv"
+    assert settings.qdrant_url is None  # blank means unset
+    assert (settings.embed_model, settings.embed_dimensions, settings.aws_region) == (
+        "bedrock:amazon.titan-embed-text-v2:0",
+        512,
+        "eu-central-1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IMAGINE_EMBED_MODEL", "all-MiniLM"),
+        ("IMAGINE_EMBED_MODEL", "openai:text-embedding-3"),
+        ("IMAGINE_EMBED_DIMENSIONS", "384"),
+        ("IMAGINE_EMBED_DIMENSIONS", "lots"),
+        ("IMAGINE_NSFW_THRESHOLD", "2"),
+        ("IMAGINE_QDRANT_TIMEOUT_S", "soon"),
+    ],
+)
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.collection = "other"  # type: ignore[misc]
