@@ -1,0 +1,397 @@
+"""`PromptIndex` on Qdrant Edge: an in-process Rust shard in one directory, with HNSW and BM25 (IDF)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+from qdrant_edge import (
+    CountRequest,
+    Distance,
+    EdgeConfig,
+    EdgeShard,
+    EdgeSparseVectorParams,
+    EdgeVectorParams,
+    FieldCondition,
+    Filter,
+    Fusion,
+    HnswIndexConfig,
+    MatchValue,
+    Modifier,
+    PayloadSchemaType,
+    Point,
+    Prefetch,
+    Query,
+    QueryRequest,
+    SearchParams,
+    UpdateOperation,
+)
+from qdrant_edge import SparseVector as EdgeSparseVector
+
+if TYPE_CHECKING:
+    from qdrant_edge import ConditionType, NamedVector
+
+from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
+from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+
+logger = logging.getLogger(__name__)
+
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "bm25"
+RRF_K = 60
+TIE_MARGIN = 10  # extra hits fetched so that exact ties at the cut are settled by id, not by the engine
+SPEC_FILE = "imagine_index.json"
+SPEC_FORMAT = 1
+UPSERT_BATCH = 512
+RETRIEVE_BATCH = 1024
+_EDGE_CONFIG_FILE = "edge_config.json"
+_PAYLOAD_INDEXES = (
+    ("safe", PayloadSchemaType.Bool),
+    ("source", PayloadSchemaType.Keyword),
+    ("near_duplicates", PayloadSchemaType.Integer),
+)
+
+
+def prefetch_limit(limit: int) -> int:
+    """How many candidates each signal contributes to a hybrid (RRF) query."""
+    return max(50, 4 * limit)
+
+
+def mismatch_message(where: str, recorded: IndexSpec, wanted: IndexSpec) -> str:
+    """The one-line message of IndexMismatchError, naming both models and dimensions."""
+    return (
+        f"index at {where} was built with {recorded.embed_model} ({recorded.dimension}-d); "
+        f"IMAGINE_EMBED_MODEL is {wanted.embed_model} ({wanted.dimension}-d): "
+        "re-ingest into another IMAGINE_COLLECTION or IMAGINE_DATA_DIR"
+    )
+
+
+def spec_record(spec: IndexSpec) -> dict[str, Any]:
+    """The JSON record of a spec, stored next to (or inside) an index."""
+    names = {"dense_vector": DENSE_VECTOR, "sparse_vector": SPARSE_VECTOR}
+    return {"format": SPEC_FORMAT, "embed_model": spec.embed_model, "dimension": spec.dimension, **names}
+
+
+def spec_from_record(record: object) -> IndexSpec | None:
+    """Parse a spec record; None when it is not one."""
+    if not isinstance(record, dict):
+        return None
+    model, dimension = record.get("embed_model"), record.get("dimension")
+    if not isinstance(model, str) or not isinstance(dimension, int) or isinstance(dimension, bool):
+        return None
+    return IndexSpec(embed_model=model, dimension=dimension)
+
+
+def stable_top(hits: list[IndexHit], limit: int) -> list[IndexHit]:
+    """The best `limit` hits, exact score ties ordered by id (engines order them arbitrarily)."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
+
+
+def check_query(query: IndexQuery, dimension: int, where: str) -> None:
+    """Reject a query that lacks the vectors its mode needs or whose dense vector has the wrong size."""
+    if query.limit < 1:
+        raise ValueError(f"query limit must be at least 1, got {query.limit}")
+    if query.mode in (SearchMode.DENSE, SearchMode.HYBRID) and query.dense is None:
+        raise ValueError(f"a {query.mode.value} query needs a dense vector")
+    if query.mode in (SearchMode.SPARSE, SearchMode.HYBRID) and query.sparse is None:
+        raise ValueError(f"a {query.mode.value} query needs a sparse vector")
+    if query.dense is not None and len(query.dense) != dimension:
+        raise IndexMismatchError(
+            f"query vector has {len(query.dense)} dimensions but the index at {where} "
+            f"holds {dimension}-d vectors"
+        )
+
+
+def check_points(points: Sequence[IndexPoint], dimension: int, where: str) -> None:
+    """Reject points whose dense vector does not match the index dimension."""
+    for point in points:
+        if len(point.dense) != dimension:
+            raise IndexMismatchError(
+                f"point {point.id} has a {len(point.dense)}-d vector but the index at {where} "
+                f"holds {dimension}-d vectors"
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def canonical_id(point_id: str) -> str:
+    """The canonical form of a UUID point id; ValueError when it is not a UUID."""
+    try:
+        return str(uuid.UUID(point_id))
+    except ValueError as exc:
+        raise ValueError(f"point id {point_id!r} is not a UUID string") from exc
+
+
+def dense_of(vector: object) -> list[float] | None:
+    """The "dense" vector of a returned point's named vectors, if present."""
+    if isinstance(vector, dict):
+        dense = vector.get(DENSE_VECTOR)
+        if isinstance(dense, list):
+            return [float(x) for x in dense]
+    return None
+
+
+class EdgePromptIndex:
+    """`PromptIndex` stored by Qdrant Edge (`EdgeShard`) in the directory `path`.
+
+    Layout: the shard files (`edge_config.json`, `segments/`, `wal/`) plus `imagine_index.json`, the
+    spec (embedding model and dimension) the index was built with. Vectors: "dense" (cosine) and
+    "bm25" (sparse, IDF applied at query time); payload indexes on `safe`, `source`, `near_duplicates`.
+
+    One opener at a time: Edge locks the shard's write-ahead log, so a second `open()` of the same
+    directory, from this process (another instance) or from another process, raises
+    IndexUnavailableError ("... is already open ...") until the first one calls `close()` (or is
+    garbage-collected). One open instance may be shared by the threads of a process.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Remember where the index lives; nothing is read until `open()` or `spec()`."""
+        self._path = Path(path)
+        self._shard: EdgeShard | None = None
+        self._spec: IndexSpec | None = None
+
+    @property
+    def path(self) -> Path:
+        """The index directory."""
+        return self._path
+
+    def open(self, spec: IndexSpec, *, create: bool) -> None:
+        """Open the index; create it when missing and `create`; raise IndexMismatchError on another spec."""
+        self.close()
+        recorded = self.spec()
+        has_shard = (self._path / _EDGE_CONFIG_FILE).exists()
+        if recorded is None and has_shard:
+            raise IndexUnavailableError(
+                f"{self._path} holds a Qdrant Edge shard without {SPEC_FILE} (not an imagine-bot index, "
+                "or its creation was interrupted): delete the directory and run `imagine-bot ingest PATH`"
+            )
+        if recorded is not None and recorded != spec:
+            raise IndexMismatchError(mismatch_message(str(self._path), recorded, spec))
+        if not has_shard:
+            if not create:
+                raise IndexMissingError(
+                    f"no prompt index at {self._path}: run `imagine-bot ingest PATH` first"
+                )
+            self._create(spec)
+        else:
+            started = time.perf_counter()
+            self._shard = self._edge_call(EdgeShard.load)
+            logger.info("opened prompt index at %s in %.2f s", self._path, time.perf_counter() - started)
+        self._spec = spec
+
+    def spec(self) -> IndexSpec | None:
+        """The spec recorded in an existing index, or None when there is no index yet."""
+        spec_path = self._path / SPEC_FILE
+        try:
+            text = spec_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexUnavailableError(f"cannot read {spec_path}: {_one_line(exc)}") from exc
+        try:
+            spec = spec_from_record(json.loads(text))
+        except json.JSONDecodeError:
+            spec = None
+        if spec is None:
+            raise IndexUnavailableError(
+                f"{spec_path} is corrupt: delete {self._path} and run `imagine-bot ingest PATH`"
+            )
+        return spec
+
+    def upsert(self, points: Sequence[IndexPoint]) -> None:
+        """Insert or replace points by id."""
+        shard, spec = self._require_open()
+        check_points(points, spec.dimension, str(self._path))
+        for start in range(0, len(points), UPSERT_BATCH):
+            batch = [
+                Point(canonical_id(p.id), _vectors(p), dict(p.payload))
+                for p in points[start : start + UPSERT_BATCH]
+            ]
+            with self._guard("upsert"):
+                shard.update(UpdateOperation.upsert_points(batch))
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids are already stored (lets an interrupted ingest resume)."""
+        shard, _ = self._require_open()
+        by_key = {canonical_id(i): i for i in ids}
+        keys = list(by_key)
+        found: set[str] = set()
+        for start in range(0, len(keys), RETRIEVE_BATCH):
+            with self._guard("retrieve"):
+                records = shard.retrieve(list(keys[start : start + RETRIEVE_BATCH]), False, False)
+            found.update(by_key[str(r.id)] for r in records if str(r.id) in by_key)
+        return found
+
+    def finalize(self) -> None:
+        """Build the HNSW graph and payload structures (blocking), then flush everything to disk."""
+        shard, _ = self._require_open()
+        started = time.perf_counter()
+        with self._guard("optimize"):
+            shard.optimize()
+            shard.flush()
+        logger.info("optimized prompt index at %s in %.2f s", self._path, time.perf_counter() - started)
+
+    def query(self, query: IndexQuery) -> list[IndexHit]:
+        """Run a dense, sparse or hybrid (RRF, k=60) query; exact score ties come ordered by id."""
+        shard, spec = self._require_open()
+        check_query(query, spec.dimension, str(self._path))
+        if query.mode is SearchMode.SPARSE and query.sparse is not None and not query.sparse.indices:
+            return []
+        query_filter = _filter(query)
+        params = SearchParams(exact=True) if query.exact else None
+        scoring, prefetches = _scoring(query, query_filter, params)
+        request = QueryRequest(
+            limit=query.limit + TIE_MARGIN,
+            query=scoring,
+            prefetches=prefetches,
+            filter=query_filter,
+            params=params,
+            with_payload=True,
+            with_vector=[DENSE_VECTOR] if query.with_vectors else False,
+        )
+        with self._guard("query"):
+            scored = shard.query(request)
+        hits = [
+            IndexHit(
+                id=str(p.id),
+                score=float(p.score),
+                payload=dict(p.payload or {}),
+                dense=dense_of(p.vector) if query.with_vectors else None,
+            )
+            for p in scored
+        ]
+        return stable_top(hits, query.limit)
+
+    def count(self) -> int:
+        """Number of prompts stored."""
+        shard, _ = self._require_open()
+        with self._guard("count"):
+            return int(shard.count(CountRequest(exact=True)))
+
+    def close(self) -> None:
+        """Flush and release the shard (and its lock); calling it again does nothing."""
+        shard, self._shard = self._shard, None
+        if shard is None:
+            return
+        try:
+            shard.flush()
+        except Exception as exc:  # the WAL still holds every update
+            logger.warning("flushing the prompt index at %s failed: %s", self._path, _one_line(exc))
+        shard.close()
+
+    def _create(self, spec: IndexSpec) -> None:
+        config = EdgeConfig(
+            vectors={DENSE_VECTOR: EdgeVectorParams(size=spec.dimension, distance=Distance.Cosine)},
+            sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+            hnsw_config=HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+        )
+        with self._guard("create"):
+            self._path.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(self._path / SPEC_FILE, spec_record(spec))
+            shard = self._edge_call(EdgeShard.create, config)
+            try:
+                for field, schema in _PAYLOAD_INDEXES:
+                    shard.update(UpdateOperation.create_field_index(field, schema))
+                shard.flush()
+            except BaseException:
+                shard.close()
+                raise
+        self._shard = shard
+        logger.info("created prompt index at %s (%s, %d-d)", self._path, spec.embed_model, spec.dimension)
+
+    def _edge_call(self, opener: Callable[..., EdgeShard], *args: Any) -> EdgeShard:
+        try:
+            shard = opener(str(self._path), *args)
+        except Exception as exc:
+            message = _one_line(exc)
+            if "WouldBlock" in message:
+                raise IndexUnavailableError(
+                    f"prompt index at {self._path} is already open by another process or another index "
+                    "instance (Qdrant Edge allows one opener per directory): stop the other imagine-bot "
+                    "process or use another IMAGINE_DATA_DIR"
+                ) from exc
+            raise IndexUnavailableError(
+                f"cannot open prompt index at {self._path}: {message} "
+                "(delete the directory and run `imagine-bot ingest PATH` if it is corrupt)"
+            ) from exc
+        return shard
+
+    def _require_open(self) -> tuple[EdgeShard, IndexSpec]:
+        if self._shard is None or self._spec is None:
+            raise IndexUnavailableError(f"prompt index at {self._path} is not open: call open() first")
+        return self._shard, self._spec
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (IndexUnavailableError, IndexMismatchError, IndexMissingError):
+            raise
+        except Exception as exc:
+            raise IndexUnavailableError(
+                f"Qdrant Edge {action} failed on the prompt index at {self._path}: {_one_line(exc)}"
+            ) from exc
+
+
+def _vectors(point: IndexPoint) -> dict[str, NamedVector]:
+    # a prompt of stopwords only has no sparse vector at all: it stays out of the IDF statistics
+    vectors: dict[str, NamedVector] = {DENSE_VECTOR: list(point.dense)}
+    if point.sparse.indices:
+        vectors[SPARSE_VECTOR] = _edge_sparse(point.sparse)
+    return vectors
+
+
+def _match(value: str | int | bool) -> MatchValue:
+    # qdrant-edge 0.9 converts a Python bool to the integer 1/0, which never matches a bool field;
+    # numpy.bool_ is not an int, so it reaches Rust as a real bool
+    if isinstance(value, bool):
+        return MatchValue(cast(bool, np.bool_(value)))
+    return MatchValue(value)
+
+
+def _edge_sparse(vector: SparseVector) -> EdgeSparseVector:
+    return EdgeSparseVector(list(vector.indices), [float(v) for v in vector.values])
+
+
+def _filter(query: IndexQuery) -> Filter | None:
+    conditions: list[ConditionType] = []
+    if query.safe_only:
+        conditions.append(FieldCondition(key="safe", match=_match(True)))
+    conditions.extend(FieldCondition(key=k, match=_match(v)) for k, v in query.must_match.items())
+    return Filter(must=conditions) if conditions else None
+
+
+def _scoring(
+    query: IndexQuery, query_filter: Filter | None, params: SearchParams | None
+) -> tuple[Query | Fusion, list[Prefetch] | None]:
+    # check_query() made sure the vectors the mode needs are there
+    dense = Query.Nearest(list(query.dense or []), using=DENSE_VECTOR)
+    if query.mode is SearchMode.DENSE:
+        return dense, None
+    sparse = Query.Nearest(_edge_sparse(query.sparse or SparseVector([], [])), using=SPARSE_VECTOR)
+    if query.mode is SearchMode.SPARSE:
+        return sparse, None
+    pool = prefetch_limit(query.limit)
+    prefetches = [
+        Prefetch(limit=pool, query=dense, filter=query_filter, params=params),
+        Prefetch(limit=pool, query=sparse, filter=query_filter, params=params),
+    ]
+    # the stubs do not declare Fusion.Rrf as a Fusion, although QueryRequest accepts it
+    return cast(Fusion, Fusion.Rrf(k=RRF_K)), prefetches
+
+
+def _write_json_atomic(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

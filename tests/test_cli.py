@@ -1,0 +1,179 @@
+"""The `imagine-bot` CLI end to end in subprocesses: ingest, search, info, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import LIBRARY
+
+SLICE_ROWS = 600
+
+
+def run_cli(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `imagine-bot ARGS` with an isolated data dir and no cloud credentials."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_", "SLACK_"))}
+    clean.update({"IMAGINE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=clean, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def slice_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A parquet slice of the library plus rows that must be filtered or flagged."""
+    table = pq.read_table(LIBRARY).slice(0, SLICE_ROWS)
+    extra = pa.table(
+        {
+            "prompt": [
+                "a cute cartoon puppy with big eyes, sticker art, vector illustration",
+                "explicit nude porn photo of a woman, nsfw",
+                "a dog portrait, scored as nsfw by its source",
+            ],
+            "prompt_nsfw": [0.0, 0.1, 0.97],
+        }
+    )
+    path = tmp_path_factory.mktemp("lib") / "slice.parquet"
+    pq.write_table(
+        pa.concat_tables([table.select(["prompt", "source", "seed"]), extra], promote_options="default"), path
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def ingested(
+    slice_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A data dir with the slice ingested once through the CLI."""
+    data_dir = tmp_path_factory.mktemp("data")
+    result = run_cli("ingest", str(slice_file), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    return data_dir, result
+
+
+def test_ingest_shows_progress_and_a_summary(ingested: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    _, result = ingested
+    assert "Embedding and indexing" in result.stderr
+    assert "Ingest summary" in result.stdout
+    assert re.search(rf"read\W+{SLICE_ROWS + 3}\b", result.stdout)
+    assert "nsfw score" in result.stdout  # the row whose own prompt_nsfw was 0.97
+    assert "Traceback" not in result.stderr
+
+
+def test_reingest_is_idempotent(
+    ingested: tuple[Path, subprocess.CompletedProcess[str]], slice_file: Path
+) -> None:
+    data_dir, first = ingested
+    again = run_cli("ingest", str(slice_file), data_dir=data_dir)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"newly embedded\W+0\b", again.stdout)
+    kept = re.search(r"kept\W+(\d+)", first.stdout)
+    assert kept and re.search(rf"already in the index\W+{kept.group(1)}\b", again.stdout)
+    info = run_cli("info", data_dir=data_dir)
+    assert "local:all-MiniLM-L6-v2 (384-d)" in info.stdout
+
+
+def test_search_json_returns_distinct_relevant_safe_hits(
+    ingested: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    data_dir, _ = ingested
+    result = run_cli("search", "a cartoon of a little dog", "--json", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert len(hits) == 5
+    assert all({"id", "prompt", "score", "safe"} <= set(hit) for hit in hits)
+    assert len({hit["prompt"].lower() for hit in hits}) == 5
+    assert all(hit["safe"] for hit in hits)
+    assert any(hit["prompt"].startswith("a cute cartoon puppy") for hit in hits)
+    assert not any("nude" in hit["prompt"] for hit in hits)
+
+
+def test_unsafe_prompts_only_with_no_safe(ingested: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    data_dir, _ = ingested
+    query = ("nude photo of a woman", "--json", "-k", "10", "--mode", "sparse")
+    safe = json.loads(run_cli("search", *query, data_dir=data_dir).stdout)
+    unsafe = json.loads(run_cli("search", *query, "--no-safe", data_dir=data_dir).stdout)
+    assert all(hit["safe"] for hit in safe)
+    assert any(not hit["safe"] and "nude" in hit["prompt"] for hit in unsafe)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
+    no_prompt = tmp / "noprompt.parquet"
+    pq.write_table(pa.table({"text": ["a dog"]}), no_prompt)
+    corrupt = tmp / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1" + b"\x00garbage" * 10)
+    return {
+        "missing file": (["ingest", str(tmp / "nope.parquet")], {}, "no such file"),
+        "no prompt column": (["ingest", str(no_prompt)], {}, "no `prompt` column"),
+        "corrupt parquet": (["ingest", str(corrupt)], {}, "not a readable parquet file"),
+        "no paths": (["ingest"], {}, "nothing to ingest"),
+        "empty query": (["search", "   "], {}, "query is empty"),
+        "other embedding model": (
+            ["search", "a dog"],
+            {
+                "IMAGINE_EMBED_MODEL": "bedrock:amazon.titan-embed-text-v2:0",
+                "IMAGINE_EMBED_DIMENSIONS": "256",
+            },
+            "was built with local:all-MiniLM-L6-v2",
+        ),
+        "unreachable qdrant": (
+            ["search", "a dog"],
+            {"IMAGINE_QDRANT_URL": f"http://127.0.0.1:{_closed_port()}", "IMAGINE_QDRANT_TIMEOUT_S": "2"},
+            "IMAGINE_QDRANT_URL",
+        ),
+        "bad setting": (["search", "a dog"], {"IMAGINE_EMBED_MODEL": "minilm"}, "IMAGINE_EMBED_MODEL"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "no prompt column",
+        "corrupt parquet",
+        "no paths",
+        "empty query",
+        "other embedding model",
+        "unreachable qdrant",
+        "bad setting",
+    ],
+)
+def test_bad_input_gets_one_line_and_nonzero_exit(
+    case: str, ingested: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    data_dir, _ = ingested
+    args, env, message = _bad_inputs(tmp_path)[case]
+    result = run_cli(*args, data_dir=data_dir, **env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+
+
+def test_search_before_ingest_says_what_to_do(tmp_path: Path) -> None:
+    result = run_cli("search", "a dog", data_dir=tmp_path / "empty")
+    assert result.returncode == 1
+    assert "imagine-bot ingest" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run_cli("--help", data_dir=tmp_path)
+    assert result.returncode == 0
+    assert all(command in result.stdout for command in ("ingest", "search", "info"))
+    usage = run_cli("search", "--help", data_dir=tmp_path).stdout
+    assert "--no-safe" in usage and "--mode" in usage and "--json" in usage
