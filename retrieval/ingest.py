@@ -216,6 +216,7 @@ class Ingestor:
         prepared = _payloads(candidates, self._classifier, options, summary)
         summary.kept = len(prepared)
         todo = self._not_yet_indexed(prepared, summary)
+        todo.sort(key=lambda item: len(item[1]["prompt"]))  # similar lengths batch with little padding
         progress.stage("Embedding and indexing", len(todo))
         for start in range(0, len(todo), UPSERT_BATCH):
             self._embed_and_upsert(todo[start : start + UPSERT_BATCH], summary)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(os.environ.get("IMAGINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("IMAGINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 LIBRARY = SHARED_DATA / "sd_prompts_real_users.parquet"
 I2P = SHARED_DATA / "sd_prompts_i2p_inappropriate.parquet"
 

@@ -137,6 +137,12 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
             "IMAGINE_QDRANT_URL",
         ),
         "bad setting": (["search", "a dog"], {"IMAGINE_EMBED_MODEL": "minilm"}, "IMAGINE_EMBED_MODEL"),
+        "diffusiondb offline": (["ingest", "--diffusiondb", "2m"], {}, "HF_HUB_OFFLINE is set"),
+        "diffusiondb unreachable": (
+            ["ingest", "--diffusiondb", "large"],
+            {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"},
+            "run `imagine-bot ingest /path/to/metadata-large.parquet`",
+        ),
     }
 
 
@@ -151,6 +157,8 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
         "other embedding model",
         "unreachable qdrant",
         "bad setting",
+        "diffusiondb offline",
+        "diffusiondb unreachable",
     ],
 )
 def test_bad_input_gets_one_line_and_nonzero_exit(

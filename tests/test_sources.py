@@ -47,7 +47,9 @@ def test_csv_and_jsonl_with_diffusiondb_column_names(tmp_path: Path) -> None:
         ("nocol.csv", "text,seed\nhello,1\n", "no `prompt` column"),
     ],
 )
-def test_unusable_files_fail_with_one_line(tmp_path: Path, name: str, content: str | None, message: str) -> None:
+def test_unusable_files_fail_with_one_line(
+    tmp_path: Path, name: str, content: str | None, message: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
