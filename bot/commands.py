@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -26,8 +26,10 @@ from rich.text import Text
 from bot.settings import Settings
 from bot.wiring import build_index, build_ingestor, build_retriever
 from retrieval.errors import IngestError
-from retrieval.ingest import IngestOptions, IngestSummary
 from retrieval.ports import SearchMode
+
+if TYPE_CHECKING:
+    from retrieval.ingest import IngestSummary
 
 stderr = Console(stderr=True)
 
@@ -50,10 +52,14 @@ class RichIngestProgress:
 
     def stage(self, description: str, total: int | None = None) -> None:
         """Finish the previous stage's bar and start a new one."""
-        if self._task is not None:
-            task = self._progress.tasks[-1]
-            self._progress.update(self._task, total=task.completed or 1, completed=task.completed or 1)
+        self.finish()
         self._task = self._progress.add_task(description, total=total)
+
+    def finish(self) -> None:
+        """Show the current stage as complete."""
+        if self._task is not None:
+            done = self._progress.tasks[-1].completed or 1
+            self._progress.update(self._task, total=done, completed=done)
 
     def advance(self, count: int) -> None:
         """Advance the current bar."""
@@ -66,7 +72,7 @@ def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         RateColumn(),
         TimeElapsedColumn(),
@@ -96,6 +102,8 @@ def _summary_table(summary: IngestSummary) -> Table:
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """`imagine-bot ingest`: load files or DiffusionDB into the configured index."""
+    from retrieval.ingest import IngestOptions
+
     paths = list(args.paths)
     if args.diffusiondb:
         from retrieval.diffusiondb import download_metadata
@@ -115,7 +123,9 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     ingestor, index = build_ingestor(settings)
     try:
         with _progress() as progress:
-            summary = ingestor.ingest_files(paths, options, RichIngestProgress(progress))
+            reporter = RichIngestProgress(progress)
+            summary = ingestor.ingest_files(paths, options, reporter)
+            reporter.finish()
     finally:
         index.close()
     Console().print(_summary_table(summary))

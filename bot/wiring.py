@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.settings import PROVIDERS_EMBED, Settings, split_provider
-from retrieval.ingest import Ingestor
 from retrieval.ports import Embedder, PromptIndex, SparseEncoder
-from retrieval.safety import SafetyClassifier
 from retrieval.search import Retriever
+
+if TYPE_CHECKING:
+    from retrieval.ingest import Ingestor
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -52,6 +55,9 @@ def build_retriever(settings: Settings) -> Retriever:
 
 def build_ingestor(settings: Settings) -> tuple[Ingestor, PromptIndex]:
     """An Ingestor over the configured embedder and index (the index is returned so callers close it)."""
+    from retrieval.ingest import Ingestor
+    from retrieval.safety import SafetyClassifier
+
     index = build_index(settings)
     classifier = SafetyClassifier(threshold=settings.nsfw_threshold)
     return Ingestor(build_embedder(settings), build_sparse_encoder(), index, classifier), index

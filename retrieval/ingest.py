@@ -207,22 +207,22 @@ class Ingestor:
         started = time.perf_counter()
         spec = IndexSpec(self._embedder.model_id, self._embedder.dimension)
         self._index.open(spec, create=True)
-        progress.stage("Reading and cleaning", total_rows)
+        progress.stage("Reading", total_rows)
         candidates = collect(rows, options, summary, progress)
         if options.collapse_near_duplicates:
-            progress.stage("Collapsing near-duplicates")
+            progress.stage("Near-duplicates")
             candidates = _collapse(candidates, summary)
-        progress.stage("Scoring safety")
+        progress.stage("Safety check")
         prepared = _payloads(candidates, self._classifier, options, summary)
         summary.kept = len(prepared)
         todo = self._not_yet_indexed(prepared, summary)
         todo.sort(key=lambda item: len(item[1]["prompt"]))  # similar lengths batch with little padding
-        progress.stage("Embedding and indexing", len(todo))
+        progress.stage("Embedding", len(todo))
         for start in range(0, len(todo), UPSERT_BATCH):
             self._embed_and_upsert(todo[start : start + UPSERT_BATCH], summary)
             progress.advance(len(todo[start : start + UPSERT_BATCH]))
         if options.build_index:
-            progress.stage("Building the search index (HNSW)")
+            progress.stage("Building HNSW")
             finalize_started = time.perf_counter()
             self._index.finalize()
             summary.index_seconds += time.perf_counter() - finalize_started

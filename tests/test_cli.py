@@ -62,7 +62,7 @@ def ingested(
 
 def test_ingest_shows_progress_and_a_summary(ingested: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     _, result = ingested
-    assert "Embedding and indexing" in result.stderr
+    assert "Embedding" in result.stderr and "Building HNSW" in result.stderr
     assert "Ingest summary" in result.stdout
     assert re.search(rf"read\W+{SLICE_ROWS + 3}\b", result.stdout)
     assert "nsfw score" in result.stdout  # the row whose own prompt_nsfw was 0.97
