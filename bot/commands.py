@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -150,9 +151,13 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
         console.print("No matching prompts.")
         return 0
     for number, hit in enumerate(hits, start=1):
-        source = hit.payload.get("source", "")
-        console.print(f"[bold]{number}.[/bold] {hit.prompt}", highlight=False)
-        console.print(f"   [dim]score {hit.score:.4f} · {source} · id {hit.id}[/dim]", highlight=False)
+        details = [f"score {hit.score:.4f}", str(hit.payload.get("source") or "unknown source")]
+        if hit.payload.get("near_duplicates"):
+            details.append(f"+{hit.payload['near_duplicates']} near-duplicates")
+        if not hit.payload.get("safe", True):
+            details.append("[red]flagged unsafe[/red]")
+        console.print(f"[bold]{number}.[/bold] {escape(hit.prompt)}", highlight=False)
+        console.print(f"   [dim]{' · '.join(details)}[/dim]", highlight=False)
     stderr.print(f"[dim]{len(hits)} prompts in {time.perf_counter() - started:.2f} s[/dim]")
     return 0
 
