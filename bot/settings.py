@@ -8,6 +8,10 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROVIDERS_EMBED = ("local", "bedrock")
+PROVIDERS_CHAT = ("bedrock", "offline")
+PROVIDERS_IMAGE = ("bedrock", "sagemaker", "offline")
+DEFAULT_CHAT_MODEL = "bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0"
+DEFAULT_IMAGE_MODEL = "bedrock:stability.sd3-5-large-v1:0"
 TITAN_DIMENSIONS = (256, 512, 1024)
 
 
@@ -21,7 +25,9 @@ def default_data_dir() -> Path:
 
 
 def split_provider(value: str, variable: str, providers: tuple[str, ...]) -> tuple[str, str]:
-    """Split 'provider:model-id', raising SettingsError naming `variable` when it does not parse."""
+    """Split 'provider:model-id' ('offline' alone is allowed), raising SettingsError naming `variable`."""
+    if value == "offline" and "offline" in providers:
+        return "offline", "offline"
     provider, sep, model_id = value.partition(":")
     if not sep or not model_id or provider not in providers:
         raise SettingsError(
@@ -53,6 +59,21 @@ class Settings(BaseSettings):
     prompt_nsfw_max: float = Field(default=0.5, ge=0.0, le=1.0)
     image_nsfw_max: float = Field(default=0.5, ge=0.0, le=1.0)
     embed_batch_size: int = Field(default=16, ge=1, le=1024)
+    database_url: str | None = None
+    chat_model: str = "offline"
+    image_model: str = "offline"
+
+    @field_validator("chat_model")
+    @classmethod
+    def _chat_model_parses(cls, value: str) -> str:
+        split_provider(value, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+        return value
+
+    @field_validator("image_model")
+    @classmethod
+    def _image_model_parses(cls, value: str) -> str:
+        split_provider(value, "IMAGINE_IMAGE_MODEL", PROVIDERS_IMAGE)
+        return value
 
     @field_validator("embed_model")
     @classmethod
@@ -67,7 +88,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {TITAN_DIMENSIONS}")
         return value
 
-    @field_validator("qdrant_url", "qdrant_api_key", "bedrock_endpoint_url")
+    @field_validator("qdrant_url", "qdrant_api_key", "bedrock_endpoint_url", "database_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -76,6 +97,16 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Directory of the embedded Qdrant Edge index."""
         return self.data_dir / "index" / self.collection
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """IMAGINE_DATABASE_URL, or a SQLite file in the data dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'imagine.db'}"
+
+    @property
+    def images_dir(self) -> Path:
+        """Where generated images are written."""
+        return self.data_dir / "images"
 
 
 def load_settings() -> Settings:
