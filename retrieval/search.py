@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,11 +12,12 @@ import numpy as np
 
 from retrieval.errors import EmptyQueryError
 from retrieval.mmr import mmr_order
-from retrieval.ports import Embedder, IndexQuery, IndexSpec, PromptIndex, SearchMode, SparseEncoder
+from retrieval.ports import Embedder, IndexQuery, IndexSpec, PromptIndex, SearchMode, SparseEncoder, Vector
 
 logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2000
 MAX_K = 50
+QUERY_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,22 @@ class Retriever:
         self._sparse = sparse
         self._index = index
         self._opened = False
+        self._query_vectors: OrderedDict[str, Vector] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def embed_query(self, text: str) -> Vector:
+        """The query's dense vector, from a small LRU cache (re-rolls and refinements repeat queries)."""
+        with self._cache_lock:
+            cached = self._query_vectors.get(text)
+            if cached is not None:
+                self._query_vectors.move_to_end(text)
+                return cached
+        vector = self._embedder.embed_query(text)
+        with self._cache_lock:
+            self._query_vectors[text] = vector
+            while len(self._query_vectors) > QUERY_CACHE_SIZE:
+                self._query_vectors.popitem(last=False)
+        return vector
 
     def open(self) -> None:
         """Open the index for reading, checking it was built with this embedder."""
@@ -65,7 +84,7 @@ class Retriever:
             raise EmptyQueryError("the search query is empty: describe an idea, e.g. 'a cartoon of a dog'")
         k = max(1, min(int(k), MAX_K))
         self.open()
-        dense = self._embedder.embed_query(text) if mode != SearchMode.SPARSE or diversify else None
+        dense = self.embed_query(text) if mode != SearchMode.SPARSE or diversify else None
         sparse = self._sparse.encode_query(text) if mode != SearchMode.DENSE else None
         limit = max(candidates, 3 * k) if diversify else k
         hits = self._index.query(

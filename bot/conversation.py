@@ -1,0 +1,384 @@
+"""The conversation engine: retrieve → compose → generate, one persisted turn per operation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError
+from bot.ports import (
+    ChatModel,
+    ComposeRequest,
+    ComposeResult,
+    GeneratedImage,
+    HitForPrompt,
+    ImageModel,
+    ImageRecord,
+    ImageRequest,
+    PromptDraft,
+    ThreadRecord,
+    ThreadRef,
+    ThreadStore,
+    TurnKind,
+    TurnMemory,
+    TurnRecord,
+    UserDefaults,
+)
+from bot.turns import (
+    PromptSearch,
+    StoredImage,
+    ThreadNotFoundError,
+    TurnOptions,
+    TurnResult,
+    apply_options,
+    draft_of,
+    last_with_prompt,
+    memory_of,
+    seed_of,
+)
+
+logger = logging.getLogger(__name__)
+MAX_SEED = 4_294_967_294
+HITS_SHOWN = 5
+MAX_CANDIDATES = 9
+
+
+class Conversation:
+    """Runs every thread operation against the ports and stores each one as a turn."""
+
+    def __init__(
+        self,
+        search: PromptSearch,
+        chat: ChatModel,
+        images: ImageModel,
+        store: ThreadStore,
+        image_dir: Path,
+        *,
+        contact_sheet: Callable[[Sequence[bytes]], bytes] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._search = search
+        self._chat = chat
+        self._images = images
+        self._store = store
+        self._image_dir = Path(image_dir)
+        self._contact_sheet = contact_sheet
+        self._rng = rng or random.SystemRandom()
+
+    # --- operations --------------------------------------------------------------------------------
+
+    def start(
+        self,
+        ref: ThreadRef,
+        user_id: str,
+        idea: str,
+        options: TurnOptions | None = None,
+        defaults: UserDefaults | None = None,
+    ) -> TurnResult:
+        """A new thread: retrieve hits for the idea, compose one prompt, generate its image."""
+        options = options or TurnOptions()
+        thread = self._store.open_thread(ref, user_id, "imagine", idea)
+        hits = self._retrieve(idea)
+        request = ComposeRequest(kind="start", idea=idea, hits=hits, defaults=defaults or UserDefaults())
+        return self._compose_and_draw(thread, "start", idea, request, options, hits)
+
+    def refine(
+        self, team_id: str, thread_id: int, instruction: str, defaults: UserDefaults | None = None
+    ) -> TurnResult:
+        """Apply a follow-up instruction ("make it watercolor", "no text", "more like #2")."""
+        thread, turns = self._load(team_id, thread_id)
+        hits = self._latest_hits(turns)
+        request = ComposeRequest(
+            kind="refine",
+            idea=thread.idea,
+            instruction=instruction,
+            history=memory_of(turns),
+            hits=hits,
+            defaults=defaults or UserDefaults(),
+        )
+        return self._compose_and_draw(thread, "refine", instruction, request, TurnOptions(), hits)
+
+    def use_hit(self, team_id: str, thread_id: int, number: int) -> TurnResult:
+        """Rewrite the idea in the manner of library hit #number."""
+        thread, turns = self._load(team_id, thread_id)
+        hits = self._latest_hits(turns)
+        if not 1 <= number <= len(hits):
+            raise BotError(f"there is no library prompt #{number} in this thread (1-{len(hits)})")
+        request = ComposeRequest(
+            kind="use_hit",
+            idea=thread.idea,
+            instruction=f"use #{number}",
+            history=memory_of(turns),
+            hits=hits,
+        )
+        return self._compose_and_draw(thread, "use_hit", f"use #{number}", request, TurnOptions(), hits)
+
+    def vary(self, team_id: str, thread_id: int) -> TurnResult:
+        """A small change of the latest prompt, drawn with the same seed."""
+        thread, turns = self._load(team_id, thread_id)
+        last = last_with_prompt(turns)
+        hits = self._latest_hits(turns)
+        request = ComposeRequest(
+            kind="vary", idea=thread.idea, instruction="vary", history=memory_of(turns), hits=hits
+        )
+        options = TurnOptions(seed=seed_of(last))
+        return self._compose_and_draw(thread, "vary", "variation", request, options, hits)
+
+    def reroll(self, team_id: str, thread_id: int) -> TurnResult:
+        """The latest prompt again with a new seed (no chat call)."""
+        thread, turns = self._load(team_id, thread_id)
+        last = last_with_prompt(turns)
+        draft = draft_of(last)
+        return self._draw(thread, "reroll", "re-roll", draft, TurnOptions(), None, self._latest_hits(turns))
+
+    def edit(
+        self, team_id: str, thread_id: int, prompt: str, negative_prompt: str | None = None
+    ) -> TurnResult:
+        """Draw a prompt the user wrote themselves (no chat call)."""
+        thread, turns = self._load(team_id, thread_id)
+        text = " ".join(prompt.split())
+        if not text:
+            raise BotError("the edited prompt is empty")
+        base = draft_of(last_with_prompt(turns)) if turns else PromptDraft(prompt=text)
+        draft = replace(
+            base,
+            prompt=text,
+            negative_prompt=negative_prompt if negative_prompt is not None else base.negative_prompt,
+        )
+        return self._draw(thread, "edit", text, draft, TurnOptions(), None, self._latest_hits(turns))
+
+    def brainstorm(self, ref: ThreadRef, user_id: str, theme: str, count: int = 6) -> TurnResult:
+        """N diverse candidates in one shared style, their images and a numbered contact sheet."""
+        count = max(2, min(count, MAX_CANDIDATES))
+        thread = self._store.open_thread(ref, user_id, "avatar", theme)
+        hits = self._retrieve(theme)
+        request = ComposeRequest(kind="brainstorm", idea=theme, hits=hits, candidates=count)
+        return self._compose_and_draw(thread, "brainstorm", theme, request, TurnOptions(), hits)
+
+    def pick(self, team_id: str, thread_id: int, number: int) -> TurnResult:
+        """Take brainstorm candidate #number as the thread's prompt and refine it once more."""
+        thread, turns = self._load(team_id, thread_id)
+        candidates = [turn for turn in turns if turn.kind == "brainstorm"]
+        if not candidates:
+            raise BotError("this thread has no brainstorm to pick from")
+        drafts = candidates[-1].params.get("candidates", [])
+        if not 1 <= number <= len(drafts):
+            raise BotError(f"there is no candidate #{number} (1-{len(drafts)})")
+        winner = drafts[number - 1]
+        history = [
+            *memory_of(turns),
+            TurnMemory("pick", f"picked #{number}", winner["prompt"], winner.get("negative_prompt")),
+        ]
+        request = ComposeRequest(
+            kind="refine",
+            idea=thread.idea,
+            instruction=f"refine candidate #{number}, keep its subject and the shared style",
+            history=history,
+            hits=self._latest_hits(turns),
+        )
+        return self._compose_and_draw(
+            thread, "pick", f"pick #{number}", request, TurnOptions(seed=winner.get("seed")), ()
+        )
+
+    def history(self, team_id: str, thread_id: int) -> tuple[ThreadRecord, list[TurnRecord]]:
+        """The thread and its turns."""
+        return self._load(team_id, thread_id)
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _retrieve(self, idea: str) -> tuple[HitForPrompt, ...]:
+        """The numbered library hits shown for an idea."""
+        found = self._search.search(idea, k=HITS_SHOWN)
+        return tuple(
+            HitForPrompt(number=i, prompt=hit.prompt, source=hit.payload.get("source"))
+            for i, hit in enumerate(found, start=1)
+        )
+
+    def _load(self, team_id: str, thread_id: int) -> tuple[ThreadRecord, list[TurnRecord]]:
+        """A thread of this team and its turns, or ThreadNotFoundError."""
+        thread = self._store.find_thread(team_id, thread_id)
+        if thread is None:
+            raise ThreadNotFoundError(f"thread {thread_id} not found")
+        return thread, self._store.turns(team_id, thread_id)
+
+    def _latest_hits(self, turns: Sequence[TurnRecord]) -> tuple[HitForPrompt, ...]:
+        """The hits the user last saw in this thread (their numbers stay stable across turns)."""
+        for turn in reversed(turns):
+            if turn.hits:
+                return tuple(
+                    HitForPrompt(number=int(h["number"]), prompt=str(h["prompt"]), source=h.get("source"))
+                    for h in turn.hits
+                )
+        return ()
+
+    def _compose_and_draw(
+        self,
+        thread: ThreadRecord,
+        kind: TurnKind,
+        user_text: str,
+        request: ComposeRequest,
+        options: TurnOptions,
+        hits: Sequence[HitForPrompt],
+    ) -> TurnResult:
+        """One chat call, then the image call(s), then one stored turn."""
+        started = time.perf_counter()
+        composed = self._chat.compose(request)
+        drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
+        if kind == "brainstorm":
+            return self._draw_many(thread, user_text, drafts, composed, hits, started)
+        return self._draw(thread, kind, user_text, drafts[0], options, composed, hits, started)
+
+    def _draw(
+        self,
+        thread: ThreadRecord,
+        kind: TurnKind,
+        user_text: str,
+        draft: PromptDraft,
+        options: TurnOptions,
+        composed: ComposeResult | None,
+        hits: Sequence[HitForPrompt],
+        started: float | None = None,
+    ) -> TurnResult:
+        """Generate one prompt's image(s) and store the turn."""
+        started = started if started is not None else time.perf_counter()
+        draft = apply_options(draft, options)
+        seed = options.seed if options.seed is not None else self._rng.randint(0, MAX_SEED)
+        request = ImageRequest(
+            draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style, max(1, options.count)
+        )
+        generated = self._images.generate(request)
+        stored = tuple(self._write(thread.ref.team_id, image) for image in generated)
+        params = {
+            "seed": seed,
+            "aspect_ratio": draft.aspect_ratio,
+            "style": draft.style,
+            "count": request.count,
+            "used_hits": list(draft.used_hits),
+            "rationale": draft.rationale,
+        }
+        turn = self._record(thread, kind, user_text, hits, draft, params, composed, stored, started)
+        return self._result(thread, turn, hits, (draft,), stored, composed, started)
+
+    def _draw_many(
+        self,
+        thread: ThreadRecord,
+        theme: str,
+        drafts: tuple[PromptDraft, ...],
+        composed: ComposeResult,
+        hits: Sequence[HitForPrompt],
+        started: float,
+    ) -> TurnResult:
+        """Generate one image per brainstorm candidate, plus a numbered contact sheet."""
+        stored: list[StoredImage] = []
+        candidates: list[dict[str, Any]] = []
+        for number, draft in enumerate(drafts, start=1):
+            seed = self._rng.randint(0, MAX_SEED)
+            image = self._images.generate(
+                ImageRequest(draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style)
+            )[0]
+            stored.append(self._write(thread.ref.team_id, image))
+            candidates.append(
+                {
+                    "number": number,
+                    "prompt": draft.prompt,
+                    "negative_prompt": draft.negative_prompt,
+                    "aspect_ratio": draft.aspect_ratio,
+                    "style": draft.style,
+                    "seed": image.seed,
+                    "image_sha256": stored[-1].record.sha256,
+                }
+            )
+        sheet = None
+        if self._contact_sheet is not None:
+            sheet_bytes = self._contact_sheet([s.path.read_bytes() for s in stored])
+            sheet = (
+                self._image_dir
+                / thread.ref.team_id
+                / f"sheet-{hashlib.sha256(sheet_bytes).hexdigest()[:16]}.png"
+            )
+            sheet.parent.mkdir(parents=True, exist_ok=True)
+            sheet.write_bytes(sheet_bytes)
+        params = {"candidates": candidates, "contact_sheet": str(sheet) if sheet else None}
+        turn = self._record(
+            thread, "brainstorm", theme, hits, drafts[0], params, composed, tuple(stored), started
+        )
+        result = self._result(thread, turn, hits, drafts, tuple(stored), composed, started)
+        return replace(result, contact_sheet=sheet)
+
+    def _write(self, team_id: str, image: GeneratedImage) -> StoredImage:
+        """Store image bytes once per content hash under the team's folder."""
+        digest = hashlib.sha256(image.data).hexdigest()
+        suffix = ".png" if image.mime_type == "image/png" else ".jpg"
+        path = self._image_dir / team_id / f"{digest}{suffix}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(image.data)
+            temporary.replace(path)
+        record = ImageRecord(digest, image.seed, image.model_id, image.width, image.height, str(path))
+        return StoredImage(path, record)
+
+    def _record(
+        self,
+        thread: ThreadRecord,
+        kind: TurnKind,
+        user_text: str,
+        hits: Sequence[HitForPrompt],
+        draft: PromptDraft,
+        params: dict[str, Any],
+        composed: ComposeResult | None,
+        stored: tuple[StoredImage, ...],
+        started: float,
+    ) -> TurnRecord:
+        """Persist the finished turn with its images in one write."""
+        turn = TurnRecord(
+            thread_id=thread.id,
+            kind=kind,
+            role="user",
+            text=user_text,
+            hits=[{"number": h.number, "prompt": h.prompt, "source": h.source} for h in hits],
+            prompt=draft.prompt,
+            negative_prompt=draft.negative_prompt,
+            params=params,
+            chat_model=composed.model_id if composed else None,
+            image_model=self._images.model_id,
+            input_tokens=composed.input_tokens if composed else 0,
+            output_tokens=composed.output_tokens if composed else 0,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+            images=tuple(s.record for s in stored),
+        )
+        return self._store.add_turn(thread.ref.team_id, turn)
+
+    def _result(
+        self,
+        thread: ThreadRecord,
+        turn: TurnRecord,
+        hits: Sequence[HitForPrompt],
+        drafts: tuple[PromptDraft, ...],
+        stored: tuple[StoredImage, ...],
+        composed: ComposeResult | None,
+        started: float,
+    ) -> TurnResult:
+        """Bundle what the caller shows."""
+        labels = []
+        if composed is not None and composed.is_offline:
+            labels.append("prompt written by the offline composer (no LLM)")
+        if self._images.is_offline:
+            labels.append("offline preview image (no image model was called)")
+        return TurnResult(
+            thread=thread,
+            turn=turn,
+            hits=tuple(hits),
+            drafts=drafts,
+            images=stored,
+            chat_offline=bool(composed and composed.is_offline),
+            image_offline=self._images.is_offline,
+            elapsed_ms=int((time.perf_counter() - started) * 1000),
+            labels=tuple(labels),
+        )

@@ -1,0 +1,118 @@
+"""Values and helpers of the conversation engine: options, results, and turn-to-draft conversions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.errors import BotError
+from bot.ports import HitForPrompt, ImageRecord, PromptDraft, ThreadRecord, TurnMemory, TurnRecord
+
+
+class LibraryHit(Protocol):
+    """A retrieved library prompt (retrieval.search.PromptHit satisfies this)."""
+
+    @property
+    def prompt(self) -> str:
+        """The prompt text."""
+        ...
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """Its metadata."""
+        ...
+
+
+class PromptSearch(Protocol):
+    """Finds library prompts close to an idea (retrieval.search.Retriever satisfies this)."""
+
+    def search(self, query: str, k: int = 5) -> Sequence[LibraryHit]:
+        """The top k safe, diverse prompts for the query."""
+        ...
+
+
+class ThreadNotFoundError(BotError):
+    """No such thread for this team."""
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """Per-turn overrides from flags such as --ar, --seed, --no, --style, --n."""
+
+    aspect_ratio: str | None = None
+    seed: int | None = None
+    negative: tuple[str, ...] = ()
+    style: str | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A generated image written to disk, with its stored record."""
+
+    path: Path
+    record: ImageRecord
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """What one operation produced: the thread, the stored turn, hits shown, drafts and images."""
+
+    thread: ThreadRecord
+    turn: TurnRecord
+    hits: tuple[HitForPrompt, ...]
+    drafts: tuple[PromptDraft, ...]
+    images: tuple[StoredImage, ...]
+    chat_offline: bool
+    image_offline: bool
+    contact_sheet: Path | None = None
+    elapsed_ms: int = 0
+    labels: tuple[str, ...] = field(default_factory=tuple)
+
+
+def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:
+    """Flags win over the composer: aspect ratio, style and extra negative words."""
+    negative = draft.negative_prompt
+    extra = [word for word in options.negative if word and word.lower() not in negative.lower()]
+    if extra:
+        negative = ", ".join(part for part in (negative, *extra) if part)
+    return replace(
+        draft,
+        aspect_ratio=options.aspect_ratio or draft.aspect_ratio,
+        style=options.style or draft.style,
+        negative_prompt=negative,
+    )
+
+
+def memory_of(turns: Sequence[TurnRecord]) -> tuple[TurnMemory, ...]:
+    """The turns as the chat model sees them."""
+    return tuple(
+        TurnMemory(turn.kind, turn.text, turn.prompt, turn.negative_prompt, turn.params.get("feedback"))
+        for turn in turns
+    )
+
+
+def last_with_prompt(turns: Sequence[TurnRecord]) -> TurnRecord:
+    """The latest turn that produced a prompt."""
+    for turn in reversed(turns):
+        if turn.prompt:
+            return turn
+    raise BotError("this thread has no prompt yet")
+
+
+def draft_of(turn: TurnRecord) -> PromptDraft:
+    """A stored turn's prompt and parameters as a draft."""
+    return PromptDraft(
+        prompt=turn.prompt or "",
+        negative_prompt=turn.negative_prompt or "",
+        aspect_ratio=str(turn.params.get("aspect_ratio") or "1:1"),
+        style=turn.params.get("style"),
+    )
+
+
+def seed_of(turn: TurnRecord) -> int | None:
+    """The seed a stored turn was drawn with."""
+    seed = turn.params.get("seed")
+    return int(seed) if isinstance(seed, int) else None
