@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -131,6 +131,10 @@ class PromptIndex(Protocol):
 
     def count(self) -> int:
         """Number of prompts stored."""
+        ...
+
+    def iter_prompts(self, batch_size: int = 1024) -> Iterator[str]:
+        """Every stored prompt text, in no particular order (for mining library statistics)."""
         ...
 
     def close(self) -> None:

@@ -170,6 +170,15 @@ def test_same_contents(
     assert edge.existing_ids(probe) == qdrant.existing_ids(probe) == set(probe[:-1])
 
 
+def test_both_scroll_every_prompt_once(
+    pair: tuple[EdgePromptIndex, QdrantClientPromptIndex], points: list[IndexPoint]
+) -> None:
+    edge, qdrant = pair
+    expected = sorted(str(p.payload["prompt"]) for p in points)
+    assert sorted(edge.iter_prompts(batch_size=700)) == expected
+    assert sorted(qdrant.iter_prompts(batch_size=700)) == expected
+
+
 @pytest.mark.parametrize(("safe_only", "must_match"), FILTERS)
 @pytest.mark.parametrize("mode", list(SearchMode))
 def test_same_top10(

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +30,7 @@ from qdrant_edge import (
     Prefetch,
     Query,
     QueryRequest,
+    ScrollRequest,
     SearchParams,
     UpdateOperation,
 )
@@ -39,107 +39,36 @@ from qdrant_edge import SparseVector as EdgeSparseVector
 if TYPE_CHECKING:
     from qdrant_edge import ConditionType, NamedVector
 
+from retrieval.adapters.index_common import (
+    DENSE_VECTOR,
+    RETRIEVE_BATCH,
+    RRF_K,
+    SPARSE_VECTOR,
+    SPEC_FILE,
+    TIE_MARGIN,
+    UPSERT_BATCH,
+    canonical_id,
+    check_points,
+    check_query,
+    dense_of,
+    mismatch_message,
+    one_line,
+    prefetch_limit,
+    spec_from_record,
+    spec_record,
+    stable_top,
+)
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
 from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 logger = logging.getLogger(__name__)
 
-DENSE_VECTOR = "dense"
-SPARSE_VECTOR = "bm25"
-RRF_K = 60
-TIE_MARGIN = 10  # extra hits fetched so that exact ties at the cut are settled by id, not by the engine
-SPEC_FILE = "imagine_index.json"
-SPEC_FORMAT = 1
-UPSERT_BATCH = 512
-RETRIEVE_BATCH = 1024
 _EDGE_CONFIG_FILE = "edge_config.json"
 _PAYLOAD_INDEXES = (
     ("safe", PayloadSchemaType.Bool),
     ("source", PayloadSchemaType.Keyword),
     ("near_duplicates", PayloadSchemaType.Integer),
 )
-
-
-def prefetch_limit(limit: int) -> int:
-    """How many candidates each signal contributes to a hybrid (RRF) query."""
-    return max(50, 4 * limit)
-
-
-def mismatch_message(where: str, recorded: IndexSpec, wanted: IndexSpec) -> str:
-    """The one-line message of IndexMismatchError, naming both models and dimensions."""
-    return (
-        f"index at {where} was built with {recorded.embed_model} ({recorded.dimension}-d); "
-        f"IMAGINE_EMBED_MODEL is {wanted.embed_model} ({wanted.dimension}-d): "
-        "re-ingest into another IMAGINE_COLLECTION or IMAGINE_DATA_DIR"
-    )
-
-
-def spec_record(spec: IndexSpec) -> dict[str, Any]:
-    """The JSON record of a spec, stored next to (or inside) an index."""
-    names = {"dense_vector": DENSE_VECTOR, "sparse_vector": SPARSE_VECTOR}
-    return {"format": SPEC_FORMAT, "embed_model": spec.embed_model, "dimension": spec.dimension, **names}
-
-
-def spec_from_record(record: object) -> IndexSpec | None:
-    """Parse a spec record; None when it is not one."""
-    if not isinstance(record, dict):
-        return None
-    model, dimension = record.get("embed_model"), record.get("dimension")
-    if not isinstance(model, str) or not isinstance(dimension, int) or isinstance(dimension, bool):
-        return None
-    return IndexSpec(embed_model=model, dimension=dimension)
-
-
-def stable_top(hits: list[IndexHit], limit: int) -> list[IndexHit]:
-    """The best `limit` hits, exact score ties ordered by id (engines order them arbitrarily)."""
-    return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
-
-
-def check_query(query: IndexQuery, dimension: int, where: str) -> None:
-    """Reject a query that lacks the vectors its mode needs or whose dense vector has the wrong size."""
-    if query.limit < 1:
-        raise ValueError(f"query limit must be at least 1, got {query.limit}")
-    if query.mode in (SearchMode.DENSE, SearchMode.HYBRID) and query.dense is None:
-        raise ValueError(f"a {query.mode.value} query needs a dense vector")
-    if query.mode in (SearchMode.SPARSE, SearchMode.HYBRID) and query.sparse is None:
-        raise ValueError(f"a {query.mode.value} query needs a sparse vector")
-    if query.dense is not None and len(query.dense) != dimension:
-        raise IndexMismatchError(
-            f"query vector has {len(query.dense)} dimensions but the index at {where} "
-            f"holds {dimension}-d vectors"
-        )
-
-
-def check_points(points: Sequence[IndexPoint], dimension: int, where: str) -> None:
-    """Reject points whose dense vector does not match the index dimension."""
-    for point in points:
-        if len(point.dense) != dimension:
-            raise IndexMismatchError(
-                f"point {point.id} has a {len(point.dense)}-d vector but the index at {where} "
-                f"holds {dimension}-d vectors"
-            )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def canonical_id(point_id: str) -> str:
-    """The canonical form of a UUID point id; ValueError when it is not a UUID."""
-    try:
-        return str(uuid.UUID(point_id))
-    except ValueError as exc:
-        raise ValueError(f"point id {point_id!r} is not a UUID string") from exc
-
-
-def dense_of(vector: object) -> list[float] | None:
-    """The "dense" vector of a returned point's named vectors, if present."""
-    if isinstance(vector, dict):
-        dense = vector.get(DENSE_VECTOR)
-        if isinstance(dense, list):
-            return [float(x) for x in dense]
-    return None
 
 
 class EdgePromptIndex:
@@ -198,7 +127,7 @@ class EdgePromptIndex:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise IndexUnavailableError(f"cannot read {spec_path}: {_one_line(exc)}") from exc
+            raise IndexUnavailableError(f"cannot read {spec_path}: {one_line(exc)}") from exc
         try:
             spec = spec_from_record(json.loads(text))
         except json.JSONDecodeError:
@@ -279,6 +208,19 @@ class EdgePromptIndex:
         with self._guard("count"):
             return int(shard.count(CountRequest(exact=True)))
 
+    def iter_prompts(self, batch_size: int = 1024) -> Iterator[str]:
+        """Every stored prompt text, scrolled in pages of `batch_size`."""
+        shard, _ = self._require_open()
+        offset: Any = None
+        while True:
+            with self._guard("scroll"):
+                records, offset = shard.scroll(
+                    ScrollRequest(offset=offset, limit=batch_size, with_payload=["prompt"], with_vector=False)
+                )
+            yield from (str((r.payload or {}).get("prompt", "")) for r in records)
+            if offset is None or not records:
+                return
+
     def close(self) -> None:
         """Flush and release the shard (and its lock); calling it again does nothing."""
         shard, self._shard = self._shard, None
@@ -287,7 +229,7 @@ class EdgePromptIndex:
         try:
             shard.flush()
         except Exception as exc:  # the WAL still holds every update
-            logger.warning("flushing the prompt index at %s failed: %s", self._path, _one_line(exc))
+            logger.warning("flushing the prompt index at %s failed: %s", self._path, one_line(exc))
         shard.close()
 
     def _create(self, spec: IndexSpec) -> None:
@@ -314,7 +256,7 @@ class EdgePromptIndex:
         try:
             shard = opener(str(self._path), *args)
         except Exception as exc:
-            message = _one_line(exc)
+            message = one_line(exc)
             if "WouldBlock" in message:
                 raise IndexUnavailableError(
                     f"prompt index at {self._path} is already open by another process or another index "
@@ -340,7 +282,7 @@ class EdgePromptIndex:
             raise
         except Exception as exc:
             raise IndexUnavailableError(
-                f"Qdrant Edge {action} failed on the prompt index at {self._path}: {_one_line(exc)}"
+                f"Qdrant Edge {action} failed on the prompt index at {self._path}: {one_line(exc)}"
             ) from exc
 
 

@@ -12,7 +12,7 @@ import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
-from retrieval.adapters.edge_index import (
+from retrieval.adapters.index_common import (
     DENSE_VECTOR,
     RETRIEVE_BATCH,
     RRF_K,
@@ -229,6 +229,23 @@ class QdrantClientPromptIndex:
         self._require_open()
         with self._guard("count"):
             return int(self._client.count(self._collection, exact=True).count)
+
+    def iter_prompts(self, batch_size: int = 1024) -> Iterator[str]:
+        """Every stored prompt text, scrolled in pages of `batch_size`."""
+        self._require_open()
+        offset: models.ExtendedPointId | None = None
+        while True:
+            with self._guard("scroll"):
+                records, offset = self._client.scroll(
+                    self._collection,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=["prompt"],
+                    with_vectors=False,
+                )
+            yield from (str((r.payload or {}).get("prompt", "")) for r in records)
+            if offset is None or not records:
+                return
 
     def close(self) -> None:
         """Forget the open index and close the client (when owned); calling it again does nothing."""
