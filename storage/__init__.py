@@ -1,1 +1,1 @@
-"""Thread memory, images and settings in SQL (SQLAlchemy 2 + alembic); built in a later issue."""
+"""Thread memory, images, settings, feedback and ledgers in SQL (SQLAlchemy 2 + alembic)."""

@@ -1,0 +1,374 @@
+"""Alembic migrations: a blank database goes to head with exactly the expected schema, and back."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from storage.db import (
+    create_db_engine,
+    current_revision,
+    downgrade,
+    head_revision,
+    migrate,
+    session_factory,
+)
+from storage.errors import StorageError
+from storage.models import Base
+from storage.thread_store import SqlThreadStore
+from tests.storage_fixtures import db_url, engine, postgres_admin_url  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+S64, S255 = "str(64)", "str(255)"
+NOT_NULL, NULL = False, True
+SETTINGS_COLUMNS = {
+    "aspect_ratio": ("str(8)", NULL),
+    "style": (S255, NULL),
+    "negative_prompt": ("text", NULL),
+    "image_model": (S255, NULL),
+    "updated_utc": ("datetime", NOT_NULL),
+}
+
+
+def _table(
+    columns: dict[str, tuple[str, bool]],
+    primary_key: tuple[str, ...] = ("id",),
+    unique: dict[str, tuple[str, ...]] | None = None,
+    indexes: dict[str, tuple[tuple[str, ...], bool]] | None = None,
+    foreign_keys: dict[str, tuple[tuple[str, ...], str, tuple[str, ...], str | None]] | None = None,
+    checks: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """One table's expected shape."""
+    return {
+        "columns": columns,
+        "primary_key": primary_key,
+        "unique": unique or {},
+        "indexes": indexes or {},
+        "foreign_keys": foreign_keys or {},
+        "checks": sorted(checks),
+    }
+
+
+def _fk(columns: tuple[str, str], table: str, ondelete: str | None = None) -> tuple[Any, ...]:
+    """A tenancy-preserving composite foreign key (team_id, x) -> table(team_id, id)."""
+    return (columns, table, ("team_id", "id"), ondelete)
+
+
+EXPECTED: dict[str, dict[str, Any]] = {
+    "alembic_version": _table({"version_num": ("str(32)", NOT_NULL)}, primary_key=("version_num",)),
+    "workspaces": _table(
+        {"team_id": (S64, NOT_NULL), "name": (S255, NULL), "created_utc": ("datetime", NOT_NULL)},
+        primary_key=("team_id",),
+    ),
+    "threads": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "channel_id": (S64, NOT_NULL),
+            "thread_ts": ("str(32)", NOT_NULL),
+            "owner_user_id": (S64, NOT_NULL),
+            "mode": ("str(32)", NOT_NULL),
+            "idea": ("text", NOT_NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        unique={
+            "uq_threads_team_id_channel_id_thread_ts": ("team_id", "channel_id", "thread_ts"),
+            "uq_threads_team_id_id": ("team_id", "id"),
+        },
+    ),
+    "turns": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "thread_id": ("int", NOT_NULL),
+            "kind": ("str(16)", NOT_NULL),
+            "role": ("str(16)", NOT_NULL),
+            "text": ("text", NOT_NULL),
+            "hits_json": ("json", NOT_NULL),
+            "prompt": ("text", NULL),
+            "negative_prompt": ("text", NULL),
+            "params_json": ("json", NOT_NULL),
+            "chat_model": (S255, NULL),
+            "image_model": (S255, NULL),
+            "input_tokens": ("int", NOT_NULL),
+            "output_tokens": ("int", NOT_NULL),
+            "duration_ms": ("int", NOT_NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        unique={"uq_turns_team_id_id": ("team_id", "id")},
+        indexes={"ix_turns_team_id_thread_id": (("team_id", "thread_id"), False)},
+        foreign_keys={"fk_turns_team_id_thread_id": _fk(("team_id", "thread_id"), "threads", "CASCADE")},
+    ),
+    "images": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "sha256": (S64, NOT_NULL),
+            "seed": ("bigint", NOT_NULL),
+            "model_id": (S255, NOT_NULL),
+            "width": ("int", NOT_NULL),
+            "height": ("int", NOT_NULL),
+            "path": ("text", NOT_NULL),
+            "slack_file_id": (S64, NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        unique={"uq_images_team_id_sha256": ("team_id", "sha256"), "uq_images_team_id_id": ("team_id", "id")},
+    ),
+    "turn_images": _table(
+        {
+            "turn_id": ("int", NOT_NULL),
+            "position": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "image_id": ("int", NOT_NULL),
+        },
+        primary_key=("turn_id", "position"),
+        indexes={"ix_turn_images_team_id_image_id": (("team_id", "image_id"), False)},
+        foreign_keys={
+            "fk_turn_images_team_id_turn_id": _fk(("team_id", "turn_id"), "turns", "CASCADE"),
+            "fk_turn_images_team_id_image_id": _fk(("team_id", "image_id"), "images"),
+        },
+    ),
+    "feedback": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "turn_id": ("int", NOT_NULL),
+            "image_id": ("int", NULL),
+            "user_id": (S64, NOT_NULL),
+            "value": ("smallint", NOT_NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        unique={"uq_feedback_team_id_user_id_image_id": ("team_id", "user_id", "image_id")},
+        indexes={
+            "ix_feedback_team_id_turn_id": (("team_id", "turn_id"), False),
+            "uq_feedback_team_id_user_id_turn_id": (("team_id", "user_id", "turn_id"), True),
+        },
+        foreign_keys={
+            "fk_feedback_team_id_turn_id": _fk(("team_id", "turn_id"), "turns", "CASCADE"),
+            "fk_feedback_team_id_image_id": _fk(("team_id", "image_id"), "images"),
+        },
+        checks=("ck_feedback_value",),
+    ),
+    "votes": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "thread_id": ("int", NOT_NULL),
+            "user_id": (S64, NOT_NULL),
+            "number": ("int", NOT_NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        unique={"uq_votes_team_id_thread_id_user_id_number": ("team_id", "thread_id", "user_id", "number")},
+        foreign_keys={"fk_votes_team_id_thread_id": _fk(("team_id", "thread_id"), "threads", "CASCADE")},
+        checks=("ck_votes_number",),
+    ),
+    "saved_prompts": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "user_id": (S64, NOT_NULL),
+            "prompt": ("text", NOT_NULL),
+            "negative_prompt": ("text", NOT_NULL),
+            "params_json": ("json", NOT_NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        indexes={"ix_saved_prompts_team_id_user_id": (("team_id", "user_id"), False)},
+    ),
+    "user_settings": _table(
+        {"team_id": (S64, NOT_NULL), "user_id": (S64, NOT_NULL), **SETTINGS_COLUMNS},
+        primary_key=("team_id", "user_id"),
+    ),
+    "channel_settings": _table(
+        {"team_id": (S64, NOT_NULL), "channel_id": (S64, NOT_NULL), **SETTINGS_COLUMNS},
+        primary_key=("team_id", "channel_id"),
+    ),
+    "processed_events": _table(
+        {
+            "team_id": (S64, NOT_NULL),
+            "event_id": (S255, NOT_NULL),
+            "kind": ("str(64)", NOT_NULL),
+            "created_utc": ("datetime", NOT_NULL),
+        },
+        primary_key=("team_id", "event_id"),
+        indexes={"ix_processed_events_team_id_created_utc": (("team_id", "created_utc"), False)},
+    ),
+    "usage_counters": _table(
+        {
+            "team_id": (S64, NOT_NULL),
+            "user_id": (S64, NOT_NULL),
+            "day": ("date", NOT_NULL),
+            "images": ("int", NOT_NULL),
+        },
+        primary_key=("team_id", "user_id", "day"),
+        checks=("ck_usage_counters_images",),
+    ),
+}
+
+
+def _type_name(column_type: sa.types.TypeEngine[Any]) -> str:
+    """A dialect-neutral name for a reflected column type."""
+    for kind, name in (
+        (sa.JSON, "json"),
+        (sa.DateTime, "datetime"),
+        (sa.Date, "date"),
+        (sa.BigInteger, "bigint"),
+        (sa.SmallInteger, "smallint"),
+        (sa.Integer, "int"),
+    ):
+        if isinstance(column_type, kind):
+            return name
+    if isinstance(column_type, sa.String):
+        return f"str({column_type.length})" if column_type.length else "text"
+    return type(column_type).__name__.lower()
+
+
+def schema_of(bind: Engine) -> dict[str, dict[str, Any]]:
+    """Tables, columns, keys, constraints and indexes of a database, in dialect-neutral form."""
+    inspector = inspect(bind)
+    schema: dict[str, dict[str, Any]] = {}
+    for table in inspector.get_table_names():
+        schema[table] = _table(
+            {c["name"]: (_type_name(c["type"]), c["nullable"]) for c in inspector.get_columns(table)},
+            primary_key=tuple(inspector.get_pk_constraint(table)["constrained_columns"]),
+            unique={
+                str(u["name"]): tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            },
+            indexes={
+                str(i["name"]): (tuple(c for c in i["column_names"] if c), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+                if not i.get("duplicates_constraint")
+            },
+            foreign_keys={
+                str(f["name"]): (
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    tuple(f["referred_columns"]),
+                    f["options"].get("ondelete"),
+                )
+                for f in inspector.get_foreign_keys(table)
+            },
+            checks=tuple(str(c["name"]) for c in inspector.get_check_constraints(table)),
+        )
+    return schema
+
+
+def test_blank_database_migrates_to_exactly_the_expected_schema(engine: Engine) -> None:  # noqa: F811
+    assert current_revision(engine) == head_revision() == "0001"
+    assert schema_of(engine) == EXPECTED
+
+
+def test_models_match_the_migrated_schema(engine: Engine) -> None:  # noqa: F811
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_every_table_but_workspaces_is_indexed_by_team_first() -> None:
+    for table, shape in EXPECTED.items():
+        if table in ("alembic_version", "workspaces"):
+            continue
+        leading = [
+            shape["primary_key"],
+            *shape["unique"].values(),
+            *(c for c, _ in shape["indexes"].values()),
+        ]
+        assert "team_id" in shape["columns"] and shape["columns"]["team_id"][1] is NOT_NULL, table
+        assert any(columns[0] == "team_id" for columns in leading), table
+
+
+def test_downgrade_to_base_and_upgrade_again(engine: Engine) -> None:  # noqa: F811
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    migrate(engine)
+    assert schema_of(engine) == EXPECTED
+    migrate(engine)  # at head already: a no-op
+    assert current_revision(engine) == "0001"
+
+
+def test_migrate_accepts_a_url(db_url: str) -> None:  # noqa: F811
+    migrate(db_url)
+    checked = create_db_engine(db_url)
+    try:
+        assert current_revision(checked) == "0001"
+    finally:
+        checked.dispose()
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    sqlite = create_db_engine(f"sqlite:///{tmp_path / 'deep' / 'er' / 'imagine.db'}")
+    try:
+        with sqlite.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert (tmp_path / "deep" / "er" / "imagine.db").exists()
+    finally:
+        sqlite.dispose()
+
+
+def test_alembic_cli_config_reads_the_bot_database_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGINE_DATA_DIR", str(tmp_path / "state"))
+    touched = [logging.getLogger(name) for name in ("", "alembic", "sqlalchemy.engine")]
+    saved = [(list(logger.handlers), logger.level) for logger in touched]
+    try:
+        command.upgrade(Config(str(REPO / "alembic.ini")), "head")  # alembic.ini configures logging
+    finally:
+        for logger, (handlers, level) in zip(touched, saved, strict=True):
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+    migrated = create_db_engine(f"sqlite:///{tmp_path / 'state' / 'imagine.db'}")
+    try:
+        assert current_revision(migrated) == "0001"
+    finally:
+        migrated.dispose()
+
+
+def _closed_port() -> int:
+    """A local TCP port nobody listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_postgres_is_one_line_naming_the_variable() -> None:
+    url = f"postgresql+psycopg://bot:s3cret@127.0.0.1:{_closed_port()}/imagine?connect_timeout=2"
+    with pytest.raises(StorageError) as caught:
+        migrate(url)
+    message = str(caught.value)
+    assert "IMAGINE_DATABASE_URL" in message
+    assert "s3cret" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdialect://x/y"], ids=["unparseable", "unknown-dialect"])
+def test_bad_urls_are_storage_errors(url: str) -> None:
+    with pytest.raises(StorageError, match="IMAGINE_DATABASE_URL"):
+        create_db_engine(url)
+
+
+def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot create"):
+        create_db_engine(f"sqlite:///{tmp_path / 'file' / 'imagine.db'}")
+
+
+def test_unmigrated_database_says_to_run_the_migrations(tmp_path: Path) -> None:
+    blank = create_db_engine(f"sqlite:///{tmp_path / 'blank.db'}")
+    try:
+        with pytest.raises(StorageError, match="run the migrations"):
+            SqlThreadStore(session_factory(blank)).find_thread("T1", 1)
+    finally:
+        blank.dispose()
