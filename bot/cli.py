@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.errors import BotError
 from bot.settings import SettingsError, load_settings
 from retrieval.errors import RetrievalError
 from retrieval.ports import SearchMode
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--no-mmr", action="store_true", help="plain ranking, no near-duplicate diversity")
 
     commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
+
+    from bot.engine_commands import add_engine_commands
+
+    add_engine_commands(commands, EPILOG)
     return parser
 
 
@@ -81,11 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        from bot import commands
+        from bot import commands, engine_commands
 
-        handlers = {"ingest": commands.run_ingest, "search": commands.run_search, "info": commands.run_info}
+        handlers = {
+            "ingest": commands.run_ingest,
+            "search": commands.run_search,
+            "info": commands.run_info,
+            "imagine": engine_commands.run_imagine,
+            "chat": engine_commands.run_chat,
+        }
         return handlers[args.command](args, load_settings())
-    except (RetrievalError, SettingsError) as exc:
+    except (RetrievalError, SettingsError, BotError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error
         return 1
     except KeyboardInterrupt:

@@ -25,9 +25,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.settings import Settings
-from bot.wiring import build_index, build_ingestor, build_retriever
+from bot.wiring import build_index, build_ingestor, build_retriever, modifier_stats_path
 from retrieval.errors import IngestError
-from retrieval.ports import SearchMode
+from retrieval.ports import PromptIndex, SearchMode
 
 if TYPE_CHECKING:
     from retrieval.ingest import IngestSummary
@@ -126,11 +126,23 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         with _progress() as progress:
             reporter = RichIngestProgress(progress)
             summary = ingestor.ingest_files(paths, options, reporter)
+            reporter.stage("Mining modifiers")
+            modifiers = _mine_modifiers(index, settings)
             reporter.finish()
     finally:
         index.close()
     Console().print(_summary_table(summary))
+    stderr.print(f"[dim]{modifiers} modifiers mined for the offline composer[/dim]")
     return 0
+
+
+def _mine_modifiers(index: PromptIndex, settings: Settings) -> int:
+    """Mine style-modifier statistics from the whole stored library for the offline composer."""
+    from bot.modifiers import mine_modifiers
+
+    stats = mine_modifiers(index.iter_prompts())
+    stats.save(modifier_stats_path(settings))
+    return len(stats)
 
 
 def run_search(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.settings import PROVIDERS_EMBED, Settings, split_provider
+from bot.ports import ChatModel, ImageModel, ThreadStore
+from bot.settings import PROVIDERS_CHAT, PROVIDERS_EMBED, PROVIDERS_IMAGE, Settings, split_provider
 from retrieval.ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
 if TYPE_CHECKING:
+    from bot.conversation import Conversation
     from retrieval.ingest import Ingestor
+
+logger = logging.getLogger(__name__)
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -61,3 +68,82 @@ def build_ingestor(settings: Settings) -> tuple[Ingestor, PromptIndex]:
     index = build_index(settings)
     classifier = SafetyClassifier(threshold=settings.nsfw_threshold)
     return Ingestor(build_embedder(settings), build_sparse_encoder(), index, classifier), index
+
+
+def modifier_stats_path(settings: Settings) -> Path:
+    """Where ingest saves the modifier statistics mined from the collection."""
+    return settings.data_dir / "modifiers" / f"{settings.collection}.json"
+
+
+def build_chat_model(settings: Settings) -> ChatModel:
+    """The chat model named by IMAGINE_CHAT_MODEL ('offline' or 'bedrock:<model-id>')."""
+    provider, model_id = split_provider(settings.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+    if provider == "bedrock":
+        from bot.adapters.bedrock_chat import BedrockChatModel
+
+        return BedrockChatModel(
+            model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
+        )
+    from bot.adapters.offline_composer import OfflineComposer
+    from bot.modifiers import ModifierStats
+
+    path = modifier_stats_path(settings)
+    stats = None
+    if path.exists():
+        try:
+            stats = ModifierStats.load(path)
+        except ValueError as exc:
+            logger.warning("%s; the offline composer uses its built-in modifiers (re-run ingest)", exc)
+    return OfflineComposer(stats)
+
+
+def build_image_model(settings: Settings, model: str | None = None) -> ImageModel:
+    """The image model named by IMAGINE_IMAGE_MODEL (or a per-turn override)."""
+    value = model or settings.image_model
+    provider, model_id = split_provider(value, "IMAGINE_IMAGE_MODEL", PROVIDERS_IMAGE)
+    if provider == "bedrock":
+        from bot.adapters.bedrock_images import BedrockImageModel
+
+        return BedrockImageModel(
+            model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
+        )
+    if provider == "sagemaker":
+        from bot.adapters.bedrock_images import SageMakerSdxlModel
+
+        return SageMakerSdxlModel(model_id, region=settings.aws_region)
+    from bot.adapters.offline_images import OfflinePreviewImageModel
+
+    return OfflinePreviewImageModel()
+
+
+def build_thread_store(settings: Settings) -> tuple[ThreadStore, Callable[[], None]]:
+    """The SQL thread store, migrated to head, and a function that disposes its engine."""
+    from storage.db import create_db_engine, migrate, session_factory
+    from storage.thread_store import SqlThreadStore
+
+    engine = create_db_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    return SqlThreadStore(session_factory(engine)), engine.dispose
+
+
+def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], None]]:
+    """The conversation engine over every configured adapter, and a function that releases them."""
+    from bot.contact_sheet import contact_sheet
+    from bot.conversation import Conversation
+
+    retriever = build_retriever(settings)
+    store, dispose = build_thread_store(settings)
+    conversation = Conversation(
+        retriever,
+        build_chat_model(settings),
+        build_image_model(settings),
+        store,
+        settings.images_dir,
+        contact_sheet=contact_sheet,
+    )
+
+    def close() -> None:
+        retriever.close()
+        dispose()
+
+    return conversation, close
