@@ -43,3 +43,20 @@ def library_slice() -> list[str]:
 
     table = pq.read_table(LIBRARY, columns=["prompt"])
     return [str(p) for p in table.column("prompt").to_pylist()[:3000]]
+
+
+@pytest.fixture(scope="session")
+def small_index(library_slice: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Edge index of the first 1,500 library prompts, built once per test session."""
+    from retrieval.adapters.bm25 import Bm25SparseEncoder
+    from retrieval.adapters.edge_index import EdgePromptIndex
+    from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
+    from retrieval.ingest import IngestOptions, Ingestor
+    from retrieval.sources import RawPrompt
+
+    path = tmp_path_factory.mktemp("small") / "index"
+    index = EdgePromptIndex(path)
+    rows = [RawPrompt(text, {"source": "test"}) for text in library_slice[:1500]]
+    Ingestor(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), index).ingest_rows(rows, IngestOptions())
+    index.close()
+    return path

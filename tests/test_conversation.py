@@ -17,30 +17,17 @@ from bot.turns import ThreadNotFoundError, TurnOptions
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
-from retrieval.ingest import IngestOptions, Ingestor
 from retrieval.search import Retriever
-from retrieval.sources import RawPrompt
 from storage.db import create_db_engine, migrate, session_factory
 from storage.thread_store import SqlThreadStore
 
 TEAM = "T1"
 
 
-@pytest.fixture(scope="module")
-def index_path(library_slice: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An Edge index of 1,500 library prompts."""
-    path = tmp_path_factory.mktemp("conv") / "index"
-    index = EdgePromptIndex(path)
-    rows = [RawPrompt(text, {"source": "test"}) for text in library_slice[:1500]]
-    Ingestor(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), index).ingest_rows(rows, IngestOptions())
-    index.close()
-    return path
-
-
 @pytest.fixture
-def engine_parts(index_path: Path, tmp_path: Path) -> Iterator[tuple[Retriever, str]]:
+def engine_parts(small_index: Path, tmp_path: Path) -> Iterator[tuple[Retriever, str]]:
     """A retriever over the module index and a SQLite URL in this test's folder."""
-    retriever = Retriever(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), EdgePromptIndex(index_path))
+    retriever = Retriever(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), EdgePromptIndex(small_index))
     yield retriever, f"sqlite:///{tmp_path / 'imagine.db'}"
     retriever.close()
 
