@@ -19,12 +19,19 @@ from tests.conftest import LIBRARY
 SLICE_ROWS = 600
 
 
-def run_cli(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data_dir: Path, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run `imagine-bot ARGS` with an isolated data dir and no cloud credentials."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_", "SLACK_"))}
     clean.update({"IMAGINE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **env})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=clean, timeout=300
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=300,
+        input=stdin if stdin is not None else "",
     )
 
 
@@ -185,3 +192,42 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert all(command in result.stdout for command in ("ingest", "search", "info"))
     usage = run_cli("search", "--help", data_dir=tmp_path).stdout
     assert "--no-safe" in usage and "--mode" in usage and "--json" in usage
+
+
+def test_imagine_writes_an_image_and_prints_hits_and_prompt(
+    ingested: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    data_dir, _ = ingested
+    result = run_cli(
+        "imagine", "a cartoon of a little dog", "--ar", "3:2", "--no", "text", "--json", data_dir=data_dir
+    )
+    assert result.returncode == 0, result.stderr
+    turn = json.loads(result.stdout)
+    assert len(turn["hits"]) == 5 and "dog" in turn["prompts"][0]["prompt"]
+    assert turn["prompts"][0]["aspect_ratio"] == "3:2" and "text" in turn["prompts"][0]["negative_prompt"]
+    image = Path(turn["images"][0]["path"])
+    assert image.exists() and image.read_bytes().startswith(b"\x89PNG")
+    assert any("offline" in label for label in turn["labels"])
+    human = run_cli("imagine", "a lighthouse in a storm", "--out", str(tmp_path / "out"), data_dir=data_dir)
+    assert "Closest prompts from the library" in human.stdout and "#1" in human.stdout
+    assert "offline composer" in human.stdout and len(list((tmp_path / "out").glob("*.png"))) == 1
+
+
+def test_chat_refines_over_three_turns_and_resumes(
+    ingested: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    data_dir, _ = ingested
+    first = run_cli(
+        "chat", "a red fox in the snow", data_dir=data_dir, stdin="make it watercolor\nno text\n/quit\n"
+    )
+    assert first.returncode == 0, first.stderr
+    match = re.search(r"chat --thread (\d+)", first.stdout)
+    assert match, first.stdout
+    assert "watercolor" in first.stdout.lower()
+    resumed = run_cli("chat", "--thread", match.group(1), data_dir=data_dir, stdin="wider\n/history\n/quit\n")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resumed thread" in resumed.stdout
+    kinds = re.findall(r"^(?:thread \d+> )?(start|refine) ", resumed.stdout, flags=re.MULTILINE)
+    assert kinds == ["start", "refine", "refine", "refine"]
+    unknown = run_cli("chat", "--thread", "999999", data_dir=data_dir, stdin="/quit\n")
+    assert unknown.returncode == 1 and "not found" in unknown.stderr
