@@ -65,6 +65,13 @@ def test_start_keeps_subject_and_borrows_strongest_modifiers(composer: OfflineCo
     assert (result.input_tokens, result.output_tokens) == (0, 0)
 
 
+def test_a_medium_in_the_idea_is_not_fought_by_borrowed_media(composer: OfflineComposer) -> None:
+    (draft,) = compose(composer, kind="start", idea="a cartoon of a little dog").drafts
+    assert draft.prompt.startswith("a cartoon of a little dog")
+    assert not any(medium in draft.prompt for medium in ("oil painting", "digital painting", "watercolor"))
+    assert "8k" in draft.prompt or "highly detailed" in draft.prompt  # non-style modifiers still come
+
+
 def test_output_is_deterministic(composer: OfflineComposer, library_slice: list[str]) -> None:
     again = OfflineComposer(mine_modifiers(library_slice, min_count=3))
     request = ComposeRequest(kind="brainstorm", idea="fox mascot", hits=HITS, candidates=3)

@@ -83,6 +83,12 @@ _REQUEST_RE = re.compile(
 _SIMPLER_RE = re.compile(
     r"\b(?:simpler|simplify|minimal(?:ist)?|cleaner|less (?:busy|cluttered|detail\w*)|fewer details)\b"
 )
+_OWN_MEDIUM_RE = re.compile(  # a medium named in the idea itself: borrowed media would fight it
+    r"\b(?:cartoons?|anime|manga|pixel art|watercolou?r|sketch|drawing|painting|photo(?:graph)?|"
+    r"illustration|logo|icon|emoji|sticker|3d render|comic|vector|clay|lego|origami|pencil|ink)\b",
+    re.I,
+)
+_RESOLUTION_RE = re.compile(r"^(?:\d+k(?: resolution| uhd| hd)?|uhd|hd|full hd)$", re.I)
 _DETAIL_RE = re.compile(r"\bmore (?:details?|detailed|intricate)\b|\bsharper\b|\badd details?\b")
 
 
@@ -164,7 +170,8 @@ class OfflineComposer:
             work.add(clean_line(request.defaults.style), "style")
         self._apply(work, request.instruction, request)
         hits = _chosen_hits(request) if request.kind == "use_hit" else list(request.hits)
-        self._borrow(work, hits, skip_style=bool(work.style()))
+        own_medium = _OWN_MEDIUM_RE.search(work.subject) is not None
+        self._borrow(work, hits, skip_style=bool(work.style()) or own_medium)
         return work
 
     def _carry(self, request: ComposeRequest, previous: TurnMemory) -> _Work:
@@ -201,6 +208,8 @@ class OfflineComposer:
             cat = modifier.category
             full = taken.get(cat, 0) >= _QUOTAS.get(cat, 0) or (skip_style and cat in STYLE_CATEGORIES)
             present = cat != "quality" and any(c == cat for _, c in work.mods)
+            if _RESOLUTION_RE.match(modifier.text):  # one of 4k / 8k / hd is enough
+                present = present or any(_RESOLUTION_RE.match(t) for t, _ in work.mods)
             if full or present or modifier.text in negative or work.has(modifier.text):
                 continue
             work.add(modifier.text, cat)
