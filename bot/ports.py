@@ -78,6 +78,7 @@ class TurnMemory:
     prompt: str | None
     negative_prompt: str | None
     feedback: str | None = None
+    aspect_ratio: str | None = None
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,8 @@ def _history_block(history: Sequence[TurnMemory]) -> list[str]:
             lines.append("prompt: " + quote_untrusted(turn.prompt, 2000 if recent else _OLD_PROMPT_CHARS))
         if turn.negative_prompt:
             lines.append("negative: " + quote_untrusted(turn.negative_prompt, _MAX_TURN_TEXT_CHARS))
+        if turn.aspect_ratio:
+            lines.append("aspect_ratio: " + quote_untrusted(turn.aspect_ratio, 8))
         if turn.feedback:
             lines.append("feedback: " + quote_untrusted(turn.feedback, 120))
         lines.append("</turn>")

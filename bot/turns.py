@@ -89,7 +89,14 @@ def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:
 def memory_of(turns: Sequence[TurnRecord]) -> tuple[TurnMemory, ...]:
     """The turns as the chat model sees them."""
     return tuple(
-        TurnMemory(turn.kind, turn.text, turn.prompt, turn.negative_prompt, turn.params.get("feedback"))
+        TurnMemory(
+            turn.kind,
+            turn.text,
+            turn.prompt,
+            turn.negative_prompt,
+            turn.params.get("feedback"),
+            turn.params.get("aspect_ratio"),
+        )
         for turn in turns
     )
 

@@ -72,6 +72,14 @@ def test_a_medium_in_the_idea_is_not_fought_by_borrowed_media(composer: OfflineC
     assert "8k" in draft.prompt or "highly detailed" in draft.prompt  # non-style modifiers still come
 
 
+def test_a_flag_set_ratio_survives_refinements(composer: OfflineComposer) -> None:
+    start = TurnMemory("start", IDEA, f"{IDEA}, digital painting", "blurry", aspect_ratio="3:2")
+    kept = compose(composer, kind="refine", instruction="make it watercolor", history=(start,))
+    assert kept.drafts[0].aspect_ratio == "3:2"
+    taller = compose(composer, kind="refine", instruction="taller", history=(start,))
+    assert taller.drafts[0].aspect_ratio in ("2:3", "4:5", "9:16")
+
+
 def test_output_is_deterministic(composer: OfflineComposer, library_slice: list[str]) -> None:
     again = OfflineComposer(mine_modifiers(library_slice, min_count=3))
     request = ComposeRequest(kind="brainstorm", idea="fox mascot", hits=HITS, candidates=3)

@@ -399,7 +399,10 @@ def _start_aspect(request: ComposeRequest) -> str:
 
 
 def _replay_aspect(request: ComposeRequest) -> str:
-    """The thread's current ratio: the start's, then every aspect word of later user turns, in order."""
+    """The thread's ratio: the latest stored one, else replayed from the aspect words of user turns."""
+    stored = next((t.aspect_ratio for t in reversed(request.history) if t.aspect_ratio), None)
+    if stored is not None:
+        return ratio_or_none(stored) or "1:1"
     aspect = _start_aspect(request)
     texts = [", ".join(_SPLIT_RE.split(clean_line(request.idea))[1:])]
     texts += [t.user_text for t in request.history if t.kind != "start" and t.user_text]
