@@ -52,7 +52,10 @@ def test_three_turns_survive_a_restart(engine_parts: tuple[Retriever, str], tmp_
     retriever, url = engine_parts
     conversation, engine = make_conversation(retriever, url, tmp_path / "images")
     first = conversation.start(
-        ThreadRef(TEAM, "C1", "1.0"), "U1", "a cartoon of a little dog", TurnOptions(seed=7)
+        ThreadRef(TEAM, "C1", "1.0"),
+        "U1",
+        "a cartoon of a little dog",
+        TurnOptions(seed=7, aspect_ratio="3:2"),
     )
     assert len(first.hits) == 5 and first.drafts[0].prompt
     assert "dog" in first.drafts[0].prompt.lower()
@@ -60,6 +63,7 @@ def test_three_turns_survive_a_restart(engine_parts: tuple[Retriever, str], tmp_
     assert first.chat_offline and first.image_offline and len(first.labels) == 2
     second = conversation.refine(TEAM, first.thread.id, "make it watercolor")
     assert "watercolor" in second.drafts[0].prompt.lower()
+    assert second.drafts[0].aspect_ratio == "3:2"  # the --ar of the first turn carries over
     engine.dispose()  # a process restart: nothing but the database file survives
 
     again, engine = make_conversation(retriever, url, tmp_path / "images")
