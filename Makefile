@@ -26,6 +26,8 @@ demo: setup
 	$(BIN)/imagine-bot ingest "$(LIBRARY)"
 	$(BIN)/imagine-bot search "$(IDEA)"
 	$(BIN)/imagine-bot search "$(IDEA)" --json -k 3
+	$(BIN)/imagine-bot imagine "$(IDEA)" --ar 3:2 --no text
+	$(BIN)/imagine-bot imagine "friendly robots for the data team" --avatar
 
 lint: setup
 	$(BIN)/ruff check .
