@@ -197,3 +197,31 @@ def test_the_same_pipeline_runs_on_qdrant_client(
     hits = Retriever(embedder, Bm25SparseEncoder(), index).search("portrait of a woman", k=3)
     assert len(hits) == 3 and all("prompt" in hit.payload for hit in hits)
     index.close()
+
+
+class CountingEmbedder:
+    """The real embedder, counting query embeddings."""
+
+    def __init__(self, inner: OnnxMiniLMEmbedder) -> None:
+        self.inner, self.queries = inner, 0
+        self.model_id, self.dimension = inner.model_id, inner.dimension
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> Vector:
+        self.queries += 1
+        return self.inner.embed_query(text)
+
+
+def test_query_embeddings_are_cached(embedder: OnnxMiniLMEmbedder, built_index: Path) -> None:
+    counting = CountingEmbedder(embedder)
+    retriever = Retriever(counting, Bm25SparseEncoder(), EdgePromptIndex(built_index))
+    try:
+        first = retriever.search("a cozy cabin in the snow", k=3)
+        again = retriever.search("a cozy cabin in the snow", k=3)
+        retriever.search("a red fox", k=3)
+    finally:
+        retriever.close()
+    assert [hit.id for hit in first] == [hit.id for hit in again]
+    assert counting.queries == 2
