@@ -26,6 +26,7 @@ from bot.prompting import (
     build_messages,
     validate_drafts,
 )
+from retrieval.adapters.aws_clients import aws_client
 
 logger = logging.getLogger(__name__)
 
@@ -271,30 +272,25 @@ class BedrockChatModel:
 
     def _build_clients(self, *, control_plane: bool) -> tuple[Any, Any]:
         """bedrock-runtime (adaptive retries, timeouts), plus a control-plane client for profile ARNs."""
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:
-            raise ConfigError("boto3 is not installed: run `make setup`") from exc
-        config = Config(
-            retries={"total_max_attempts": self._max_attempts, "mode": "adaptive"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
-            user_agent_extra="imagine-bot",
-        )
-        try:  # an own session: boto3's default session caches credentials for the whole process
-            session = boto3.session.Session(region_name=self._region)
-            runtime = self._client or session.client(
-                "bedrock-runtime", endpoint_url=self._endpoint_url, config=config
+
+        def client(service: str) -> Any:
+            return aws_client(
+                service,
+                region=self._region,
+                endpoint_url=self._endpoint_url,
+                max_attempts=self._max_attempts,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+                read_timeout_s=READ_TIMEOUT_S,
             )
+
+        try:
+            runtime = self._client or client("bedrock-runtime")
             # ChatBedrockConverse calls the control plane only to resolve an application-inference-profile
             # ARN (GetInferenceProfile); for model and cross-region profile ids base_model is set instead,
             # and the runtime client stands in so that no second client is built.
-            control = (
-                session.client("bedrock", endpoint_url=self._endpoint_url, config=config)
-                if control_plane
-                else runtime
-            )
+            control = client("bedrock") if control_plane else runtime
+        except ImportError as exc:
+            raise ConfigError("boto3 is not installed: run `make setup`") from exc
         except Exception as exc:
             raise self._error(exc) from exc
         return runtime, control

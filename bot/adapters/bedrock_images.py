@@ -23,6 +23,7 @@ from bot.errors import (
     UpstreamError,
 )
 from bot.ports import GeneratedImage, ImageRequest
+from retrieval.adapters.aws_clients import aws_client
 
 logger = logging.getLogger(__name__)
 
@@ -197,19 +198,16 @@ class _RuntimeImageModel:
     def _build_client(self) -> Any:
         """A runtime client with adaptive retries (total_max_attempts) and bounded timeouts."""
         try:
-            import boto3
-            from botocore.config import Config
+            return aws_client(
+                self._service,
+                region=self._region,
+                endpoint_url=self._endpoint_url,
+                max_attempts=self._max_attempts,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+                read_timeout_s=READ_TIMEOUT_S,
+            )
         except ImportError as exc:
             raise ConfigError("boto3 is not installed: run `make setup`") from exc
-        config = Config(
-            retries={"total_max_attempts": self._max_attempts, "mode": "adaptive"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
-            user_agent_extra="imagine-bot",
-        )
-        try:  # an own session: boto3's default session caches credentials for the whole process
-            session = boto3.session.Session(region_name=self._region)
-            return session.client(self._service, endpoint_url=self._endpoint_url, config=config)
         except Exception as exc:
             raise self._error(exc) from exc
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from retrieval.adapters.aws_clients import aws_client
 from retrieval.errors import EmbeddingError
 from retrieval.ports import Vector
 
@@ -180,21 +181,16 @@ class BedrockTitanEmbedder:
     def _build_client(self) -> Any:
         """A bedrock-runtime client with adaptive retries and bounded timeouts."""
         try:
-            import boto3
-            from botocore.config import Config
+            return aws_client(
+                "bedrock-runtime",
+                region=self._region,
+                endpoint_url=self._endpoint_url,
+                max_attempts=self._max_attempts,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+                read_timeout_s=READ_TIMEOUT_S,
+            )
         except ImportError as exc:
             raise EmbeddingError("boto3 is not installed: run `make setup`") from exc
-        # botocore's retries["max_attempts"] counts retries only (4 -> 5 requests); total_max_attempts
-        # counts the first request too, which is what `max_attempts` means here.
-        config = Config(
-            retries={"total_max_attempts": self._max_attempts, "mode": "adaptive"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
-            user_agent_extra="imagine-bot",
-        )
-        try:  # an own session: boto3's default session caches credentials for the whole process
-            session = boto3.session.Session(region_name=self._region)
-            return session.client("bedrock-runtime", endpoint_url=self._endpoint_url, config=config)
         except Exception as exc:
             raise self._error(exc) from exc
 
