@@ -40,6 +40,7 @@ from bot.turns import (
     draft_of,
     last_with_prompt,
     memory_of,
+    prompt_limit,
     seed_of,
 )
 
@@ -228,6 +229,7 @@ class Conversation:
     ) -> TurnResult:
         """One chat call, then the image call(s), then one stored turn."""
         started = time.perf_counter()
+        request = replace(request, max_prompt_chars=prompt_limit(self._images.model_id))
         composed = self._chat.compose(request)
         drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
         if kind == "brainstorm":

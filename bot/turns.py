@@ -10,6 +10,10 @@ from typing import Any, Protocol
 from bot.errors import BotError
 from bot.ports import HitForPrompt, ImageRecord, PromptDraft, ThreadRecord, TurnMemory, TurnRecord
 
+SDXL_PROMPT_CHARS = 380  # CLIP truncates at 77 tokens; ~5 characters a token in SD prompts
+NOVA_PROMPT_CHARS = 1000  # Nova Canvas / Titan Image accept 1-1,024 characters
+DEFAULT_PROMPT_CHARS = 1000  # SD3.5 / Stable Image take 10,000, but focused prompts work better
+
 
 class LibraryHit(Protocol):
     """A retrieved library prompt (retrieval.search.PromptHit satisfies this)."""
@@ -123,3 +127,13 @@ def seed_of(turn: TurnRecord) -> int | None:
     """The seed a stored turn was drawn with."""
     seed = turn.params.get("seed")
     return int(seed) if isinstance(seed, int) else None
+
+
+def prompt_limit(image_model_id: str) -> int:
+    """How long a prompt the target image model can use: SDXL's CLIP reads ~77 tokens, Nova 1,024 chars."""
+    model = image_model_id.lower()
+    if "stable-diffusion-xl" in model or model.startswith("sagemaker:"):
+        return SDXL_PROMPT_CHARS
+    if "nova-canvas" in model or "titan-image" in model:
+        return NOVA_PROMPT_CHARS
+    return DEFAULT_PROMPT_CHARS

@@ -89,6 +89,7 @@ def test_the_third_chat_request_carries_the_earlier_turns_across_a_restart(
         and "no text" in last_user
     )
     assert "<library_prompt" in last_user
+    assert 'max_prompt_chars="1000"' in last_user
     invokes = server.requests_for("invoke", IMAGE)
     assert len(invokes) == 3
     body = invokes[0].body
@@ -119,3 +120,12 @@ def test_filtered_and_throttled_turns_leave_nothing_half_written(
     assert json.dumps(turns[0].params)  # the stored turn is intact
     engine.dispose()
     retriever.close()
+
+
+def test_prompt_length_follows_the_image_model() -> None:
+    from bot.turns import prompt_limit
+
+    assert prompt_limit("bedrock:stability.stable-diffusion-xl-v1") < 400
+    assert prompt_limit("sagemaker:my-sdxl-endpoint") < 400
+    assert prompt_limit("bedrock:amazon.nova-canvas-v1:0") <= 1024
+    assert prompt_limit("bedrock:stability.sd3-5-large-v1:0") == prompt_limit("offline") == 1000
