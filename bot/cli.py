@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
 
     from bot.engine_commands import add_engine_commands
+    from bot.serve import add_serve_command
 
     add_engine_commands(commands, EPILOG)
+    add_serve_command(commands, EPILOG)
     return parser
 
 
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        from bot import commands, engine_commands
+        from bot import commands, engine_commands, serve
 
         handlers = {
             "ingest": commands.run_ingest,
@@ -94,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "info": commands.run_info,
             "imagine": engine_commands.run_imagine,
             "chat": engine_commands.run_chat,
+            "serve": serve.run_serve,
         }
         return handlers[args.command](args, load_settings())
     except (RetrievalError, SettingsError, BotError) as exc:

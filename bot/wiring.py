@@ -14,6 +14,7 @@ from retrieval.search import Retriever
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
+    from bot.services import Services
     from retrieval.ingest import Ingestor
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,20 @@ def build_thread_store(settings: Settings) -> tuple[ThreadStore, Callable[[], No
 
 def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], None]]:
     """The conversation engine over every configured adapter, and a function that releases them."""
+    conversation, _, close = _engine(settings)
+    return conversation, close
+
+
+def build_services(settings: Settings) -> tuple[Services, Callable[[], None]]:
+    """What the Slack listeners need (engine and thread store), and a function that releases it."""
+    from bot.services import Services
+
+    conversation, store, close = _engine(settings)
+    return Services(conversation=conversation, threads=store), close
+
+
+def _engine(settings: Settings) -> tuple[Conversation, ThreadStore, Callable[[], None]]:
+    """Build the engine and its thread store once."""
     from bot.contact_sheet import contact_sheet
     from bot.conversation import Conversation
 
@@ -146,4 +161,4 @@ def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], N
         retriever.close()
         dispose()
 
-    return conversation, close
+    return conversation, store, close

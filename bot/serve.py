@@ -1,0 +1,55 @@
+"""`imagine-bot serve`: the Slack app in Socket Mode (SLACK_APP_TOKEN set) or HTTP mode on a local port."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from bot.settings import Settings, SettingsError
+from bot.wiring import build_services
+
+logger = logging.getLogger(__name__)
+
+
+def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], epilog: str) -> None:
+    """Register `serve` on the CLI's subparsers."""
+    serve = commands.add_parser(
+        "serve",
+        help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP at /slack/events)",
+        description="Run the Slack app. Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; with SLACK_APP_TOKEN "
+        "it connects in Socket Mode, otherwise it serves HTTP at http://HOST:PORT/slack/events.",
+        epilog=epilog,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port (default 3000)")
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the app from settings and serve until interrupted."""
+    from bot.app import build_app, make_wsgi_server
+    from bot.slack_settings import load_slack_settings
+
+    slack = load_slack_settings()
+    app_token = os.environ.get("SLACK_APP_TOKEN", "").strip()
+    if app_token and not app_token.startswith("xapp-"):
+        raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    services, close = build_services(settings)
+    try:
+        app = build_app(slack, services)
+        if app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            logger.warning("imagine-bot: connecting to Slack in Socket Mode")
+            SocketModeHandler(app, app_token).start()  # type: ignore[no-untyped-call]
+            return 0
+        server = make_wsgi_server(app, args.host, args.port)
+        host, port = server.server_address[:2]
+        logger.warning("imagine-bot: serving Slack at http://%s:%s/slack/events", host, port)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    finally:
+        close()
+    return 0
