@@ -1,0 +1,384 @@
+"""Run every benchmark and write bench/RESULTS.md: command, machine, date and numbers of each section.
+
+Order: ingest (builds the library cache and index the others use), search, quality, then the embedder
+and safety-classifier benches when they exist. Each bench runs in its own process, one after the other
+(they are CPU-bound on a small machine); CPU use by other processes during each bench is recorded, since
+it skews the timings. `--quick` is a smoke run of a few minutes in bench/out/quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import (
+    BENCH_DIR,
+    OUT_DIR,
+    REPO,
+    default_shared_data,
+    machine_busy_seconds,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    now_utc,
+    setup_logging,
+)
+
+logger = logging.getLogger("run_all")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark script with its full and quick arguments (flags it lacks are left out)."""
+
+    name: str
+    script: str
+    title: str
+    full: list[str] = field(default_factory=list)
+    quick: list[str] = field(default_factory=list)
+    uses_out_dir: bool = True
+
+
+BENCHES = (
+    Bench("ingest", "bench_ingest.py", "Ingest", quick=["--limit", "5000"]),
+    Bench(
+        "search",
+        "bench_search.py",
+        "Search",
+        quick=["--sizes", "library,20000", "--queries", "20", "--reopen-queries", "5"],
+    ),
+    Bench("quality", "bench_quality.py", "Quality"),
+    Bench(
+        "embed",
+        "bench_embed.py",
+        "Embedder",
+        quick=["--prompts", "500", "--batch-sizes", "16", "--queries", "20"],
+        uses_out_dir=False,
+    ),
+    Bench("nsfw", "bench_nsfw.py", "Safety classifier"),
+    Bench("cli", "bench_cli.py", "CLI end to end", quick=["--runs", "3"]),
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--out", type=Path, default=BENCH_DIR / "RESULTS.md", help="report (bench/RESULTS.md)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run in a few minutes (bench/out/quick)")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated subset of {','.join(b.name for b in BENCHES)}"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use a section's previous output (from an earlier run_all run) instead of running it again",
+    )
+    parser.add_argument(
+        "--shared-data", type=Path, default=default_shared_data(), help="shared data directory"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def supported_flags(script: Path) -> str:
+    """The --help text of a bench script ('' when it fails), to pass only flags it knows."""
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+def filter_flags(args: list[str], help_text: str) -> list[str]:
+    """Drop flags (and their values) that the script's --help does not mention."""
+    out: list[str] = []
+    skip_value = False
+    for i, arg in enumerate(args):
+        if skip_value:
+            skip_value = False
+            continue
+        if arg.startswith("-"):
+            if arg in help_text:
+                out.append(arg)
+            else:
+                logger.info("flag %s not supported, left out", arg)
+                skip_value = i + 1 < len(args) and not args[i + 1].startswith("-")
+        else:
+            out.append(arg)
+    return out
+
+
+def run_bench(bench: Bench, args: argparse.Namespace, sections: Path, out_dir: Path) -> dict[str, Any]:
+    """Run one bench script and return what happened (command, exit status, times, outputs)."""
+    script = BENCH_DIR / bench.script
+    markdown = sections / f"{bench.name}.md"
+    json_out = sections / f"{bench.name}.json"
+    log = sections / f"{bench.name}.log"
+    meta_file = sections / f"{bench.name}.meta.json"
+    if args.reuse and meta_file.is_file() and markdown.is_file():
+        meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta["reused"] = True
+        logger.info("%s: reusing %s", bench.name, markdown)
+        return meta
+    if not script.is_file():
+        return {"name": bench.name, "missing": True, "note": f"bench/{bench.script} does not exist (yet)"}
+    help_text = supported_flags(script)
+    extra = list(bench.quick if args.quick else bench.full)
+    wanted = [*extra, "--markdown-out", str(markdown), "--json-out", str(json_out)]
+    wanted += ["--shared-data", str(args.shared_data)]
+    if bench.uses_out_dir:
+        wanted += ["--out-dir", str(out_dir)]
+    flags = [_rel(a) for a in filter_flags(wanted, help_text)]  # the benches run from the repository root
+    command = [sys.executable, str(script), *flags]
+    shown = " ".join([".venv/bin/python", f"bench/{bench.script}", *flags])
+    for stale in (markdown, json_out):
+        stale.unlink(missing_ok=True)
+    logger.info("%s: %s", bench.name, shown)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before = machine_busy_seconds()[0]
+    started = time.perf_counter()
+    date = now_utc()
+    with log.open("w", encoding="utf-8") as handle:
+        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, check=False)
+    wall = time.perf_counter() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
+    others = max(0.0, machine_busy_seconds()[0] - busy_before - child_cpu)
+    meta = {
+        "name": bench.name,
+        "command": shown,
+        "date": date,
+        "returncode": done.returncode,
+        "wall_s": wall,
+        "bench_cpu_s": child_cpu,
+        "others_cpu_s": others,
+        "others_cores": others / wall if wall > 0 else 0.0,
+        "markdown": str(markdown),
+        "json": str(json_out),
+        "log": str(log),
+        "has_markdown_flag": "--markdown-out" in help_text,
+    }
+    if done.returncode != 0:
+        logger.error("%s failed with exit status %d: see %s", bench.name, done.returncode, log)
+    elif not markdown.is_file():  # a bench without --markdown-out: keep its stdout
+        text = log.read_text(encoding="utf-8", errors="replace")
+        markdown.write_text("\n".join(line for line in text.splitlines() if line.startswith("|")) + "\n")
+    meta_file.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return meta
+
+
+def _rel(arg: str) -> str:
+    """Show paths relative to the repository in the report."""
+    if arg.startswith("/"):
+        try:
+            return str(Path(arg).relative_to(REPO))
+        except ValueError:
+            return arg
+    return arg
+
+
+def _load(meta: dict[str, Any]) -> dict[str, Any] | None:
+    path = Path(str(meta.get("json", "")))
+    if meta.get("returncode") == 0 and path.is_file():
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
+    return None
+
+
+# Reference numbers of /work/shared/docs/platform-notes.md section 3 (random vectors, qdrant only).
+REFERENCE = {
+    "edge_hnsw_ms": (1.38, 1.76),  # p50 at 100k and 500k
+    "local_memory_ms_100k": 68.0,  # local mode :memory: p50 at 100k
+    "local_filtered_ms_100k": 654.0,
+    "edge_reopen_s": (0.16, 0.41),
+}
+
+
+def reference_check(search: dict[str, Any]) -> str:
+    """Our numbers next to the platform notes' (plausibility check)."""
+    library = min(search["sizes"])
+    big = max(search["sizes"])
+
+    def p50(engine: str, size: int, mode: str) -> str:
+        for row in search["runs"]:
+            if row.get("engine") == engine and row.get("size") == size and "error" not in row:
+                return f"{row['latency'][mode]['p50_ms']:.2f} ms"
+        return "–"
+
+    ref = REFERENCE
+    return (
+        "\n* Plausibility vs `platform-notes.md` §3 (random 384-d vectors, raw qdrant calls): Edge HNSW "
+        f"dense p50 there {ref['edge_hnsw_ms'][0]} ms at 100k / {ref['edge_hnsw_ms'][1]} ms at 500k, here "
+        f"{p50('edge', library, 'dense')} at {library:,} / {p50('edge', big, 'dense')} at {big:,}; local "
+        f"`:memory:` dense p50 there {ref['local_memory_ms_100k']:.0f} ms at 100k, here "
+        f"{p50('local-memory', library, 'dense')} at {library:,}; local filtered there "
+        f"{ref['local_filtered_ms_100k']:.0f} ms at 100k, here {p50('local-memory', library, 'filtered')} "
+        "(our filter is `source` + `safe`)."
+    )
+
+
+def summary(metas: dict[str, dict[str, Any]]) -> str:
+    """Headline numbers taken from the benches' JSON outputs."""
+    lines: list[str] = []
+
+    def busy(share: dict[str, float]) -> float:
+        return share["others_cpu_s"] / share["wall_s"] if share["wall_s"] else 0.0
+
+    ingest = _load(metas.get("ingest", {}))
+    if ingest:
+        lines.append(
+            f"* **Ingest** of {ingest['summary']['read']:,} rows ({ingest['summary']['kept']:,} kept): "
+            f"{ingest['wall_seconds']:.0f} s wall, of which HNSW build {ingest['hnsw_seconds']:.0f} s; "
+            f"{ingest['ingest_rate_excl_hnsw']:.0f} prompts/s excluding the HNSW build vs "
+            f"{ingest['raw_rate']:.0f} prompts/s for the raw embedder = "
+            f"**{100 * ingest['ratio_excl_hnsw']:.1f} %** (goal ≥ 90 %); "
+            f"{100 * ingest['ratio_incl_hnsw']:.0f} % including the build; by CPU time per prompt "
+            f"{100 * ingest['raw_cpu_ms_per_prompt'] / ingest['ingest_cpu_ms_per_prompt_excl_hnsw']:.0f} %. "
+            f"Other processes used ≈ {busy(ingest['ingest_cpu']):.2f} / {busy(ingest['raw_cpu']):.2f} cores "
+            f"during the ingest / raw run. Peak RSS {ingest['ingest_peak_rss_mb']:.0f} MB."
+        )
+    search = _load(metas.get("search", {}))
+    if search:
+        rows: list[list[object]] = []
+        for size in search["sizes"]:
+            cells: list[object] = [f"{size:,}"]
+            for engine in ("edge", "local-memory", "local-path"):
+                row = next(
+                    (
+                        r
+                        for r in search["runs"]
+                        if r.get("engine") == engine and r.get("size") == size and "error" not in r
+                    ),
+                    None,
+                )
+                for mode in ("hybrid", "filtered"):
+                    cells.append(f"{row['latency'][mode]['p50_ms']:.2f}" if row else "–")
+            edge = next(
+                (r for r in search["runs"] if r.get("engine") == "edge" and r.get("size") == size), None
+            )
+            recall = (
+                edge["recall"].get("dense", {}).get("recall_at_10") if edge and "recall" in edge else None
+            )
+            cells.append(f"{recall:.3f}" if recall is not None else "–")
+            rows.append(cells)
+        lines.append("* **Search** p50 latency in ms (index only, query embedding excluded):\n")
+        lines.append(
+            markdown_table(
+                [
+                    "prompts",
+                    "Edge hybrid",
+                    "Edge filtered",
+                    "local `:memory:` hybrid",
+                    "local `:memory:` filtered",
+                    "local `path=` hybrid",
+                    "local `path=` filtered",
+                    "Edge dense recall@10 vs exact",
+                ],
+                rows,
+            )
+        )
+        lines.append(reference_check(search))
+    quality = _load(metas.get("quality", {}))
+    if quality:
+        parts = [
+            f"{name} {a['recall']:.2f} (near-dup rate {a['dup_rate']:.2f})"
+            for name, a in quality["averages"].items()
+        ]
+        lines.append(
+            f"\n* **Quality**, capped recall@5 over {len(quality['ideas'])} labelled ideas (lexical rules, "
+            "which favour BM25): " + "; ".join(parts) + "."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render(metas: dict[str, dict[str, Any]], args: argparse.Namespace, started: str, wall: float) -> str:
+    """The whole RESULTS.md."""
+    info = machine_info()
+    reused = [name for name, meta in metas.items() if meta.get("reused")]
+    argv = " ".join(_rel(a) for a in sys.argv[1:])
+    lines = [
+        "# imagine-bot benchmark results\n",
+        f"* Generated by: `{' '.join(['.venv/bin/python bench/run_all.py', argv]).strip()}`",
+        (
+            f"* Assembled: {started} from sections run earlier by run_all (reused: {', '.join(reused)}); "
+            "each section says when it ran"
+            if reused
+            else f"* Started: {started}; whole run {wall / 60:.1f} min"
+        )
+        + (" (QUICK smoke run)" if args.quick else ""),
+        f"* Machine: {machine_markdown(info)}",
+        "* Library: `sd_prompts_real_users.parquet` from the shared data directory (read in place).",
+        "* Each section below names its exact command and date. Numbers are single runs on a shared "
+        "2-core machine; the CPU used by *other* processes during each bench is noted, since it inflates "
+        "timings.\n",
+        "## Headline numbers\n",
+        summary(metas),
+    ]
+    for bench in BENCHES:
+        meta = metas.get(bench.name)
+        if meta is None:
+            continue
+        lines.append("\n---\n")
+        if meta.get("missing"):
+            lines.append(f"## {bench.title}\n\nNot run: {meta['note']}.\n")
+            continue
+        markdown = Path(meta["markdown"])
+        body = markdown.read_text(encoding="utf-8") if markdown.is_file() else ""
+        run_line = (
+            f"Run by run_all: `{meta['command']}` on {meta['date']}, exit status {meta['returncode']}, "
+            f"{meta['wall_s'] / 60:.1f} min wall; other processes used ≈ {meta['others_cores']:.2f} cores "
+            f"on average meanwhile{' (reused from an earlier run)' if meta.get('reused') else ''}."
+        )
+        if not body.startswith("## "):
+            body = f"## {bench.title} (`bench/{bench.script}`)\n\n{body}"
+        head, _, rest = body.partition("\n")
+        lines.append(f"{head}\n\n{run_line}\n{rest}")
+        if meta["returncode"] != 0:
+            log = Path(meta["log"])
+            tail = (
+                log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:] if log.is_file() else []
+            )
+            lines.append("\n**Failed.** Last lines of its log:\n\n```\n" + "\n".join(tail) + "\n```\n")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benches and write the report."""
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    out_dir = OUT_DIR / "quick" if args.quick else OUT_DIR
+    sections = out_dir / "sections"
+    sections.mkdir(parents=True, exist_ok=True)
+    chosen = {name.strip() for name in args.only.split(",")} if args.only else {b.name for b in BENCHES}
+    unknown = chosen - {b.name for b in BENCHES}
+    if unknown:
+        raise SystemExit(f"unknown benches {sorted(unknown)}")
+    started, clock = now_utc(), time.perf_counter()
+    metas: dict[str, dict[str, Any]] = {}
+    for bench in BENCHES:
+        if bench.name in chosen:
+            metas[bench.name] = run_bench(bench, args, sections, out_dir)
+    report = render(metas, args, started, time.perf_counter() - clock)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report, encoding="utf-8")
+    logger.info("wrote %s", args.out)
+    failed = [name for name, meta in metas.items() if meta.get("returncode", 0) != 0]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
