@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.sandbox import slack_routes as routes
+from bot.sandbox.loopback import LoopbackServer
 from bot.sandbox.slack_methods import METHODS, normalise
 from bot.sandbox.slack_models import (
     ALICE,
@@ -53,63 +53,36 @@ class _Fault:
     times: int
 
 
-class FakeSlackApi:
+class FakeSlackApi(LoopbackServer):
     """Slack Web API on 127.0.0.1:<free port>: seeded workspace, token checks, faults, recorded calls."""
 
     def __init__(
         self, host: str = "127.0.0.1", *, clock: Callable[[], float] = time.time, trigger_ttl: float = 3.0
     ) -> None:
         """Build the server (not started) over a workspace seeded with team T0001 (see slack_models)."""
-        self._host = host
+        super().__init__(host, "fake-slack")
         self._lock = threading.RLock()
         self._ws = Workspace(clock=clock, trigger_ttl=trigger_ttl)
         self._ws.seed()
         self._calls: list[SlackCall] = []
         self._faults: list[_Fault] = []
-        self._server: routes.QuietServer | None = None
-        self._thread: threading.Thread | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------
-    def start(self) -> FakeSlackApi:
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is None:
-            server = routes.QuietServer((self._host, 0), routes.make_request_handler(self.handle))
-            self._server = server
-            with self._lock:
-                self._ws.base_url = self.url
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
-            )
-            self._thread.start()
-        return self
+    def _started(self) -> None:
+        """Let the workspace build URLs (files, response_url) on the bound port."""
+        with self._lock:
+            self._ws.base_url = self.url
 
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeSlackApi:
-        """Start on entering the context."""
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop on leaving the context."""
-        self.stop()
+    def serve_http(
+        self, verb: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one HTTP request."""
+        return self.handle(verb, target, headers, raw)
 
     @property
     def url(self) -> str:
         """Server root, e.g. http://127.0.0.1:PORT/."""
-        if self._server is None:
-            raise RuntimeError("FakeSlackApi is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return self.root + "/"
 
     @property
     def api_url(self) -> str:

@@ -8,7 +8,6 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -156,42 +155,3 @@ def rich_text(text: str) -> Json:
     """The rich_text block Slack attaches to a typed message."""
     element = {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
     return {"type": "rich_text", "block_id": "usr0", "elements": [element]}
-
-
-class QuietServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads that logs dropped connections at debug level."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log instead of printing a traceback to stderr."""
-        logger.debug("fake slack: connection from %s ended with an error", client_address, exc_info=True)
-
-
-def make_request_handler(handle: Handle) -> type[BaseHTTPRequestHandler]:
-    """A request-handler class that answers with `handle(verb, target, headers, body)`."""
-
-    class _RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("fake slack: " + format, *args)
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            status, headers, payload = handle(self.command, self.path, dict(self.headers.items()), raw)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    return _RequestHandler

@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from bot.sandbox.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -93,60 +93,32 @@ class _Fault:
         return self.model_prefix is None or (request.model_id or "").startswith(self.model_prefix)
 
 
-class FakeBedrockRuntime:
+class FakeBedrockRuntime(LoopbackServer):
     """Bedrock Runtime on 127.0.0.1:<free port>; handlers are routed by (action, model-id prefix)."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         """Build the server (not started) with the Titan Text Embeddings V2 handler registered."""
-        self._host = host
+        super().__init__(host, "fake-bedrock")
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
         self._handlers: dict[tuple[str, str], Handler] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.register("invoke", TITAN_EMBED_V2, titan_embed_v2)
 
     # lifecycle -------------------------------------------------------------------------------------------
-    def start(self) -> FakeBedrockRuntime:
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is not None:
-            return self
-        server = _QuietServer((self._host, 0), _make_request_handler(self))
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-bedrock", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeBedrockRuntime:
-        """Start on entering the context."""
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop on leaving the context."""
-        self.stop()
+    def serve_http(
+        self, verb: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Parse the request, let `handle` answer it and add the headers AWS sends."""
+        response = self.handle(_parse_request(verb, target, headers, raw))
+        payload = response.raw if response.raw is not None else json.dumps(response.body).encode()
+        answer = {"Content-Type": response.content_type, "x-amzn-RequestId": str(uuid.uuid4())}
+        return response.status, {**answer, **response.headers}, payload
 
     @property
     def url(self) -> str:
         """Endpoint URL to give botocore (`endpoint_url=`)."""
-        if self._server is None:
-            raise RuntimeError("FakeBedrockRuntime is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root
 
     # routing and scripting -------------------------------------------------------------------------------
     def register(self, action: str, model_prefix: str, handler: Handler) -> None:
@@ -244,48 +216,6 @@ def _unknown_model(model_id: str) -> BedrockFault:
             "Could not resolve the foundation model from the provided model identifier.",
         )
     return BedrockFault(400, "ValidationException", "The provided model identifier is invalid.")
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads that logs dropped keep-alive connections at debug level."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log instead of printing a traceback to stderr (clients close idle connections at will)."""
-        logger.debug("fake bedrock: connection from %s ended with an error", client_address, exc_info=True)
-
-
-def _make_request_handler(fake: FakeBedrockRuntime) -> type[BaseHTTPRequestHandler]:
-    """A request-handler class bound to this fake."""
-
-    class _RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("fake bedrock: " + format, *args)
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            response = fake.handle(_parse_request(self.command, self.path, dict(self.headers.items()), raw))
-            payload = response.raw if response.raw is not None else json.dumps(response.body).encode()
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-    return _RequestHandler
 
 
 def _parse_request(method: str, target: str, headers: dict[str, str], raw: bytes) -> RecordedRequest:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Self
 from urllib.parse import unquote
 
 from tests.fakes.bedrock_images import sdxl
@@ -20,11 +19,6 @@ class FakeSageMakerRuntime(FakeBedrockRuntime):
         """Build the server (not started); unknown endpoints answer SageMaker's 'not found' error."""
         super().__init__(host)
         self.register(ACTION, "", _endpoint_not_found)
-
-    def __enter__(self) -> Self:
-        """Start on entering the context."""
-        self.start()
-        return self
 
     def add_sdxl_endpoint(self, name: str) -> None:
         """Serve a JumpStart-style SDXL 1.0 endpoint (Stability v1 body and artifacts answer)."""
