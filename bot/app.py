@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -15,6 +16,7 @@ from bot.services import Services
 from bot.slack_settings import SlackSettings
 
 logger = logging.getLogger(__name__)
+LISTENER_THREADS = 32  # lazy listeners may wait for a fair-use slot, so keep more threads than slots
 
 
 def build_app(settings: SlackSettings, services: Services) -> App:
@@ -26,6 +28,7 @@ def build_app(settings: SlackSettings, services: Services) -> App:
         client=client,
         process_before_response=True,
         logger=services.logger,
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener"),
     )
     register_listeners(app, services)
     return app

@@ -145,6 +145,17 @@ class ChatModel(Protocol):
 
 
 @dataclass(frozen=True)
+class RecentImage:
+    """One of a user's recent images: its prompt and parameters and the thread it lives in."""
+
+    prompt: str
+    seed: int
+    model_id: str
+    ref: ThreadRef
+    created_utc: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ThreadRef:
     """Where a thread lives: Slack team, channel and thread ts (or a CLI pseudo-channel)."""
 

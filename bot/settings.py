@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     image_nsfw_max: float = Field(default=0.5, ge=0.0, le=1.0)
     embed_batch_size: int = Field(default=16, ge=1, le=1024)
     database_url: str | None = None
+    max_concurrent_jobs: int = Field(default=2, ge=1, le=256)
+    user_queue_cap: int = Field(default=3, ge=1, le=100)
+    daily_image_quota: int = Field(default=0, ge=0)
     chat_model: str = "offline"
     image_model: str = "offline"
 

@@ -7,15 +7,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.ports import ChatModel, ImageModel, ThreadStore
+from bot.ports import ChatModel, ImageModel
 from bot.settings import PROVIDERS_CHAT, PROVIDERS_EMBED, PROVIDERS_IMAGE, Settings, split_provider
 from retrieval.ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
+    from bot.fair_use import FairUseLimits
     from bot.services import Services
     from retrieval.ingest import Ingestor
+    from storage.thread_store import SqlThreadStore
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ def build_image_model(settings: Settings, model: str | None = None) -> ImageMode
     return OfflinePreviewImageModel()
 
 
-def build_thread_store(settings: Settings) -> tuple[ThreadStore, Callable[[], None]]:
+def build_thread_store(settings: Settings) -> tuple[SqlThreadStore, Callable[[], None]]:
     """The SQL thread store, migrated to head, and a function that disposes its engine."""
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
@@ -134,14 +136,41 @@ def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], N
 
 
 def build_services(settings: Settings) -> tuple[Services, Callable[[], None]]:
-    """What the Slack listeners need (engine and thread store), and a function that releases it."""
-    from bot.services import Services
+    """What the Slack listeners need (engine, stores, fair use), and a function that releases it."""
+    from bot.fair_use import FairUseLimits
 
     conversation, store, close = _engine(settings)
-    return Services(conversation=conversation, threads=store), close
+    limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, settings.daily_image_quota)
+    return assemble_services(conversation, store, limits), close
 
 
-def _engine(settings: Settings) -> tuple[Conversation, ThreadStore, Callable[[], None]]:
+def assemble_services(
+    conversation: Conversation,
+    store: SqlThreadStore,
+    limits: FairUseLimits,
+    logger: logging.Logger | None = None,
+) -> Services:
+    """Services over one database: the thread store's sessions shared by every other store."""
+    from bot.fair_use import FairUse
+    from bot.services import Services
+    from storage.feedback_store import SqlFeedbackStore
+    from storage.ledger import SqlEventLedger, SqlUsageCounters
+    from storage.settings_store import SqlSettingsStore
+
+    sessions = store.sessions
+    return Services(
+        conversation=conversation,
+        threads=store,
+        settings=SqlSettingsStore(sessions),
+        feedback=SqlFeedbackStore(sessions),
+        ledger=SqlEventLedger(sessions),
+        fair_use=FairUse(limits, SqlUsageCounters(sessions)),
+        recent=store,
+        logger=logger or logging.getLogger("bot.app"),
+    )
+
+
+def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:
     """Build the engine and its thread store once."""
     from bot.contact_sheet import contact_sheet
     from bot.conversation import Conversation

@@ -8,7 +8,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.ports import ImageRecord, ThreadRecord, ThreadRef, TurnRecord
+from bot.ports import ImageRecord, RecentImage, ThreadRecord, ThreadRef, TurnRecord
 from storage.db import RACE_RETRIES, bound_url
 from storage.errors import NotFoundError, translated
 from storage.models import Image, Thread, Turn, TurnImage, Workspace
@@ -77,6 +77,11 @@ class SqlThreadStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._url = bound_url(sessions)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, shared with the other stores of the same database."""
+        return self._sessions
 
     def open_thread(self, ref: ThreadRef, owner_user_id: str, mode: str, idea: str) -> ThreadRecord:
         """Create the thread, or return it when it already exists (concurrent callers get the same one)."""
@@ -240,3 +245,26 @@ class SqlThreadStore:
             if row is None:
                 raise NotFoundError(f"image {sha256[:12]} does not exist in team {team_id}")
             row.slack_file_id = slack_file_id
+
+    def recent_images(self, team_id: str, user_id: str, limit: int = 10) -> list[RecentImage]:
+        """The newest images of threads the user started in this team, with their prompts."""
+        query = (
+            select(Image, Turn, Thread)
+            .join(TurnImage, and_(TurnImage.team_id == Image.team_id, TurnImage.image_id == Image.id))
+            .join(Turn, and_(Turn.team_id == TurnImage.team_id, Turn.id == TurnImage.turn_id))
+            .join(Thread, and_(Thread.team_id == Turn.team_id, Thread.id == Turn.thread_id))
+            .where(Image.team_id == team_id, Thread.owner_user_id == user_id)
+            .order_by(Turn.id.desc(), TurnImage.position)
+            .limit(max(0, limit))
+        )
+        with translated(self._url), self._sessions() as session:
+            return [
+                RecentImage(
+                    prompt=turn.prompt or thread.idea,
+                    seed=image.seed,
+                    model_id=image.model_id,
+                    ref=ThreadRef(thread.team_id, thread.channel_id, thread.thread_ts),
+                    created_utc=image.created_utc,
+                )
+                for image, turn, thread in session.execute(query).tuples()
+            ]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from bot.sandbox.slack_api import FakeSlackApi
+    from retrieval.search import Retriever
+    from tests.slack_rig import Rig
 
 SHARED_DATA = Path(
     os.environ.get("IMAGINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -60,3 +66,34 @@ def small_index(library_slice: list[str], tmp_path_factory: pytest.TempPathFacto
     Ingestor(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), index).ingest_rows(rows, IngestOptions())
     index.close()
     return path
+
+
+@pytest.fixture(scope="module")
+def retriever(small_index: Path) -> Iterator[Retriever]:
+    """One retriever over the session's small index per module (Edge allows one opener at a time)."""
+    from retrieval.adapters.bm25 import Bm25SparseEncoder
+    from retrieval.adapters.edge_index import EdgePromptIndex
+    from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
+    from retrieval.search import Retriever
+
+    found = Retriever(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), EdgePromptIndex(small_index))
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlackApi]:
+    """A started sandbox Slack workspace."""
+    from bot.sandbox.slack_api import FakeSlackApi
+
+    with FakeSlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+def rig(fake: FakeSlackApi, retriever: Retriever, tmp_path: Path) -> Iterator[Rig]:
+    """The Slack app served over a fresh database, with its driver and services."""
+    from tests.slack_rig import serve
+
+    with serve(fake, retriever, tmp_path) as served:
+        yield served

@@ -3,156 +3,30 @@
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
-from pydantic import SecretStr
 
-from bot.adapters.offline_composer import OfflineComposer
-from bot.adapters.offline_images import OfflinePreviewImageModel
-from bot.app import build_app, make_wsgi_server
-from bot.contact_sheet import contact_sheet
-from bot.conversation import Conversation
 from bot.ports import ThreadRef
-from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL, RANDOM
-from bot.services import Services
 from bot.settings import SettingsError
 from bot.slack_ids import ACTION_REROLL, ACTION_USE_HIT, COMMAND_IMAGINE
-from bot.slack_settings import SlackSettings, load_slack_settings
-from retrieval.adapters.bm25 import Bm25SparseEncoder
-from retrieval.adapters.edge_index import EdgePromptIndex
-from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
+from bot.slack_settings import load_slack_settings
 from retrieval.search import Retriever
-from storage.db import create_db_engine, migrate, session_factory
-from storage.thread_store import SqlThreadStore
-
-SECRET = "app-test-signing-secret"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TEAM = "T0001"
-T = TypeVar("T")
-Json = dict[str, Any]
-
-
-def wait_for(probe: Callable[[], T], timeout: float = 10.0) -> T:
-    """Poll until `probe` returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result or time.monotonic() > deadline:
-            assert result, "timed out waiting"
-            return result
-        time.sleep(0.02)
-
-
-@dataclass
-class Rig:
-    """The app served on a local port, its driver and its services."""
-
-    driver: SlackDriver
-    services: Services
-
-
-@pytest.fixture(scope="module")
-def retriever(small_index: Path) -> Iterator[Retriever]:
-    """One retriever over the session's small index for the whole module."""
-    found = Retriever(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), EdgePromptIndex(small_index))
-    yield found
-    found.close()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlackApi]:
-    """A started sandbox workspace."""
-    with FakeSlackApi() as api:
-        yield api
-
-
-@contextmanager
-def serve(fake: FakeSlackApi, retriever: Retriever, folder: Path) -> Iterator[Rig]:
-    """Build the engine over `folder`'s SQLite file, the Bolt app, and serve it until the block ends."""
-    engine = create_db_engine(f"sqlite:///{folder / 'imagine.db'}")
-    migrate(engine)
-    store = SqlThreadStore(session_factory(engine))
-    conversation = Conversation(
-        retriever,
-        OfflineComposer(None),
-        OfflinePreviewImageModel(),
-        store,
-        folder / "images",
-        contact_sheet=contact_sheet,
-    )
-    services = Services(conversation, store, logging.getLogger("test.slack_app"))
-    settings = SlackSettings(
-        bot_token=SecretStr(fake.bot_token()), signing_secret=SecretStr(SECRET), api_url=fake.api_url
-    )
-    server = make_wsgi_server(build_app(settings, services))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Rig(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
-    finally:
-        server.shutdown()
-        server.server_close()
-        engine.dispose()
-
-
-@pytest.fixture
-def rig(fake: FakeSlackApi, retriever: Retriever, tmp_path: Path) -> Iterator[Rig]:
-    """The app over a fresh database."""
-    with serve(fake, retriever, tmp_path) as served:
-        yield served
-
-
-# helpers ---------------------------------------------------------------------------------------------------
-def block_ids(message: Json) -> list[str]:
-    """The block ids of a message."""
-    return [str(block.get("block_id", "")) for block in message.get("blocks") or []]
-
-
-def results(fake: FakeSlackApi, root_ts: str) -> list[Json]:
-    """Result messages (with the Re-roll row) in a thread."""
-    return [m for m in fake.messages(GENERAL, root_ts) if "result_actions" in block_ids(m)]
-
-
-def hits_of(fake: FakeSlackApi, root_ts: str) -> list[Json]:
-    """Hits messages in a thread."""
-    return [m for m in fake.messages(GENERAL, root_ts) if "hit_1" in block_ids(m)]
-
-
-def button_value(message: Json, action_id: str, block_id: str | None = None) -> str:
-    """The value of a button in a message."""
-    for block in message["blocks"]:
-        elements = [*(block.get("elements") or []), block.get("accessory") or {}]
-        for element in elements:
-            if element.get("action_id") == action_id and block_id in (None, block.get("block_id")):
-                return str(element["value"])
-    raise AssertionError(f"no {action_id} button")
-
-
-def imagine(fake: FakeSlackApi, rig: Rig, text: str) -> str:
-    """Run /imagine in #general, wait for its first result and return the thread root's ts."""
-    started = time.monotonic()
-    status, _ = rig.driver.slash_command(COMMAND_IMAGINE, text, ALICE, GENERAL)
-    assert status == 200 and time.monotonic() - started < 2.0
-    roots = wait_for(lambda: [m for m in fake.messages(GENERAL) if "imagined" in m.get("text", "")])
-    root_ts = str(roots[-1]["ts"])
-    wait_for(lambda: results(fake, root_ts))
-    return root_ts
-
-
-def next_ts(fake: FakeSlackApi) -> str:
-    """A fresh message timestamp from the sandbox clock."""
-    with fake.state() as ws:
-        return str(ws.next_ts())
+from tests.slack_rig import (
+    PNG_MAGIC,
+    TEAM,
+    Rig,
+    block_ids,
+    button_value,
+    hits_of,
+    imagine,
+    next_ts,
+    results,
+    serve,
+    wait_for,
+)
 
 
 # tests ---------------------------------------------------------------------------------------------------

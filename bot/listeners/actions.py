@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from slack_sdk import WebClient
 
 from bot.blocks_modals import parse_action_value
 from bot.errors import BotError
 from bot.listeners.posting import ThreadTarget, run_turn
+from bot.listeners.registry import Registrar
 from bot.services import Services
 from bot.slack_ids import ACTION_REROLL, ACTION_USE_HIT, ACTION_VARY
 from bot.turns import TurnResult
@@ -57,7 +58,7 @@ def run_action(services: Services, client: WebClient, body: dict[str, Any]) -> N
     run_turn(client, services, target, operation, show_hits=False)
 
 
-def register(app: App, services: Services) -> None:
+def register(registrar: Registrar, services: Services) -> None:
     """Register the Use #n, Re-roll and Variations buttons."""
 
     def acknowledge(ack: Ack) -> None:
@@ -67,4 +68,4 @@ def register(app: App, services: Services) -> None:
         run_action(services, client, body)
 
     for action_id in (ACTION_USE_HIT, ACTION_REROLL, ACTION_VARY):
-        app.action(action_id)(ack=acknowledge, lazy=[on_click])
+        registrar.action(action_id, acknowledge, [on_click])

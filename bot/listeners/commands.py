@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -12,6 +12,7 @@ from bot import blocks
 from bot.blocks import Message
 from bot.flags import FlagError, ImagineCommand, parse_imagine
 from bot.listeners.posting import CANT_POST, ThreadTarget, run_turn, slack_error
+from bot.listeners.registry import Registrar
 from bot.ports import ThreadRef
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
@@ -80,7 +81,7 @@ def start_thread(
     )
 
 
-def register(app: App, services: Services) -> None:
+def register(registrar: Registrar, services: Services) -> None:
     """Register `/imagine` and `/avatar`."""
 
     def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
@@ -100,4 +101,4 @@ def register(app: App, services: Services) -> None:
         start_thread(services, client, respond, team, channel, user, parsed, avatar)
 
     for name in (COMMAND_IMAGINE, COMMAND_AVATAR):
-        app.command(name)(ack=acknowledge, lazy=[imagine])
+        registrar.command(name, acknowledge, [imagine])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.flags import FlagError, parse_imagine
 from bot.listeners.posting import ThreadTarget, post, run_turn, slack_error
+from bot.listeners.registry import Registrar
 from bot.ports import ThreadRef
 from bot.services import Services
 from bot.slack_ids import EVENT_APP_MENTION, EVENT_MESSAGE
@@ -94,7 +95,7 @@ def _reply(services: Services, client: WebClient, target: ThreadTarget, payload:
         services.logger.warning("could not reply in %s: %s", target.channel, slack_error(exc))
 
 
-def register(app: App, services: Services) -> None:
+def register(registrar: Registrar, services: Services) -> None:
     """Register the message and app_mention listeners."""
 
     def acknowledge(ack: Ack) -> None:
@@ -106,5 +107,5 @@ def register(app: App, services: Services) -> None:
     def on_mention(body: dict[str, Any], client: WebClient) -> None:
         start_from_mention(services, client, body)
 
-    app.event(EVENT_MESSAGE)(ack=acknowledge, lazy=[on_message])
-    app.event(EVENT_APP_MENTION)(ack=acknowledge, lazy=[on_mention])
+    registrar.event(EVENT_MESSAGE, acknowledge, [on_message])
+    registrar.event(EVENT_APP_MENTION, acknowledge, [on_mention])

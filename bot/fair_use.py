@@ -1,0 +1,155 @@
+"""Fair use: a global limit on concurrent image jobs, a per-user queue cap, and a daily image quota."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+from bot.errors import BotError
+
+
+class UsageCounters(Protocol):
+    """Images per user and day (storage.ledger.SqlUsageCounters)."""
+
+    def increment(self, team_id: str, user_id: str, day: date, by: int = 1) -> int:
+        """Add `by` and return the new count."""
+        ...
+
+    def get(self, team_id: str, user_id: str, day: date) -> int:
+        """The count so far."""
+        ...
+
+
+class QueueFullError(BotError):
+    """The user already has as many jobs waiting or running as the cap allows."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"you already have {cap} image job{'s' if cap != 1 else ''} waiting or running; "
+            "try again when one finishes"
+        )
+        self.cap = cap
+
+
+class QuotaReachedError(BotError):
+    """The user's daily image quota is used up."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you have used today's {limit} images; the quota resets at midnight UTC")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class FairUseLimits:
+    """Concurrent jobs (all users), jobs per user waiting or running, and images per user and day (0 = ∞)."""
+
+    max_concurrent_jobs: int = 2
+    per_user_queue: int = 3
+    daily_images: int = 0
+
+
+def utc_today() -> date:
+    """Today in UTC (quota days)."""
+    return datetime.now(UTC).date()
+
+
+class FairUse:
+    """Admits, queues (FIFO) and counts image jobs; one instance per process."""
+
+    def __init__(
+        self,
+        limits: FairUseLimits,
+        counters: UsageCounters | None = None,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        if limits.max_concurrent_jobs < 1 or limits.per_user_queue < 1 or limits.daily_images < 0:
+            raise ValueError(f"fair-use limits out of range: {limits}")
+        self.limits = limits
+        self._counters = counters
+        self._today = today
+        self._lock = threading.Condition()
+        self._running = 0
+        self._waiting: deque[object] = deque()
+        self._per_user: dict[tuple[str, str], int] = {}
+        self._reserved: dict[tuple[str, str], int] = {}
+
+    def check_quota(self, team_id: str, user_id: str, images: int) -> None:
+        """Raise QuotaReachedError when `images` more would pass the user's daily quota."""
+        limit = self.limits.daily_images
+        if not limit or self._counters is None:
+            return
+        used = self._counters.get(team_id, user_id, self._today())
+        with self._lock:
+            reserved = self._reserved.get((team_id, user_id), 0)
+        if used + reserved + images > limit:
+            raise QuotaReachedError(limit)
+
+    def count(self, team_id: str, user_id: str, images: int) -> None:
+        """Charge images that were generated to the user's day."""
+        if self._counters is not None and images > 0:
+            self._counters.increment(team_id, user_id, self._today(), images)
+
+    @contextmanager
+    def slot(
+        self, team_id: str, user_id: str, images: int, on_queued: Callable[[int], None] = lambda _: None
+    ) -> Iterator[None]:
+        """Hold one of the global job slots; waits in FIFO order, calling `on_queued(position)` once."""
+        self.check_quota(team_id, user_id, images)
+        key, ticket = (team_id, user_id), object()
+        with self._lock:
+            if self._per_user.get(key, 0) >= self.limits.per_user_queue:
+                raise QueueFullError(self.limits.per_user_queue)
+            self._per_user[key] = self._per_user.get(key, 0) + 1
+            self._reserved[key] = self._reserved.get(key, 0) + images
+            self._waiting.append(ticket)
+            position = self._position(ticket)
+        try:
+            if position:
+                on_queued(position)
+            with self._lock:
+                self._lock.wait_for(lambda: self._may_start(ticket))
+                self._waiting.remove(ticket)
+                self._running += 1
+                self._lock.notify_all()  # the next in line may fit in another free slot
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    self._lock.notify_all()
+        finally:
+            with self._lock:
+                self._per_user[key] -= 1
+                self._reserved[key] -= images
+                if not self._per_user[key]:
+                    del self._per_user[key], self._reserved[key]
+                if ticket in self._waiting:  # on_queued raised before the wait
+                    self._waiting.remove(ticket)
+                    self._lock.notify_all()
+
+    def _may_start(self, ticket: object) -> bool:
+        """First in line and a slot free."""
+        return self._running < self.limits.max_concurrent_jobs and self._waiting[0] is ticket
+
+    def _position(self, ticket: object) -> int:
+        """0 when the job can start now, else its place in the queue (1 = next)."""
+        free = self.limits.max_concurrent_jobs - self._running
+        index = self._waiting.index(ticket)
+        return 0 if index < free else index - free + 1
+
+    @property
+    def running(self) -> int:
+        """Jobs holding a slot now."""
+        with self._lock:
+            return self._running
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a slot."""
+        with self._lock:
+            return len(self._waiting)
