@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= $(abspath ../shared/data)
 LIBRARY ?= $(SHARED_DATA)/sd_prompts_real_users.parquet
 IDEA ?= a cartoon of a little dog
+DEMO_OUT ?= demo-output
 
 .PHONY: setup demo test lint bench clean
 
@@ -22,12 +23,13 @@ $(VENV)/.installed: pyproject.toml
 	  assert len(E().embed_query('offline model check')) == 384"
 	touch $@
 
+# Ingest (idempotent: a second run only checks), one search, then the main event: a scripted Slack
+# conversation through the real app against the sandbox workspace, printed as a transcript; the images
+# and transcript.txt land in $(DEMO_OUT).
 demo: setup
 	$(BIN)/imagine-bot ingest "$(LIBRARY)"
-	$(BIN)/imagine-bot search "$(IDEA)"
-	$(BIN)/imagine-bot search "$(IDEA)" --json -k 3
-	$(BIN)/imagine-bot imagine "$(IDEA)" --ar 3:2 --no text
-	$(BIN)/imagine-bot imagine "friendly robots for the data team" --avatar
+	$(BIN)/imagine-bot search "$(IDEA)" -k 3
+	$(BIN)/imagine-bot demo --idea "$(IDEA)" --out "$(DEMO_OUT)"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,8 +10,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+from sqlalchemy import Engine
 
+from bot.http_guard import SlackRequestGuard
 from bot.listeners import register_listeners
+from bot.oauth import build_oauth_settings, engine_of
 from bot.services import Services
 from bot.slack_settings import SlackSettings
 
@@ -19,13 +22,20 @@ logger = logging.getLogger(__name__)
 LISTENER_THREADS = 32  # lazy listeners may wait for a fair-use slot, so keep more threads than slots
 
 
-def build_app(settings: SlackSettings, services: Services) -> App:
-    """A Bolt app in HTTP mode that acks before slow work (which runs in lazy listeners)."""
-    token = settings.bot_token.get_secret_value()
-    client = WebClient(base_url=settings.base_url, token=token)
+def build_app(settings: SlackSettings, services: Services, *, engine: Engine | None = None) -> App:
+    """A Bolt app (HTTP mode, acks before slow work); with SLACK_CLIENT_ID, installs are kept via `engine`."""
+    oauth_settings = None
+    token = None
+    if settings.oauth:
+        if settings.bot_token is not None:
+            logger.warning("SLACK_CLIENT_ID is set, so SLACK_BOT_TOKEN is ignored: tokens come from installs")
+        oauth_settings = build_oauth_settings(settings, engine or engine_of(services), services.logger)
+    elif settings.bot_token is not None:
+        token = settings.bot_token.get_secret_value()
     app = App(  # the token travels in the client (Bolt warns when both are given)
         signing_secret=settings.signing_secret.get_secret_value(),
-        client=client,
+        client=WebClient(base_url=settings.base_url, token=token),  # OAuth's oauth.v2.access uses it too
+        oauth_settings=oauth_settings,
         process_before_response=True,
         logger=services.logger,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener"),
@@ -41,6 +51,9 @@ class _LoggingHandler(WSGIRequestHandler):
         logger.debug("%s " + format, self.address_string(), *args)
 
 
-def make_wsgi_server(app: App, host: str = "127.0.0.1", port: int = 0) -> WSGIServer:
-    """A wsgiref server answering Slack at /slack/events (call serve_forever; port 0 picks a free one)."""
-    return make_server(host, port, SlackRequestHandler(app), handler_class=_LoggingHandler)
+def make_wsgi_server(
+    app: App, host: str = "127.0.0.1", port: int = 0, *, signing_secret: str | None = None
+) -> WSGIServer:
+    """A wsgiref server for /slack/events and the OAuth install pages, guarded (port 0 picks a free port)."""
+    guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret)
+    return make_server(host, port, guarded, handler_class=_LoggingHandler)

@@ -303,7 +303,8 @@ def hits_message(thread_id: int, hits: Sequence[HitForPrompt]) -> Message:
     """The closest library prompts, numbered, each with a 'Use #n' button valued '<thread_id>:<n>'."""
     if not hits:
         return message([context(":books: No close prompts in the library for this one; writing it fresh.")])
-    blocks = [section(":books: *Closest prompts in the library*: press *Use #n* to draw one as it is.")]
+    intro = ":books: *Closest prompts in the library*: press *Use #n* to redo your idea in its manner."
+    blocks = [section(intro)]
     for index, hit in enumerate(hits[:MAX_HITS], start=1):
         source = f"\n_from {user_line(hit.source, 80)}_" if hit.source else ""
         use = button(f"Use #{hit.number}", ids.ACTION_USE_HIT, f"{thread_id}:{hit.number}")

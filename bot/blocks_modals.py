@@ -17,6 +17,7 @@ STYLE_MAX = 100
 NEGATIVE_MAX = 1000
 MODEL_MAX = 200
 NO_DEFAULT = "none"
+MAX_ID = 2_147_483_647
 
 # block_id → action_id of the input elements (view_submission state keys; no listener needs them)
 PROMPT_BLOCK, PROMPT_INPUT = "prompt", "prompt_input"
@@ -191,8 +192,8 @@ def parse_action_value(value: str) -> tuple[int, int | None]:
 
 
 def _number(text: str) -> bool:
-    """True for a non-empty run of ASCII digits."""
-    return text.isascii() and text.isdigit()
+    """True for a non-empty run of ASCII digits that fits a database id (a 32-bit signed integer)."""
+    return text.isascii() and text.isdigit() and int(text) <= MAX_ID
 
 
 def vote_number(reaction: str) -> int | None:

@@ -69,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
 
+    from bot.demo import add_demo_command
     from bot.engine_commands import add_engine_commands
     from bot.serve import add_serve_command
 
     add_engine_commands(commands, EPILOG)
     add_serve_command(commands, EPILOG)
+    add_demo_command(commands, EPILOG)
     return parser
 
 
@@ -88,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        from bot import commands, engine_commands, serve
+        from bot import commands, demo, engine_commands, serve
 
         handlers = {
             "ingest": commands.run_ingest,
@@ -97,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "imagine": engine_commands.run_imagine,
             "chat": engine_commands.run_chat,
             "serve": serve.run_serve,
+            "demo": demo.run_demo,
         }
         return handlers[args.command](args, load_settings())
     except (RetrievalError, SettingsError, BotError) as exc:

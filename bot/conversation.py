@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -12,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import BotError
+from bot.image_files import write_image, write_sheet
 from bot.ports import (
     ChatModel,
     ComposeRequest,
     ComposeResult,
-    GeneratedImage,
     HitForPrompt,
     ImageModel,
-    ImageRecord,
     ImageRequest,
     PromptDraft,
     ThreadRecord,
@@ -39,15 +37,18 @@ from bot.turns import (
     apply_options,
     draft_of,
     last_with_prompt,
+    latest_hits,
     memory_of,
     prompt_limit,
     seed_of,
+    with_defaults,
 )
 
 logger = logging.getLogger(__name__)
 MAX_SEED = 4_294_967_294
 HITS_SHOWN = 5
 MAX_CANDIDATES = 9
+OnHits = Callable[[ThreadRecord, tuple[HitForPrompt, ...]], None]
 
 
 class Conversation:
@@ -63,10 +64,12 @@ class Conversation:
         *,
         contact_sheet: Callable[[Sequence[bytes]], bytes] | None = None,
         rng: random.Random | None = None,
+        image_models: Callable[[str], ImageModel] | None = None,
     ) -> None:
         self._search = search
         self._chat = chat
         self._images = images
+        self._image_models = image_models
         self._store = store
         self._image_dir = Path(image_dir)
         self._contact_sheet = contact_sheet
@@ -81,12 +84,16 @@ class Conversation:
         idea: str,
         options: TurnOptions | None = None,
         defaults: UserDefaults | None = None,
+        on_hits: OnHits | None = None,
     ) -> TurnResult:
-        """A new thread: retrieve hits for the idea, compose one prompt, generate its image."""
-        options = options or TurnOptions()
+        """A new thread: retrieve hits for the idea (shown via `on_hits`), compose one prompt, draw it."""
+        defaults = defaults or UserDefaults()
+        options = with_defaults(options or TurnOptions(), defaults)
         thread = self._store.open_thread(ref, user_id, "imagine", idea)
         hits = self._retrieve(idea)
-        request = ComposeRequest(kind="start", idea=idea, hits=hits, defaults=defaults or UserDefaults())
+        if on_hits is not None:
+            on_hits(thread, hits)
+        request = ComposeRequest(kind="start", idea=idea, hits=hits, defaults=defaults)
         return self._compose_and_draw(thread, "start", idea, request, options, hits)
 
     def refine(
@@ -94,7 +101,7 @@ class Conversation:
     ) -> TurnResult:
         """Apply a follow-up instruction ("make it watercolor", "no text", "more like #2")."""
         thread, turns = self._load(team_id, thread_id)
-        hits = self._latest_hits(turns)
+        hits = latest_hits(turns)
         request = ComposeRequest(
             kind="refine",
             idea=thread.idea,
@@ -103,12 +110,15 @@ class Conversation:
             hits=hits,
             defaults=defaults or UserDefaults(),
         )
-        return self._compose_and_draw(thread, "refine", instruction, request, TurnOptions(), hits)
+        options = _model_only(defaults)
+        return self._compose_and_draw(thread, "refine", instruction, request, options, hits)
 
-    def use_hit(self, team_id: str, thread_id: int, number: int) -> TurnResult:
+    def use_hit(
+        self, team_id: str, thread_id: int, number: int, defaults: UserDefaults | None = None
+    ) -> TurnResult:
         """Rewrite the idea in the manner of library hit #number."""
         thread, turns = self._load(team_id, thread_id)
-        hits = self._latest_hits(turns)
+        hits = latest_hits(turns)
         if not 1 <= number <= len(hits):
             raise BotError(f"there is no library prompt #{number} in this thread (1-{len(hits)})")
         request = ComposeRequest(
@@ -118,28 +128,34 @@ class Conversation:
             history=memory_of(turns),
             hits=hits,
         )
-        return self._compose_and_draw(thread, "use_hit", f"use #{number}", request, TurnOptions(), hits)
+        options = _model_only(defaults)
+        return self._compose_and_draw(thread, "use_hit", f"use #{number}", request, options, hits)
 
-    def vary(self, team_id: str, thread_id: int) -> TurnResult:
+    def vary(self, team_id: str, thread_id: int, defaults: UserDefaults | None = None) -> TurnResult:
         """A small change of the latest prompt, drawn with the same seed."""
         thread, turns = self._load(team_id, thread_id)
         last = last_with_prompt(turns)
-        hits = self._latest_hits(turns)
+        hits = latest_hits(turns)
         request = ComposeRequest(
             kind="vary", idea=thread.idea, instruction="vary", history=memory_of(turns), hits=hits
         )
-        options = TurnOptions(seed=seed_of(last))
+        options = replace(_model_only(defaults), seed=seed_of(last))
         return self._compose_and_draw(thread, "vary", "variation", request, options, hits)
 
-    def reroll(self, team_id: str, thread_id: int) -> TurnResult:
+    def reroll(self, team_id: str, thread_id: int, defaults: UserDefaults | None = None) -> TurnResult:
         """The latest prompt again with a new seed (no chat call)."""
         thread, turns = self._load(team_id, thread_id)
-        last = last_with_prompt(turns)
-        draft = draft_of(last)
-        return self._draw(thread, "reroll", "re-roll", draft, TurnOptions(), None, self._latest_hits(turns))
+        draft = draft_of(last_with_prompt(turns))
+        options = _model_only(defaults)
+        return self._draw(thread, "reroll", "re-roll", draft, options, None, latest_hits(turns))
 
     def edit(
-        self, team_id: str, thread_id: int, prompt: str, negative_prompt: str | None = None
+        self,
+        team_id: str,
+        thread_id: int,
+        prompt: str,
+        negative_prompt: str | None = None,
+        defaults: UserDefaults | None = None,
     ) -> TurnResult:
         """Draw a prompt the user wrote themselves (no chat call)."""
         thread, turns = self._load(team_id, thread_id)
@@ -152,17 +168,31 @@ class Conversation:
             prompt=text,
             negative_prompt=negative_prompt if negative_prompt is not None else base.negative_prompt,
         )
-        return self._draw(thread, "edit", text, draft, TurnOptions(), None, self._latest_hits(turns))
+        options = _model_only(defaults)
+        return self._draw(thread, "edit", text, draft, options, None, latest_hits(turns))
 
-    def brainstorm(self, ref: ThreadRef, user_id: str, theme: str, count: int = 6) -> TurnResult:
+    def brainstorm(
+        self,
+        ref: ThreadRef,
+        user_id: str,
+        theme: str,
+        count: int = 6,
+        defaults: UserDefaults | None = None,
+    ) -> TurnResult:
         """N diverse candidates in one shared style, their images and a numbered contact sheet."""
         count = max(2, min(count, MAX_CANDIDATES))
+        defaults = defaults or UserDefaults()
         thread = self._store.open_thread(ref, user_id, "avatar", theme)
         hits = self._retrieve(theme)
-        request = ComposeRequest(kind="brainstorm", idea=theme, hits=hits, candidates=count)
-        return self._compose_and_draw(thread, "brainstorm", theme, request, TurnOptions(), hits)
+        request = ComposeRequest(
+            kind="brainstorm", idea=theme, hits=hits, candidates=count, defaults=defaults
+        )
+        options = _model_only(defaults)
+        return self._compose_and_draw(thread, "brainstorm", theme, request, options, hits)
 
-    def pick(self, team_id: str, thread_id: int, number: int) -> TurnResult:
+    def pick(
+        self, team_id: str, thread_id: int, number: int, defaults: UserDefaults | None = None
+    ) -> TurnResult:
         """Take brainstorm candidate #number as the thread's prompt and refine it once more."""
         thread, turns = self._load(team_id, thread_id)
         candidates = [turn for turn in turns if turn.kind == "brainstorm"]
@@ -181,10 +211,15 @@ class Conversation:
             idea=thread.idea,
             instruction=f"refine candidate #{number}, keep its subject and the shared style",
             history=history,
-            hits=self._latest_hits(turns),
+            hits=latest_hits(turns),
         )
         return self._compose_and_draw(
-            thread, "pick", f"pick #{number}", request, TurnOptions(seed=winner.get("seed")), ()
+            thread,
+            "pick",
+            f"pick #{number}",
+            request,
+            replace(_model_only(defaults), seed=winner.get("seed")),
+            (),
         )
 
     def history(self, team_id: str, thread_id: int) -> tuple[ThreadRecord, list[TurnRecord]]:
@@ -208,15 +243,13 @@ class Conversation:
             raise ThreadNotFoundError(f"thread {thread_id} not found")
         return thread, self._store.turns(team_id, thread_id)
 
-    def _latest_hits(self, turns: Sequence[TurnRecord]) -> tuple[HitForPrompt, ...]:
-        """The hits the user last saw in this thread (their numbers stay stable across turns)."""
-        for turn in reversed(turns):
-            if turn.hits:
-                return tuple(
-                    HitForPrompt(number=int(h["number"]), prompt=str(h["prompt"]), source=h.get("source"))
-                    for h in turn.hits
-                )
-        return ()
+    def _model(self, options: TurnOptions) -> ImageModel:
+        """The image model a turn asked for (--model or a default), else the configured one."""
+        if not options.model or options.model == self._images.model_id:
+            return self._images
+        if self._image_models is None:
+            raise BotError("this bot draws with one image model only; drop --model")
+        return self._image_models(options.model)
 
     def _compose_and_draw(
         self,
@@ -229,12 +262,13 @@ class Conversation:
     ) -> TurnResult:
         """One chat call, then the image call(s), then one stored turn."""
         started = time.perf_counter()
-        request = replace(request, max_prompt_chars=prompt_limit(self._images.model_id))
+        images = self._model(options)
+        request = replace(request, max_prompt_chars=prompt_limit(images.model_id))
         composed = self._chat.compose(request)
         drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
         if kind == "brainstorm":
-            return self._draw_many(thread, user_text, drafts, composed, hits, started)
-        return self._draw(thread, kind, user_text, drafts[0], options, composed, hits, started)
+            return self._draw_many(thread, user_text, drafts, composed, hits, started, images)
+        return self._draw(thread, kind, user_text, drafts[0], options, composed, hits, started, images)
 
     def _draw(
         self,
@@ -246,16 +280,18 @@ class Conversation:
         composed: ComposeResult | None,
         hits: Sequence[HitForPrompt],
         started: float | None = None,
+        images: ImageModel | None = None,
     ) -> TurnResult:
         """Generate one prompt's image(s) and store the turn."""
         started = started if started is not None else time.perf_counter()
+        images = images or self._model(options)
         draft = apply_options(draft, options)
         seed = options.seed if options.seed is not None else self._rng.randint(0, MAX_SEED)
         request = ImageRequest(
             draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style, max(1, options.count)
         )
-        generated = self._images.generate(request)
-        stored = tuple(self._write(thread.ref.team_id, image) for image in generated)
+        generated = images.generate(request)
+        stored = tuple(write_image(self._image_dir, thread.ref.team_id, image) for image in generated)
         params = {
             "seed": seed,
             "aspect_ratio": draft.aspect_ratio,
@@ -264,8 +300,8 @@ class Conversation:
             "used_hits": list(draft.used_hits),
             "rationale": draft.rationale,
         }
-        turn = self._record(thread, kind, user_text, hits, draft, params, composed, stored, started)
-        return self._result(thread, turn, hits, (draft,), stored, composed, started)
+        turn = self._record(thread, kind, user_text, hits, draft, params, composed, stored, started, images)
+        return self._result(thread, turn, hits, (draft,), stored, composed, started, images)
 
     def _draw_many(
         self,
@@ -275,16 +311,17 @@ class Conversation:
         composed: ComposeResult,
         hits: Sequence[HitForPrompt],
         started: float,
+        images: ImageModel,
     ) -> TurnResult:
         """Generate one image per brainstorm candidate, plus a numbered contact sheet."""
         stored: list[StoredImage] = []
         candidates: list[dict[str, Any]] = []
         for number, draft in enumerate(drafts, start=1):
             seed = self._rng.randint(0, MAX_SEED)
-            image = self._images.generate(
+            image = images.generate(
                 ImageRequest(draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style)
             )[0]
-            stored.append(self._write(thread.ref.team_id, image))
+            stored.append(write_image(self._image_dir, thread.ref.team_id, image))
             candidates.append(
                 {
                     "number": number,
@@ -299,32 +336,13 @@ class Conversation:
         sheet = None
         if self._contact_sheet is not None:
             sheet_bytes = self._contact_sheet([s.path.read_bytes() for s in stored])
-            sheet = (
-                self._image_dir
-                / thread.ref.team_id
-                / f"sheet-{hashlib.sha256(sheet_bytes).hexdigest()[:16]}.png"
-            )
-            sheet.parent.mkdir(parents=True, exist_ok=True)
-            sheet.write_bytes(sheet_bytes)
+            sheet = write_sheet(self._image_dir, thread.ref.team_id, sheet_bytes)
         params = {"candidates": candidates, "contact_sheet": str(sheet) if sheet else None}
         turn = self._record(
-            thread, "brainstorm", theme, hits, drafts[0], params, composed, tuple(stored), started
+            thread, "brainstorm", theme, hits, drafts[0], params, composed, tuple(stored), started, images
         )
-        result = self._result(thread, turn, hits, drafts, tuple(stored), composed, started)
+        result = self._result(thread, turn, hits, drafts, tuple(stored), composed, started, images)
         return replace(result, contact_sheet=sheet)
-
-    def _write(self, team_id: str, image: GeneratedImage) -> StoredImage:
-        """Store image bytes once per content hash under the team's folder."""
-        digest = hashlib.sha256(image.data).hexdigest()
-        suffix = ".png" if image.mime_type == "image/png" else ".jpg"
-        path = self._image_dir / team_id / f"{digest}{suffix}"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_bytes(image.data)
-            temporary.replace(path)
-        record = ImageRecord(digest, image.seed, image.model_id, image.width, image.height, str(path))
-        return StoredImage(path, record)
 
     def _record(
         self,
@@ -337,6 +355,7 @@ class Conversation:
         composed: ComposeResult | None,
         stored: tuple[StoredImage, ...],
         started: float,
+        images: ImageModel,
     ) -> TurnRecord:
         """Persist the finished turn with its images in one write."""
         turn = TurnRecord(
@@ -349,7 +368,7 @@ class Conversation:
             negative_prompt=draft.negative_prompt,
             params=params,
             chat_model=composed.model_id if composed else None,
-            image_model=self._images.model_id,
+            image_model=images.model_id,
             input_tokens=composed.input_tokens if composed else 0,
             output_tokens=composed.output_tokens if composed else 0,
             duration_ms=int((time.perf_counter() - started) * 1000),
@@ -366,12 +385,13 @@ class Conversation:
         stored: tuple[StoredImage, ...],
         composed: ComposeResult | None,
         started: float,
+        images: ImageModel,
     ) -> TurnResult:
         """Bundle what the caller shows."""
         labels = []
         if composed is not None and composed.is_offline:
             labels.append("prompt written by the offline composer (no LLM)")
-        if self._images.is_offline:
+        if images.is_offline:
             labels.append("offline preview image (no image model was called)")
         return TurnResult(
             thread=thread,
@@ -380,7 +400,12 @@ class Conversation:
             drafts=drafts,
             images=stored,
             chat_offline=bool(composed and composed.is_offline),
-            image_offline=self._images.is_offline,
+            image_offline=images.is_offline,
             elapsed_ms=int((time.perf_counter() - started) * 1000),
             labels=tuple(labels),
         )
+
+
+def _model_only(defaults: UserDefaults | None) -> TurnOptions:
+    """Options carrying only the default image model (the thread's own memory keeps the rest)."""
+    return TurnOptions(model=defaults.image_model if defaults else None)

@@ -1,18 +1,27 @@
-"""Parsing `/imagine` text: the idea plus Midjourney-style flags (--ar, --seed, --no, --style, --n)."""
+"""Parsing `/imagine` text: the idea plus Midjourney-style flags (--ar, --seed, --no, --style, --n, --model).
+
+The text is what Slack sends, so it is cleaned first: Slack's three HTML entities (`&amp;` `&lt;` `&gt;`)
+are unescaped, control and invisible characters removed (line breaks and tabs become spaces), and an
+autocorrected dash before a flag name (`—ar 3:2`, `–seed 7`) counts as `--`. Idea words are kept as typed
+(quotes and apostrophes included); a flag value may be quoted to span words (`--style "oil painting"`).
+An idea longer than MAX_IDEA_CHARS keeps its first MAX_IDEA_CHARS characters (cut at a word boundary):
+a long paste still gets a picture rather than an error, and the thread root shows what was used.
+"""
 
 from __future__ import annotations
 
 import re
-import shlex
+import unicodedata
 from dataclasses import dataclass
 
 from bot.errors import BotError
 from bot.ports import ASPECT_RATIOS
+from bot.settings import PROVIDERS_IMAGE, SettingsError, split_provider
 from bot.turns import TurnOptions
 
 MAX_SEED = 4_294_967_294
 MAX_IMAGES = 4
-MAX_IDEA_CHARS = 1500
+MAX_IDEA_CHARS = 2000
 FLAG_NAMES = (
     "--ar",
     "--aspect",
@@ -25,6 +34,33 @@ FLAG_NAMES = (
     "--settings",
     "--help",
 )
+SWITCHES = ("--avatar", "--settings", "--help")
+# Short names for --model; anything else must be 'provider:model-id' with an image provider.
+MODEL_ALIASES = {
+    "offline": "offline",
+    "sd3.5": "bedrock:stability.sd3-5-large-v1:0",
+    "core": "bedrock:stability.stable-image-core-v1:1",
+    "ultra": "bedrock:stability.stable-image-ultra-v1:1",
+    "nova": "bedrock:amazon.nova-canvas-v1:0",
+}
+
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_SPACING_CONTROL = re.compile(r"[\t\n\v\f\r\x1c-\x1f\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+# Zero-width spaces, soft hyphen, word joiner, BOM, direction marks and bidi embeddings/overrides/isolates.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# ZWJ/ZWNJ are kept inside words (emoji sequences, Persian, Indic scripts) but not at a word's edge.
+_EDGE_JOINER = re.compile(r"(?<!\S)[\u200c\u200d]+|[\u200c\u200d]+(?!\S)")
+_FLAG_WORDS = "|".join(name[2:] for name in FLAG_NAMES)
+_DASHES = "\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+_SMART_DASH = re.compile(
+    rf"(?<!\S)(?:[{_DASHES}]-?|-[{_DASHES}])(?=(?:{_FLAG_WORDS})(?:=|\s|$))", re.IGNORECASE
+)
+_FLAG = re.compile(r"(--[^\W\d_][\w-]*)(?:=(.*))?", re.DOTALL)
+_QUOTES = {'"': '"\u201d', "\u201c": "\u201d\u201c\"", "\u201e": "\u201c\u201d\"", "'": "'\u2019",
+           "\u2018": "\u2019'"}  # fmt: skip
+_QUOTE_CHARS = "\"'\u201c\u201d\u201e\u2018\u2019"
 
 
 class FlagError(BotError):
@@ -33,7 +69,7 @@ class FlagError(BotError):
 
 @dataclass(frozen=True)
 class ImagineCommand:
-    """A parsed `/imagine` text."""
+    """A parsed `/imagine` text (`model`: a validated 'provider:model-id' or 'offline')."""
 
     idea: str
     options: TurnOptions
@@ -43,19 +79,43 @@ class ImagineCommand:
     help: bool = False
 
 
+def clean_text(text: str) -> str:
+    """Slack text made plain: entities unescaped, control/invisible characters gone, spaces folded."""
+    text = _ENTITY.sub(lambda match: _ENTITIES[match.group(1)], str(text))
+    text = _CONTROL.sub("", _SPACING_CONTROL.sub(" ", text))
+    text = _EDGE_JOINER.sub("", _INVISIBLE.sub("", text))
+    return " ".join(_SMART_DASH.sub("--", " ".join(text.split())).split())
+
+
 def normalize_aspect_ratio(value: str, flag: str = "--ar") -> str:
     """A supported aspect ratio ('3:2', '16x9', '1.5' → nearest supported), else FlagError naming `flag`."""
-    text = value.strip().lower().replace("x", ":").replace("/", ":")
+    text = unicodedata.normalize("NFKC", value).strip().lower()
+    text = text.replace("x", ":").replace("\u00d7", ":").replace("/", ":")
     if text in ASPECT_RATIOS:
         return text
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(?::(\d+(?:\.\d+)?))?", text)
+    match = re.fullmatch(r"([0-9]{1,6}(?:\.[0-9]{1,6})?)(?::([0-9]{1,6}(?:\.[0-9]{1,6})?))?", text)
     if not match:
-        raise FlagError(f"{flag} {value!r} is not an aspect ratio: use W:H, e.g. {flag} 3:2")
+        raise FlagError(f"{flag} {_shown(value)} is not an aspect ratio: use W:H, e.g. {flag} 3:2")
     width, height = float(match.group(1)), float(match.group(2) or 1)
     if width <= 0 or height <= 0 or not 0.2 <= width / height <= 5:
-        raise FlagError(f"{flag} {value!r} is out of range: use one of {', '.join(ASPECT_RATIOS)}")
+        raise FlagError(f"{flag} {_shown(value)} is out of range: use one of {', '.join(ASPECT_RATIOS)}")
     target = width / height
     return min(ASPECT_RATIOS, key=lambda r: abs(_ratio(r) - target))
+
+
+def normalize_model(value: str, flag: str = "--model") -> str:
+    """A short model name or 'provider:model-id' for an image provider, else FlagError naming `flag`."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    text = MODEL_ALIASES.get(text.lower(), text)
+    try:
+        split_provider(text, flag, PROVIDERS_IMAGE)
+    except SettingsError as exc:
+        raise FlagError(
+            f"{flag} {_shown(value)} is not an image model: use a short name "
+            f"({', '.join(MODEL_ALIASES)}) or provider:model-id with provider one of "
+            f"{', '.join(PROVIDERS_IMAGE)}, e.g. {flag} {MODEL_ALIASES['sd3.5']}"
+        ) from exc
+    return text
 
 
 def _ratio(value: str) -> float:
@@ -64,54 +124,87 @@ def _ratio(value: str) -> float:
     return int(width) / int(height)
 
 
-def _value(tokens: list[str], index: int, flag: str) -> str:
-    """The value after a flag, or FlagError naming it."""
-    if index + 1 >= len(tokens) or tokens[index + 1].startswith("--"):
+def _shown(value: str, limit: int = 40) -> str:
+    """A user's value quoted for an error message, clipped."""
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")
+
+
+def _flag_of(token: str) -> tuple[str, str | None] | None:
+    """(flag name in lower case, inline `=value` or None) when the token is a flag, else None."""
+    match = _FLAG.fullmatch(unicodedata.normalize("NFKC", token))
+    return (match.group(1).lower(), match.group(2)) if match else None
+
+
+def _take_value(tokens: list[str], index: int, flag: str, inline: str | None) -> tuple[str, int]:
+    """The value of the flag at `index` and the index after it; a quoted value may span tokens."""
+    if inline is not None:
+        value, after = inline, index + 1
+    elif index + 1 >= len(tokens) or _flag_of(tokens[index + 1]):
         raise FlagError(f"{flag} needs a value")
-    return tokens[index + 1]
+    else:
+        value, after = tokens[index + 1], index + 2
+    closers = _QUOTES.get(value[:1])
+    if closers and inline is None:
+        for end in range(index + 1, len(tokens)):
+            token = tokens[end][1:] if end == index + 1 else tokens[end]
+            if token[-1:] in closers:
+                value, after = " ".join(tokens[index + 1 : end + 1]), end + 1
+                break
+    value = value.strip(_QUOTE_CHARS).strip()
+    if not value:
+        raise FlagError(f"{flag} needs a value")
+    return value, after
 
 
-def _split(text: str) -> list[str]:
-    """Tokens of the text, respecting quotes where they balance."""
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
+def _shorten(idea: str) -> str:
+    """The idea cut to MAX_IDEA_CHARS, at the last space when one is near the end."""
+    if len(idea) <= MAX_IDEA_CHARS:
+        return idea
+    cut = idea[: MAX_IDEA_CHARS + 1]
+    space = cut.rfind(" ", MAX_IDEA_CHARS - 200)
+    return (cut[:space] if space > 0 else cut[:MAX_IDEA_CHARS]).rstrip()
+
+
+def _has_content(idea: str) -> bool:
+    """False for an idea of punctuation alone (a stray `--` or `...`): there is nothing to draw."""
+    return any(unicodedata.category(char)[0] not in "PZ" for char in idea)
 
 
 def parse_imagine(text: str) -> ImagineCommand:
-    """Split `/imagine` text into the idea and its options; raise FlagError naming a bad flag."""
-    tokens = _split(" ".join(str(text).replace("\u2014", "--").replace("\u2013", "--").split()))
+    """Split `/imagine` text (as Slack sends it) into the idea and its options; FlagError names a bad flag."""
+    tokens = clean_text(text).split()
     words: list[str] = []
     negative: list[str] = []
     found: dict[str, str] = {}
-    flags: set[str] = set()
+    switches: set[str] = set()
     index = 0
     while index < len(tokens):
-        token = tokens[index]
-        if not token.startswith("--") or token == "--":
-            words.append(token)
+        parsed = _flag_of(tokens[index])
+        if parsed is None:
+            words.append(tokens[index])
             index += 1
             continue
-        flag = token.lower()
+        flag, inline = parsed
         if flag not in FLAG_NAMES:
-            raise FlagError(f"unknown flag {token}: use --ar, --seed, --no, --style, --n or --avatar")
-        if flag in ("--avatar", "--settings", "--help"):
-            flags.add(flag)
+            raise FlagError(
+                f"unknown flag {_shown(tokens[index])}: use --ar, --seed, --no, --style, --n, --model, "
+                "--avatar or --settings"
+            )
+        if flag in SWITCHES:
+            switches.add(flag)
             index += 1
             continue
-        value = _value(tokens, index, flag)
-        index += 2
+        value, index = _take_value(tokens, index, flag, inline)
         if flag == "--no":
-            while index < len(tokens) and not tokens[index].startswith("--"):
+            while index < len(tokens) and not _flag_of(tokens[index]):
                 value += " " + tokens[index]
                 index += 1
-            negative.extend(part.strip() for part in value.split(",") if part.strip())
+            parts = (part.strip().strip(_QUOTE_CHARS).strip() for part in value.split(","))
+            negative.extend(part for part in parts if part)
         else:
             found[flag] = value
-    idea = " ".join(words).strip()
-    if len(idea) > MAX_IDEA_CHARS:
-        raise FlagError(f"the idea is too long ({len(idea)} characters; at most {MAX_IDEA_CHARS})")
+    idea = " ".join(words)
+    idea = _shorten(idea) if _has_content(idea) else ""
     options = TurnOptions(
         aspect_ratio=_aspect(found),
         seed=_seed(found.get("--seed")),
@@ -119,8 +212,9 @@ def parse_imagine(text: str) -> ImagineCommand:
         style=found.get("--style"),
         count=_count(found.get("--n")),
     )
+    model = normalize_model(found["--model"]) if "--model" in found else None
     return ImagineCommand(
-        idea, options, "--avatar" in flags, found.get("--model"), "--settings" in flags, "--help" in flags
+        idea, options, "--avatar" in switches, model, "--settings" in switches, "--help" in switches
     )
 
 
@@ -132,19 +226,19 @@ def _aspect(found: dict[str, str]) -> str | None:
     return None
 
 
+def _whole(value: str, flag: str, low: int, high: int) -> int:
+    """A whole number in [low, high], else FlagError naming `flag`."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not (text.isdecimal() and len(text) <= len(str(high))) or not (low <= int(text) <= high):
+        raise FlagError(f"{flag} {_shown(value)} must be a whole number from {low} to {high}")
+    return int(text)
+
+
 def _seed(value: str | None) -> int | None:
     """The --seed value as an int in range."""
-    if value is None:
-        return None
-    if not value.isdigit() or int(value) > MAX_SEED:
-        raise FlagError(f"--seed {value!r} must be a whole number from 0 to {MAX_SEED}")
-    return int(value)
+    return None if value is None else _whole(value, "--seed", 0, MAX_SEED)
 
 
 def _count(value: str | None) -> int:
     """The --n value (1..4)."""
-    if value is None:
-        return 1
-    if not value.isdigit() or not 1 <= int(value) <= MAX_IMAGES:
-        raise FlagError(f"--n {value!r} must be a whole number from 1 to {MAX_IMAGES}")
-    return int(value)
+    return 1 if value is None else _whole(value, "--n", 1, MAX_IMAGES)

@@ -233,3 +233,7 @@ class ThreadStore(Protocol):
     def turns(self, team_id: str, thread_id: int) -> list[TurnRecord]:
         """The thread's turns in order, with their images."""
         ...
+
+    def find_turn(self, team_id: str, turn_id: int) -> TurnRecord | None:
+        """One turn of this team, or None."""
+        ...

@@ -17,8 +17,10 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve = commands.add_parser(
         "serve",
         help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP at /slack/events)",
-        description="Run the Slack app. Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; with SLACK_APP_TOKEN "
-        "it connects in Socket Mode, otherwise it serves HTTP at http://HOST:PORT/slack/events.",
+        description="Run the Slack app. Needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (one workspace) or "
+        "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth installs into many workspaces, at /slack/install); "
+        "with SLACK_APP_TOKEN it connects in Socket Mode, otherwise it serves HTTP at "
+        "http://HOST:PORT/slack/events.",
         epilog=epilog,
     )
     serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: interface to bind (default 127.0.0.1)")
@@ -41,11 +43,17 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             logger.warning("imagine-bot: connecting to Slack in Socket Mode")
+            if slack.oauth:
+                logger.warning("imagine-bot: Socket Mode serves no /slack/install; install in HTTP mode")
             SocketModeHandler(app, app_token).start()  # type: ignore[no-untyped-call]
             return 0
-        server = make_wsgi_server(app, args.host, args.port)
+        server = make_wsgi_server(
+            app, args.host, args.port, signing_secret=slack.signing_secret.get_secret_value()
+        )
         host, port = server.server_address[:2]
         logger.warning("imagine-bot: serving Slack at http://%s:%s/slack/events", host, port)
+        if slack.oauth:
+            logger.warning("imagine-bot: install into a workspace at http://%s:%s/slack/install", host, port)
         try:
             server.serve_forever()
         finally:

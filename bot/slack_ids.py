@@ -9,14 +9,22 @@ COMMANDS = (COMMAND_IMAGINE, COMMAND_AVATAR)
 EVENT_APP_MENTION = "app_mention"
 EVENT_MESSAGE = "message"  # message.channels, message.groups, message.im in the manifest
 EVENT_REACTION_ADDED = "reaction_added"
+EVENT_REACTION_REMOVED = "reaction_removed"
 EVENT_APP_HOME_OPENED = "app_home_opened"
-EVENTS = (EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_APP_HOME_OPENED)
+EVENTS = (
+    EVENT_APP_MENTION,
+    EVENT_MESSAGE,
+    EVENT_REACTION_ADDED,
+    EVENT_REACTION_REMOVED,
+    EVENT_APP_HOME_OPENED,
+)
 MANIFEST_BOT_EVENTS = (
     "app_mention",
     "message.channels",
     "message.groups",
     "message.im",
     "reaction_added",
+    "reaction_removed",
     "app_home_opened",
 )
 
@@ -62,10 +70,6 @@ BOT_SCOPES = (
     "groups:history",
     "groups:read",
     "im:history",
-    "im:read",
-    "im:write",
     "reactions:read",
     "reactions:write",
-    "users:read",
-    "assistant:write",
 )

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.errors import BotError
-from bot.ports import HitForPrompt, ImageRecord, PromptDraft, ThreadRecord, TurnMemory, TurnRecord
+from bot.ports import (
+    HitForPrompt,
+    ImageRecord,
+    PromptDraft,
+    ThreadRecord,
+    TurnMemory,
+    TurnRecord,
+    UserDefaults,
+)
 
 SDXL_PROMPT_CHARS = 380  # CLIP truncates at 77 tokens; ~5 characters a token in SD prompts
 NOVA_PROMPT_CHARS = 1000  # Nova Canvas / Titan Image accept 1-1,024 characters
@@ -50,6 +58,7 @@ class TurnOptions:
     negative: tuple[str, ...] = ()
     style: str | None = None
     count: int = 1
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,21 @@ def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:
     )
 
 
+def with_defaults(options: TurnOptions, defaults: UserDefaults) -> TurnOptions:
+    """Flags first, then the user's or channel's defaults (aspect ratio, style, negative words, model)."""
+    negative = list(options.negative)
+    for word in (defaults.negative_prompt or "").split(","):
+        if word.strip() and word.strip().lower() not in (w.lower() for w in negative):
+            negative.append(word.strip())
+    return replace(
+        options,
+        aspect_ratio=options.aspect_ratio or defaults.aspect_ratio,
+        style=options.style or defaults.style,
+        negative=tuple(negative),
+        model=options.model or defaults.image_model,
+    )
+
+
 def memory_of(turns: Sequence[TurnRecord]) -> tuple[TurnMemory, ...]:
     """The turns as the chat model sees them."""
     return tuple(
@@ -103,6 +127,17 @@ def memory_of(turns: Sequence[TurnRecord]) -> tuple[TurnMemory, ...]:
         )
         for turn in turns
     )
+
+
+def latest_hits(turns: Sequence[TurnRecord]) -> tuple[HitForPrompt, ...]:
+    """The hits the user last saw in a thread (their numbers stay stable across turns)."""
+    for turn in reversed(turns):
+        if turn.hits:
+            return tuple(
+                HitForPrompt(number=int(h["number"]), prompt=str(h["prompt"]), source=h.get("source"))
+                for h in turn.hits
+            )
+    return ()
 
 
 def last_with_prompt(turns: Sequence[TurnRecord]) -> TurnRecord:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.ports import ChatModel, ImageModel
-from bot.settings import PROVIDERS_CHAT, PROVIDERS_EMBED, PROVIDERS_IMAGE, Settings, split_provider
+from bot.settings import (
+    PROVIDERS_CHAT,
+    PROVIDERS_EMBED,
+    PROVIDERS_IMAGE,
+    Settings,
+    SettingsError,
+    split_provider,
+)
 from retrieval.ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
@@ -119,6 +127,27 @@ def build_image_model(settings: Settings, model: str | None = None) -> ImageMode
     return OfflinePreviewImageModel()
 
 
+def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
+    """Builds (once each) the image models a turn may name with --model or a default."""
+    from bot.errors import BotError
+
+    built: dict[str, ImageModel] = {}
+    lock = threading.Lock()
+
+    def image_model(value: str) -> ImageModel:
+        with lock:
+            if value not in built:
+                try:
+                    built[value] = build_image_model(settings, value)
+                except SettingsError as exc:
+                    raise BotError(
+                        f"unknown image model {value!r}; use offline, bedrock:<id> or sagemaker:<endpoint>"
+                    ) from exc
+            return built[value]
+
+    return image_model
+
+
 def build_thread_store(settings: Settings) -> tuple[SqlThreadStore, Callable[[], None]]:
     """The SQL thread store, migrated to head, and a function that disposes its engine."""
     from storage.db import create_db_engine, migrate, session_factory
@@ -184,6 +213,7 @@ def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[
         store,
         settings.images_dir,
         contact_sheet=contact_sheet,
+        image_models=image_model_factory(settings),
     )
 
     def close() -> None:

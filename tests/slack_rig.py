@@ -19,6 +19,7 @@ from bot.app import build_app, make_wsgi_server
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
 from bot.fair_use import FairUseLimits
+from bot.ports import ImageModel
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
@@ -58,16 +59,21 @@ class Rig:
 
 @contextmanager
 def serve(
-    fake: FakeSlackApi, retriever: Retriever, folder: Path, limits: FairUseLimits | None = None
+    fake: FakeSlackApi,
+    retriever: Retriever,
+    folder: Path,
+    limits: FairUseLimits | None = None,
+    slack: dict[str, Any] | None = None,
+    images: ImageModel | None = None,
 ) -> Iterator[Rig]:
-    """Build the engine over `folder`'s SQLite file, the Bolt app, and serve it until the block ends."""
+    """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackSettings fields)."""
     engine = create_db_engine(f"sqlite:///{folder / 'imagine.db'}")
     migrate(engine)
     store = SqlThreadStore(session_factory(engine))
     conversation = Conversation(
         retriever,
         OfflineComposer(None),
-        OfflinePreviewImageModel(),
+        images or OfflinePreviewImageModel(),
         store,
         folder / "images",
         contact_sheet=contact_sheet,
@@ -75,10 +81,17 @@ def serve(
     services = assemble_services(
         conversation, store, limits or FairUseLimits(), logging.getLogger("test.slack_app")
     )
-    settings = SlackSettings(
-        bot_token=SecretStr(fake.bot_token()), signing_secret=SecretStr(SECRET), api_url=fake.api_url
+    fields: dict[str, Any] = {
+        "bot_token": SecretStr(fake.bot_token()),
+        "signing_secret": SecretStr(SECRET),
+        "api_url": fake.api_url,
+        **(slack or {}),
+    }
+    settings = SlackSettings(**fields)
+    server = make_wsgi_server(
+        build_app(settings, services, engine=engine),
+        signing_secret=settings.signing_secret.get_secret_value(),
     )
-    server = make_wsgi_server(build_app(settings, services))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -117,10 +130,15 @@ def button_value(message: Json, action_id: str, block_id: str | None = None) -> 
 
 def imagine(fake: FakeSlackApi, rig: Rig, text: str) -> str:
     """Run /imagine in #general, wait for its first result and return the thread root's ts."""
+    before = {m["ts"] for m in fake.messages(GENERAL)}
     started = time.monotonic()
     status, _ = rig.driver.slash_command(COMMAND_IMAGINE, text, ALICE, GENERAL)
     assert status == 200 and time.monotonic() - started < 2.0
-    roots = wait_for(lambda: [m for m in fake.messages(GENERAL) if "imagined" in m.get("text", "")])
+    roots = wait_for(
+        lambda: [
+            m for m in fake.messages(GENERAL) if m["ts"] not in before and "imagined" in m.get("text", "")
+        ]
+    )
     root_ts = str(roots[-1]["ts"])
     wait_for(lambda: results(fake, root_ts))
     return root_ts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import json
@@ -14,9 +15,16 @@ from typing import Any
 
 import pytest
 import yaml
+from slack_bolt import App
 
+from bot import slack_ids
 from bot.flags import FLAG_NAMES
-from bot.slack_ids import BOT_SCOPES, COMMANDS, MANIFEST_BOT_EVENTS
+from bot.listeners import register_listeners
+from bot.listeners.registry import Registered
+from bot.sandbox.slack_api import FakeSlackApi
+from bot.slack_ids import ACTIONS, BOT_SCOPES, COMMANDS, EVENT_MESSAGE, MANIFEST_BOT_EVENTS, VIEWS
+from retrieval.search import Retriever
+from tests.slack_rig import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "manifest.yml"
@@ -26,6 +34,9 @@ SCHEMA_DIR = (
     / "slack-manifest-schema"
 )
 VERSIONED = "manifest.schema.1.0.0.json"
+BLOCK_BUILDERS = sorted((ROOT / "bot").glob("blocks*.py"))
+# A `message` listener receives what these manifest subscriptions deliver (one per conversation type).
+MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im", "message.mpim")
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +148,88 @@ def test_printer_check_and_help(schema_dir: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2
     helped = run("--help")
     assert helped.returncode == 0 and "--check SCHEMA" in helped.stdout
+
+
+# what the code registers vs the manifest ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def registered(retriever: Retriever, tmp_path_factory: pytest.TempPathFactory) -> Registered:
+    """What register_listeners records on a fresh Bolt app, with the services the Slack rig builds."""
+    folder = tmp_path_factory.mktemp("manifest_services")
+    with FakeSlackApi() as fake, serve(fake, retriever, folder) as rig:
+        app = App(
+            token="xoxb-test",
+            signing_secret="s",
+            token_verification_enabled=False,
+            process_before_response=True,
+        )
+        found = register_listeners(app, rig.services)
+        names = [*found.commands, *found.events, *found.actions, *found.views]
+        # every Bolt listener went through the registrar, so the lists below are the whole story
+        assert len(app._listeners) == len(names), "a listener was registered around the Registrar"
+        assert len(set(names)) == len(names), f"registered twice: {names}"
+        return found
+
+
+def manifest_events_of(event: str) -> set[str]:
+    """The manifest bot events an Events API listener for `event` consumes."""
+    return set(MESSAGE_EVENTS) if event == EVENT_MESSAGE else {event}
+
+
+def builder_action_ids() -> set[str]:
+    """Action ids of ACTIONS that the Block Kit builders (bot/blocks*.py) put on buttons and menus."""
+    by_name = {name: getattr(slack_ids, name) for name in dir(slack_ids) if name.startswith("ACTION_")}
+    found: set[str] = set()
+    for path in BLOCK_BUILDERS:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            name = (
+                node.id
+                if isinstance(node, ast.Name)
+                else node.attr
+                if isinstance(node, ast.Attribute)
+                else None
+            )
+            if name in by_name:
+                found.add(by_name[name])
+            elif isinstance(node, ast.Constant) and node.value in ACTIONS:
+                found.add(str(node.value))
+    return found
+
+
+def test_builder_scan_sees_the_result_buttons() -> None:
+    assert {slack_ids.ACTION_USE_HIT, slack_ids.ACTION_REROLL} <= builder_action_ids() <= set(ACTIONS)
+
+
+def test_registered_commands_are_the_manifest_commands(
+    registered: Registered, manifest: dict[str, Any]
+) -> None:
+    commands = [command["command"] for command in manifest["features"]["slash_commands"]]
+    assert sorted(registered.commands) == sorted(commands)
+
+
+def test_registered_events_are_the_manifest_bot_events(
+    registered: Registered, manifest: dict[str, Any]
+) -> None:
+    bot_events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    consumed = set().union(*(manifest_events_of(event) for event in registered.events))
+    unsubscribed = [e for e in registered.events if not manifest_events_of(e) & bot_events]
+    assert unsubscribed == [], "listeners Slack never calls: add their events to manifest.yml"
+    assert sorted(bot_events - consumed) == [], "manifest bot events without a listener"
+
+
+def test_registered_actions_are_known(registered: Registered) -> None:
+    assert sorted(set(registered.actions) - set(ACTIONS)) == [], "unknown action ids: add them to slack_ids"
+
+
+def test_every_builder_button_has_a_listener(registered: Registered) -> None:
+    assert sorted(builder_action_ids() - set(registered.actions)) == [], "buttons nobody listens to"
+
+
+def test_registered_views_are_the_view_callbacks(registered: Registered) -> None:
+    assert sorted(registered.views) == sorted(VIEWS)
+
+
+def test_interactivity_is_enabled_iff_something_is_interactive(
+    registered: Registered, manifest: dict[str, Any]
+) -> None:
+    interactive = bool(registered.actions or registered.views)
+    assert manifest["settings"].get("interactivity", {}).get("is_enabled", False) is interactive

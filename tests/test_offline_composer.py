@@ -226,3 +226,15 @@ def test_refinement_without_history_starts_fresh(composer: OfflineComposer) -> N
     assert draft.prompt.startswith(f"{IDEA}, watercolor painting")
     assert "text" in draft.negative_prompt
     assert not isinstance(draft, BotError)
+
+
+def test_a_picked_candidate_keeps_its_prompt_and_ignores_the_engines_guidance(
+    composer: OfflineComposer,
+) -> None:
+    winner = "a friendly robot mascot, flat vector illustration, pastel colors"
+    history = (TurnMemory("pick", "picked #3", winner, "text, watermark"),)
+    instruction = "refine candidate #3, keep its subject and the shared style"
+    [draft] = compose(composer, kind="refine", instruction=instruction, history=history).drafts
+    assert draft.prompt.startswith("a friendly robot mascot") and "flat vector illustration" in draft.prompt
+    assert "keep" not in draft.prompt and "candidate" not in draft.prompt
+    assert "keep" not in (draft.style or "") and "sofa" not in draft.prompt  # hit #3 was not borrowed

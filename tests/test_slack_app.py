@@ -163,5 +163,16 @@ def test_avatar_posts_a_contact_sheet_and_candidates(fake: FakeSlackApi, rig: Ri
     sheets = wait_for(
         lambda: [m for m in fake.messages(GENERAL, root_ts) if "brainstorm_actions" in block_ids(m)]
     )
-    assert "candidate_1" in block_ids(sheets[0]) and len(fake.uploads()) == 1
-    assert fake.uploads()[0]["data"].startswith(PNG_MAGIC)
+    assert "candidate_1" in block_ids(sheets[0])
+    uploads = fake.uploads()  # the numbered contact sheet first, then each of the six candidates
+    assert len(uploads) == 7 and uploads[0]["name"].startswith("sheet-")
+    assert all(upload["data"].startswith(PNG_MAGIC) for upload in uploads)
+    [file_message] = [m for m in fake.messages(GENERAL, root_ts) if m.get("files")]
+    assert len(file_message["files"]) == 7  # one message, not seven
+
+    def reactions() -> list[str]:
+        message = fake.message(GENERAL, sheets[0]["ts"]) or {}
+        return [r["name"] for r in message.get("reactions", [])]
+
+    wait_for(lambda: len(reactions()) == 6)
+    assert reactions() == ["one", "two", "three", "four", "five", "six"]  # a vote is one click

@@ -13,8 +13,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, MetaData, inspect, text
 
+from bot.oauth import oauth_metadata
 from storage.db import (
     create_db_engine,
     current_revision,
@@ -31,6 +32,16 @@ from tests.storage_fixtures import db_url, engine, postgres_admin_url  # noqa: F
 REPO = Path(__file__).resolve().parents[1]
 S64, S255 = "str(64)", "str(255)"
 NOT_NULL, NULL = False, True
+S32, S200 = "str(32)", "str(200)"
+BOT_COLUMNS = {
+    "bot_token": (S200, NULL),
+    "bot_id": (S32, NULL),
+    "bot_user_id": (S32, NULL),
+    "bot_scopes": ("str(1000)", NULL),
+    "bot_refresh_token": (S200, NULL),
+    "bot_token_expires_at": ("datetime", NULL),
+}
+SLACK_OAUTH_TABLES = ("slack_installations", "slack_bots", "slack_oauth_states")
 SETTINGS_COLUMNS = {
     "aspect_ratio": ("str(8)", NULL),
     "style": (S255, NULL),
@@ -202,6 +213,56 @@ EXPECTED: dict[str, dict[str, Any]] = {
         primary_key=("team_id", "event_id"),
         indexes={"ix_processed_events_team_id_created_utc": (("team_id", "created_utc"), False)},
     ),
+    # slack_sdk's SQLAlchemy installation and state stores (OAuth installs), keyed by client_id, not team
+    "slack_installations": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "client_id": (S32, NOT_NULL),
+            "app_id": (S32, NOT_NULL),
+            "enterprise_id": (S32, NULL),
+            "enterprise_name": (S200, NULL),
+            "enterprise_url": (S200, NULL),
+            "team_id": (S32, NULL),
+            "team_name": (S200, NULL),
+            **BOT_COLUMNS,
+            "user_id": (S32, NOT_NULL),
+            "user_token": (S200, NULL),
+            "user_scopes": ("str(1000)", NULL),
+            "user_refresh_token": (S200, NULL),
+            "user_token_expires_at": ("datetime", NULL),
+            "incoming_webhook_url": (S200, NULL),
+            "incoming_webhook_channel": (S200, NULL),
+            "incoming_webhook_channel_id": (S200, NULL),
+            "incoming_webhook_configuration_url": (S200, NULL),
+            "is_enterprise_install": ("boolean", NOT_NULL),
+            "token_type": (S32, NULL),
+            "installed_at": ("datetime", NOT_NULL),
+        },
+        indexes={
+            "slack_installations_idx": (
+                ("client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+                False,
+            )
+        },
+    ),
+    "slack_bots": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "client_id": (S32, NOT_NULL),
+            "app_id": (S32, NOT_NULL),
+            "enterprise_id": (S32, NULL),
+            "enterprise_name": (S200, NULL),
+            "team_id": (S32, NULL),
+            "team_name": (S200, NULL),
+            **BOT_COLUMNS,
+            "is_enterprise_install": ("boolean", NOT_NULL),
+            "installed_at": ("datetime", NOT_NULL),
+        },
+        indexes={"slack_bots_idx": (("client_id", "enterprise_id", "team_id", "installed_at"), False)},
+    ),
+    "slack_oauth_states": _table(
+        {"id": ("int", NOT_NULL), "state": (S200, NOT_NULL), "expire_at": ("datetime", NOT_NULL)}
+    ),
     "usage_counters": _table(
         {
             "team_id": (S64, NOT_NULL),
@@ -263,19 +324,22 @@ def schema_of(bind: Engine) -> dict[str, dict[str, Any]]:
 
 
 def test_blank_database_migrates_to_exactly_the_expected_schema(engine: Engine) -> None:  # noqa: F811
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     assert schema_of(engine) == EXPECTED
 
 
 def test_models_match_the_migrated_schema(engine: Engine) -> None:  # noqa: F811
+    expected = MetaData()
+    for table in (*Base.metadata.tables.values(), *oauth_metadata().tables.values()):
+        table.to_metadata(expected)  # our models and the OAuth stores' own table builders
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        assert compare_metadata(context, expected) == []
 
 
 def test_every_table_but_workspaces_is_indexed_by_team_first() -> None:
     for table, shape in EXPECTED.items():
-        if table in ("alembic_version", "workspaces"):
+        if table in ("alembic_version", "workspaces", *SLACK_OAUTH_TABLES):
             continue
         leading = [
             shape["primary_key"],
@@ -293,14 +357,14 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine) -> None:  # noqa: F
     migrate(engine)
     assert schema_of(engine) == EXPECTED
     migrate(engine)  # at head already: a no-op
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
 
 
 def test_migrate_accepts_a_url(db_url: str) -> None:  # noqa: F811
     migrate(db_url)
     checked = create_db_engine(db_url)
     try:
-        assert current_revision(checked) == "0001"
+        assert current_revision(checked) == "0002"
     finally:
         checked.dispose()
 
@@ -331,7 +395,7 @@ def test_alembic_cli_config_reads_the_bot_database_setting(
             logger.setLevel(level)
     migrated = create_db_engine(f"sqlite:///{tmp_path / 'state' / 'imagine.db'}")
     try:
-        assert current_revision(migrated) == "0001"
+        assert current_revision(migrated) == "0002"
     finally:
         migrated.dispose()
 

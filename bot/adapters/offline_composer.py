@@ -74,6 +74,9 @@ _NEG_RE = re.compile(
     r"(?:^|\s)(?:with\s+)?(?:no|without|remove|get rid of|lose|drop|exclude|avoid|don'?t (?:want|show|"
     r"include|add))\s+(?:the\s+|any\s+|more\s+)?(?P<x>[^,;]+)$"
 )
+# The engine's own wording for a pick ("refine candidate #3, keep its subject and the shared style"):
+# guidance for an LLM, not content or a library reference, so the offline composer skips it.
+_ENGINE_NOTE_RE = re.compile(r"(?:refine candidate #\d+|keep its subject\b.*)$", re.IGNORECASE)
 _HIT_RE = re.compile(r"(?:#\s*|\b(?:hit|example|number|result)\s+)(\d{1,2})\b")
 _REQUEST_RE = re.compile(
     r"^(?:please\s+)?(?:(?:can|could) you\s+)?(?:(?:draw|paint|generate|create|make|imagine|render|show|"
@@ -233,7 +236,7 @@ class OfflineComposer:
     def _apply(self, work: _Work, instruction: str | None, request: ComposeRequest) -> None:
         """Apply a refinement instruction (if any) clause by clause."""
         for clause in _SPLIT_RE.split(clean_line(instruction or "")):
-            if clause:
+            if clause and not _ENGINE_NOTE_RE.match(clause.strip()):
                 self._clause(work, clause, request, keep_other=False)
 
     def _clause(self, work: _Work, clause: str, request: ComposeRequest, *, keep_other: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, events, home, retry, settings, views
 from bot.listeners.registry import Registered, Registrar
 from bot.services import Services
 
@@ -15,4 +15,8 @@ def register_listeners(app: App, services: Services) -> Registered:
     commands.register(registrar, services)
     events.register(registrar, services)
     actions.register(registrar, services)
+    views.register(registrar, services)
+    retry.register(registrar, services)
+    home.register(registrar, services)
+    settings.register(registrar, services)
     return registrar.registered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, Respond
@@ -10,15 +11,16 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks import Message
+from bot.fair_use import QuotaReachedError
 from bot.flags import FlagError, ImagineCommand, parse_imagine
-from bot.listeners.posting import CANT_POST, ThreadTarget, run_turn, slack_error
+from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
 from bot.listeners.registry import Registrar
+from bot.listeners.settings import open_channel_settings
+from bot.listeners.starting import AVATAR_CANDIDATES, begin, first_delivery, options_summary, team_of
 from bot.ports import ThreadRef
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
-from bot.turns import TurnOptions, TurnResult
-
-SETTINGS_LATER = "Channel settings are not available yet; use flags such as `--ar 3:2` for now."
+from bot.turns import TurnResult
 
 
 def immediate_reply(text: str) -> Message | None:
@@ -28,20 +30,10 @@ def immediate_reply(text: str) -> Message | None:
     except FlagError as exc:
         return blocks.flag_error(str(exc))
     if command.settings:
-        return blocks.message([blocks.section(SETTINGS_LATER)])
+        return None
     if command.help or not command.idea or command.idea.lower() == "help":
         return blocks.help_message()
     return None
-
-
-def options_summary(options: TurnOptions) -> str:
-    """The flags in effect, shown under the thread root."""
-    parts = [f"--ar {options.aspect_ratio}"] if options.aspect_ratio else []
-    parts += [f"--seed {options.seed}"] if options.seed is not None else []
-    parts += [f"--no {', '.join(options.negative)}"] if options.negative else []
-    parts += [f"--style {options.style}"] if options.style else []
-    parts += [f"--n {options.count}"] if options.count > 1 else []
-    return " ".join(parts)
 
 
 def start_thread(
@@ -52,10 +44,16 @@ def start_thread(
     channel: str,
     user: str,
     command: ImagineCommand,
-    avatar: bool,
 ) -> TurnResult | None:
     """Post the thread root (or tell the user why not), then start or brainstorm in its thread."""
-    root = blocks.thread_root(command.idea, user, options_summary(command.options))
+    images = AVATAR_CANDIDATES if command.avatar else max(1, command.options.count)
+    try:
+        services.fair_use.check_quota(team_id, user, images)
+    except QuotaReachedError as exc:
+        notice = blocks.quota_reached(exc.limit)
+        respond(text=notice["text"], blocks=notice["blocks"], response_type="ephemeral")
+        return None
+    root = blocks.thread_root(command.idea, user, options_summary(command.options, command.model))
     try:
         posted = client.chat_postMessage(channel=channel, text=root["text"], blocks=root["blocks"])
     except SlackApiError as exc:
@@ -68,17 +66,7 @@ def start_thread(
         respond(text=reply["text"], blocks=reply["blocks"], response_type="ephemeral")
         return None
     target = ThreadTarget(channel, str(posted["ts"]))
-    ref = ThreadRef(team_id, channel, target.thread_ts)
-    conversation = services.conversation
-    if avatar:
-        return run_turn(client, services, target, lambda: conversation.brainstorm(ref, user, command.idea))
-    return run_turn(
-        client,
-        services,
-        target,
-        lambda: conversation.start(ref, user, command.idea, command.options),
-        show_hits=True,
-    )
+    return begin(services, client, target, ThreadRef(team_id, channel, target.thread_ts), user, command)
 
 
 def register(registrar: Registrar, services: Services) -> None:
@@ -91,14 +79,21 @@ def register(registrar: Registrar, services: Services) -> None:
         else:
             ack(text=reply["text"], blocks=reply["blocks"], response_type="ephemeral")
 
-    def imagine(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    def imagine(body: dict[str, Any], command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         name, text = str(command.get("command")), str(command.get("text") or "")
         if immediate_reply(text) is not None:
             return
+        team = team_of(body)
+        channel, user = str(command.get("channel_id") or ""), str(command.get("user_id") or "")
+        trigger = str(body.get("trigger_id") or "")
+        if not channel or not user or not first_delivery(services, team, trigger, "command"):
+            return
         parsed = parse_imagine(text)
-        avatar = parsed.avatar or name == COMMAND_AVATAR
-        team, channel, user = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
-        start_thread(services, client, respond, team, channel, user, parsed, avatar)
+        if parsed.settings:
+            open_channel_settings(services, client, trigger, team, channel, user)
+            return
+        parsed = replace(parsed, avatar=parsed.avatar or name == COMMAND_AVATAR)
+        start_thread(services, client, respond, team, channel, user, parsed)
 
     for name in (COMMAND_IMAGINE, COMMAND_AVATAR):
         registrar.command(name, acknowledge, [imagine])

@@ -1,4 +1,4 @@
-"""Events: a human reply in a thread the bot started refines it; an @-mention outside a thread starts one."""
+"""Events: thread replies refine, @-mentions and DMs start threads, number reactions vote."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.blocks_modals import vote_number
 from bot.flags import FlagError, parse_imagine
-from bot.listeners.posting import ThreadTarget, post, run_turn, slack_error
+from bot.listeners.posting import Requester, ThreadTarget, post, run_turn, slack_error
 from bot.listeners.registry import Registrar
-from bot.ports import ThreadRef
+from bot.listeners.starting import begin, first_delivery, retry_value, team_of
+from bot.ports import ThreadRecord, ThreadRef
 from bot.services import Services
-from bot.slack_ids import EVENT_APP_MENTION, EVENT_MESSAGE
+from bot.slack_ids import EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_REACTION_REMOVED
 
 MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -25,70 +27,119 @@ def without_mentions(text: str) -> str:
     return " ".join(MENTION.sub(" ", text).split())
 
 
-def team_of(body: dict[str, Any], event: dict[str, Any]) -> str:
-    """The workspace an event belongs to."""
-    return str(body.get("team_id") or event.get("team") or "")
+def is_human(event: dict[str, Any]) -> bool:
+    """True for a plain message a person posted (no bots, edits, joins or other subtypes)."""
+    return not (event.get("subtype") or event.get("bot_id") or event.get("bot_profile")) and bool(
+        event.get("user")
+    )
 
 
-def is_human_reply(event: dict[str, Any]) -> bool:
-    """True for a plain message a person posted as a reply in a thread (no bots, edits, joins)."""
-    if event.get("subtype") or event.get("bot_id") or event.get("bot_profile") or not event.get("user"):
-        return False
+def is_reply(event: dict[str, Any]) -> bool:
+    """True for a message posted inside a thread (not the thread's root)."""
     thread_ts = event.get("thread_ts")
     return bool(thread_ts) and thread_ts != event.get("ts")
 
 
-def refine_reply(services: Services, client: WebClient, body: dict[str, Any]) -> None:
+def refine_reply(services: Services, client: WebClient, team: str, event: dict[str, Any]) -> None:
     """Refine the thread the reply was posted in, when the bot started it."""
-    event = body.get("event") or {}
-    if not is_human_reply(event):
-        return
-    team, channel, thread_ts = team_of(body, event), str(event["channel"]), str(event["thread_ts"])
+    channel, thread_ts, user = str(event["channel"]), str(event["thread_ts"]), str(event["user"])
     thread = services.threads.find_thread_by_ref(ThreadRef(team, channel, thread_ts))
     instruction = without_mentions(str(event.get("text") or ""))
     if thread is None or not instruction:
         return
     conversation = services.conversation
-    run_turn(
-        client,
-        services,
-        ThreadTarget(channel, thread_ts),
-        lambda: conversation.refine(team, thread.id, instruction),
-    )
+
+    def refine(_: object) -> Any:
+        defaults = services.settings.effective_defaults(team, channel, user)
+        return conversation.refine(team, thread.id, instruction, defaults)
+
+    retry = retry_value("refine", text=instruction)
+    run_turn(client, services, ThreadTarget(channel, thread_ts), refine, Requester(team, user), retry)
 
 
-def start_from_mention(services: Services, client: WebClient, body: dict[str, Any]) -> None:
-    """`@imagine <idea>` outside a thread: start a thread on the mention itself."""
-    event = body.get("event") or {}
-    if event.get("thread_ts") or event.get("subtype") or event.get("bot_id") or not event.get("user"):
-        return  # replies in threads are handled by the message listener
-    team, channel, ts = team_of(body, event), str(event["channel"]), str(event["ts"])
-    user = str(event["user"])
+def start_here(services: Services, client: WebClient, team: str, event: dict[str, Any]) -> None:
+    """`@imagine <idea>` in a channel or a DM to the bot: start a thread on that message."""
+    channel, ts, user = str(event["channel"]), str(event["ts"]), str(event["user"])
     target = ThreadTarget(channel, ts)
     try:
         command = parse_imagine(without_mentions(str(event.get("text") or "")))
     except FlagError as exc:
         _reply(services, client, target, blocks.flag_error(str(exc)))
         return
+    if command.settings:
+        _reply(services, client, target, blocks.flag_error("use `/imagine --settings` in the channel itself"))
+        return
     if not command.idea or command.help or command.idea.lower() == "help":
         _reply(services, client, target, blocks.help_message())
         return
-    ref = ThreadRef(team, channel, ts)
-    conversation = services.conversation
-    if command.avatar:
-        run_turn(client, services, target, lambda: conversation.brainstorm(ref, user, command.idea))
+    begin(services, client, target, ThreadRef(team, channel, ts), user, command)
+
+
+def on_message(services: Services, client: WebClient, body: dict[str, Any]) -> None:
+    """A human message: a reply in a bot thread refines it; a top-level DM starts a thread."""
+    event = body.get("event") or {}
+    if not is_human(event) or not event.get("channel") or not event.get("ts"):
         return
-    run_turn(
-        client,
-        services,
-        target,
-        lambda: conversation.start(ref, user, command.idea, command.options),
-        show_hits=True,
-    )
+    team = team_of(body)
+    if not first_delivery(services, team, str(body.get("event_id") or ""), "event"):
+        return
+    if is_reply(event):
+        refine_reply(services, client, team, event)
+    elif event.get("channel_type") == "im":
+        start_here(services, client, team, event)
+
+
+def on_mention(services: Services, client: WebClient, body: dict[str, Any]) -> None:
+    """An @-mention outside a thread starts one (replies in threads arrive as message events too)."""
+    event = body.get("event") or {}
+    if event.get("thread_ts") or not is_human(event) or not event.get("channel") or not event.get("ts"):
+        return
+    team = team_of(body)
+    if first_delivery(services, team, str(body.get("event_id") or ""), "event"):
+        start_here(services, client, team, event)
+
+
+def voted_thread(
+    services: Services, client: WebClient, team: str, item: dict[str, Any]
+) -> ThreadRecord | None:
+    """The brainstorm thread a reacted-to message belongs to (its root or any reply in it)."""
+    channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+    if item.get("type") != "message" or not channel or not ts:
+        return None
+    thread = services.threads.find_thread_by_ref(ThreadRef(team, channel, ts))
+    if thread is None:
+        try:
+            replies = client.conversations_replies(channel=channel, ts=ts, limit=1)
+        except SlackApiError as exc:
+            services.logger.info("cannot read the reacted message in %s: %s", channel, slack_error(exc))
+            return None
+        messages = replies.get("messages") or []
+        root = str(messages[0].get("thread_ts") or "") if messages else ""
+        thread = services.threads.find_thread_by_ref(ThreadRef(team, channel, root)) if root else None
+    return thread if thread is not None and thread.mode == "avatar" else None
+
+
+def on_reaction(services: Services, client: WebClient, body: dict[str, Any], added: bool) -> None:
+    """A 1️⃣…9️⃣ reaction in a brainstorm thread casts (or takes back) a vote."""
+    event = body.get("event") or {}
+    number = vote_number(str(event.get("reaction") or ""))
+    user, item = str(event.get("user") or ""), event.get("item")
+    if number is None or not user or not isinstance(item, dict):
+        return
+    team = team_of(body)
+    if not first_delivery(services, team, str(body.get("event_id") or ""), "event"):
+        return
+    thread = voted_thread(services, client, team, item)
+    if thread is None:
+        return
+    if added:
+        services.feedback.vote(team, thread.id, user, number)
+    else:
+        services.feedback.unvote(team, thread.id, user, number)
 
 
 def _reply(services: Services, client: WebClient, target: ThreadTarget, payload: blocks.Message) -> None:
-    """A reply in the mention's thread; a failure is only logged."""
+    """A reply in the message's thread; a failure is only logged."""
     try:
         post(client, target, payload)
     except SlackApiError as exc:
@@ -96,16 +147,24 @@ def _reply(services: Services, client: WebClient, target: ThreadTarget, payload:
 
 
 def register(registrar: Registrar, services: Services) -> None:
-    """Register the message and app_mention listeners."""
+    """Register the message, app_mention and reaction listeners."""
 
     def acknowledge(ack: Ack) -> None:
         ack()
 
-    def on_message(body: dict[str, Any], client: WebClient) -> None:
-        refine_reply(services, client, body)
+    def message(body: dict[str, Any], client: WebClient) -> None:
+        on_message(services, client, body)
 
-    def on_mention(body: dict[str, Any], client: WebClient) -> None:
-        start_from_mention(services, client, body)
+    def mention(body: dict[str, Any], client: WebClient) -> None:
+        on_mention(services, client, body)
 
-    registrar.event(EVENT_MESSAGE, acknowledge, [on_message])
-    registrar.event(EVENT_APP_MENTION, acknowledge, [on_mention])
+    def reaction_added(body: dict[str, Any], client: WebClient) -> None:
+        on_reaction(services, client, body, added=True)
+
+    def reaction_removed(body: dict[str, Any], client: WebClient) -> None:
+        on_reaction(services, client, body, added=False)
+
+    registrar.event(EVENT_MESSAGE, acknowledge, [message])
+    registrar.event(EVENT_APP_MENTION, acknowledge, [mention])
+    registrar.event(EVENT_REACTION_ADDED, acknowledge, [reaction_added])
+    registrar.event(EVENT_REACTION_REMOVED, acknowledge, [reaction_removed])

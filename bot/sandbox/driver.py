@@ -49,9 +49,10 @@ class Delivery:
     body: str
 
 
-def sign(secret: str, body: str, timestamp: int) -> str:
+def sign(secret: str, body: str | bytes, timestamp: int) -> str:
     """Slack's v0 request signature: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
-    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    data = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + data, hashlib.sha256).hexdigest()
     return f"v0={digest}"
 
 
@@ -106,15 +107,34 @@ class SlackDriver:
         self, kind: str, payload: Json, body: str, content_type: str, extra: dict[str, str]
     ) -> DriverResponse:
         """POST a signed body to the app and record the delivery."""
-        timestamp = int(self._clock()) - self._skew
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": str(timestamp),
-            "X-Slack-Signature": sign(self._secret, body, timestamp),
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-            **extra,
-        }
-        request = urllib.request.Request(self.events_url, data=body.encode(), headers=headers, method="POST")
+        return self._send(kind, payload, body.encode(), content_type, extra, signed=True)
+
+    def post_raw(
+        self,
+        body: str | bytes,
+        content_type: str = "application/json",
+        *,
+        signed: bool = True,
+        headers: dict[str, str] | None = None,
+        kind: str = "raw",
+    ) -> DriverResponse:
+        """POST any body, malformed or not: signed as Slack would, or with no signature headers at all."""
+        data = body.encode() if isinstance(body, str) else body
+        return self._send(
+            kind, {"raw": data.decode("utf-8", "replace")}, data, content_type, headers or {}, signed=signed
+        )
+
+    def _send(
+        self, kind: str, payload: Json, data: bytes, content_type: str, extra: dict[str, str], *, signed: bool
+    ) -> DriverResponse:
+        """POST bytes (signed unless told otherwise) and record the delivery."""
+        headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+        if signed:
+            timestamp = int(self._clock()) - self._skew
+            headers["X-Slack-Request-Timestamp"] = str(timestamp)
+            headers["X-Slack-Signature"] = sign(self._secret, data, timestamp)
+        headers.update(extra)
+        request = urllib.request.Request(self.events_url, data=data, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
                 response = DriverResponse(reply.status, reply.read().decode("utf-8", "replace"))

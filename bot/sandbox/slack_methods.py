@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 from bot.sandbox.slack_blocks import check_blocks, check_view, with_block_ids
 from bot.sandbox.slack_models import APP_ID, Json, SlackError, StoredFile, Team
@@ -46,7 +47,7 @@ def _flag(p: Json, name: str) -> bool:
     return str(p.get(name, "")).lower() in ("1", "true")
 
 
-def _page(items: list[Json], p: Json, default_limit: int) -> Json:
+def _page(items: list[Any], p: Json, default_limit: int) -> Json:
     """Cursor pagination: `limit` items from the cursor offset plus response_metadata.next_cursor."""
     limit = int(p.get("limit") or default_limit)
     cursor = str(p.get("cursor") or "")
@@ -177,6 +178,13 @@ def conversations_info(ws: Workspace, team: Team, p: Json) -> Json:
     """conversations.info: the channel object (public channels are visible without membership)."""
     channel = ws.channel(team, p.get("channel"), member=False)
     return {"ok": True, "channel": channel.to_api(team.bot_user_id)}
+
+
+def conversations_members(ws: Workspace, team: Team, p: Json) -> Json:
+    """conversations.members: member ids, paginated (public channels are readable without membership)."""
+    channel = ws.channel(team, p.get("channel"), member=False)
+    page = _page(sorted(channel.members), p, 100)
+    return {"ok": True, "members": page["messages"], "response_metadata": page["response_metadata"]}
 
 
 def conversations_open(ws: Workspace, team: Team, p: Json) -> Json:
@@ -363,6 +371,7 @@ METHODS: dict[str, Method] = {
     "conversations.replies": conversations_replies,
     "conversations.history": conversations_history,
     "conversations.info": conversations_info,
+    "conversations.members": conversations_members,
     "conversations.open": conversations_open,
     "users.info": users_info,
     "reactions.add": reactions_add,

@@ -1,0 +1,99 @@
+"""A WSGI guard in front of Bolt: size cap, signature first, and only well-formed Slack bodies get through.
+
+Bolt parses a body before it checks the signature and assumes UTF-8 JSON objects, and slack_sdk's verifier
+does int() on the timestamp header, so garbage (even unsigned) would surface as a 500. The guard answers
+401 for a bad or missing signature, 413 for an oversized body and 400 for a signed body that is not a Slack
+payload; GET requests (the OAuth install pages) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # Slack's payloads stay far below this; views are the largest
+MAX_SKEW_S = 300  # Slack's advice: reject requests more than five minutes old
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def _answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    """A short plain-text answer."""
+    body = text.encode()
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def _is_slack_payload(body: bytes, content_type: str) -> bool:
+    """True when Bolt can parse the body: a JSON object, or form fields whose `payload` is a JSON object."""
+    try:
+        text = body.decode("utf-8")
+        if content_type.startswith("application/json"):
+            return isinstance(json.loads(text), dict)
+        fields = parse_qs(text, keep_blank_values=True)
+        if "payload" in fields:
+            return isinstance(json.loads(fields["payload"][0]), dict)
+        return bool(fields)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+class SlackRequestGuard:
+    """Wraps the Bolt WSGI handler; `signing_secret` None leaves the signature to Bolt alone."""
+
+    def __init__(
+        self, inner: WsgiApp, signing_secret: str | None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._inner = inner
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._clock = clock
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Check a POST, then hand it to Bolt with its body restored."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self._call_inner(environ, start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _answer(start_response, "400 Bad Request", "bad Content-Length")
+        if length > MAX_BODY_BYTES:
+            return _answer(start_response, "413 Payload Too Large", "request body too large")
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        if not self._signed(environ, body):
+            return _answer(start_response, "401 Unauthorized", "invalid request signature")
+        if not _is_slack_payload(body, str(environ.get("CONTENT_TYPE") or "")):
+            logger.warning("a signed request whose body is not a Slack payload (%d bytes)", len(body))
+            return _answer(start_response, "400 Bad Request", "not a Slack payload")
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return self._call_inner(environ, start_response)
+
+    def _signed(self, environ: dict[str, Any], body: bytes) -> bool:
+        """A numeric, fresh timestamp and (with a secret) a matching v0 signature."""
+        stamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "")
+        if not stamp.isascii() or not stamp.isdigit() or abs(self._clock() - int(stamp)) > MAX_SKEW_S:
+            return False
+        if self._verifier is None:
+            return True
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE") or "")
+        return self._verifier.is_valid(body=body, timestamp=stamp, signature=signature)
+
+    def _call_inner(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Bolt's handler; an exception becomes a logged 400 rather than a 500."""
+        try:
+            return self._inner(environ, start_response)
+        except Exception:
+            logger.exception("the Slack request handler failed")
+            return _answer(start_response, "400 Bad Request", "could not handle this request")

@@ -1,0 +1,112 @@
+"""The Retry button under a failed turn: its value says what to run again in that thread."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt import Ack
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.flags import FlagError, parse_imagine
+from bot.listeners.actions import Click
+from bot.listeners.posting import Operation, Requester, run_turn, slack_error, tell_user
+from bot.listeners.registry import Registrar
+from bot.listeners.starting import begin, first_delivery
+from bot.ports import ThreadRecord, ThreadRef
+from bot.services import Services
+from bot.slack_ids import ACTION_RETRY
+
+OUT_OF_DATE = "That Retry button is out of date; reply in the thread or run /imagine again."
+
+
+def thread_operation(
+    services: Services, team: str, user: str, thread: ThreadRecord, spec: dict[str, Any]
+) -> Operation | None:
+    """The engine call a stored retry spec stands for, or None for an unknown one."""
+    conversation, op = services.conversation, spec.get("op")
+    text, number = str(spec.get("text") or ""), spec.get("n")
+    negative = str(spec.get("negative") or "")
+
+    def defaults() -> Any:
+        return services.settings.effective_defaults(team, thread.ref.channel_id, user)
+
+    if op == "refine" and text:
+        return lambda _: conversation.refine(team, thread.id, text, defaults())
+    if op == "use_hit" and isinstance(number, int):
+        return lambda _: conversation.use_hit(team, thread.id, number, defaults())
+    if op == "pick" and isinstance(number, int):
+        return lambda _: conversation.pick(team, thread.id, number, defaults())
+    if op == "vary":
+        return lambda _: conversation.vary(team, thread.id, defaults())
+    if op == "reroll":
+        return lambda _: conversation.reroll(team, thread.id, defaults())
+    if op == "edit" and text:
+        return lambda _: conversation.edit(team, thread.id, text, negative or None, defaults())
+    return None
+
+
+def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> None:
+    """Run the failed turn again (once per error message), then remove the error message."""
+    click = Click(body)
+    target = click.target
+    if target is None or not click.user_id:
+        services.logger.warning("a Retry click without a message or user")
+        return
+    try:
+        spec = json.loads(click.value)
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict) or not isinstance(spec.get("op"), str):
+        tell_user(
+            client, services, target, click.user_id, blocks.error_message("That Retry button is out of date.")
+        )
+        return
+    if not first_delivery(services, click.team_id, f"{target.channel}:{click.message_ts}", "retry"):
+        return
+    _remove(services, client, target.channel, click.message_ts)
+    ref = ThreadRef(click.team_id, target.channel, target.thread_ts)
+    if spec["op"] in ("start", "avatar"):
+        try:
+            command = parse_imagine(str(spec.get("text") or ""))
+        except FlagError as exc:
+            tell_user(client, services, target, click.user_id, blocks.flag_error(str(exc)))
+            return
+        if spec["op"] == "avatar":
+            command = replace(command, avatar=True)
+        begin(services, client, target, ref, click.user_id, command)
+        return
+    thread = services.threads.find_thread_by_ref(ref)
+    operation = thread_operation(services, click.team_id, click.user_id, thread, spec) if thread else None
+    if operation is None:
+        tell_user(
+            client, services, target, click.user_id, blocks.error_message("That Retry button is out of date.")
+        )
+        return
+    run_turn(client, services, target, operation, Requester(click.team_id, click.user_id), click.value)
+
+
+def _remove(services: Services, client: WebClient, channel: str, ts: str) -> None:
+    """Delete the error message a Retry was clicked on."""
+    try:
+        client.chat_delete(channel=channel, ts=ts)
+    except SlackApiError as exc:
+        services.logger.debug("could not remove an error message: %s", slack_error(exc))
+
+
+def register(registrar: Registrar, services: Services) -> None:
+    """Register the Retry button."""
+
+    def acknowledge(ack: Ack) -> None:
+        ack()
+
+    def retry(body: dict[str, Any], client: WebClient) -> None:
+        try:
+            on_retry(services, client, body)
+        except Exception:
+            services.logger.exception("a Retry failed")
+
+    registrar.action(ACTION_RETRY, acknowledge, [retry])

@@ -1,0 +1,95 @@
+"""Starting a thread from /imagine, an @-mention or a DM, and the once-only guard for Slack deliveries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.flags import ImagineCommand
+from bot.listeners.posting import Requester, ThreadTarget, run_turn
+from bot.ports import ThreadRef, UserDefaults
+from bot.services import Services
+from bot.turns import TurnOptions, TurnResult
+
+AVATAR_CANDIDATES = 6
+BUTTON_VALUE_CHARS = 2000  # Slack's limit on a button's value
+
+
+def retry_value(op: str, **fields: str | int) -> str | None:
+    """A Retry button value for `op` in the thread it is posted in; None when it would not fit."""
+    value = json.dumps({"op": op, **fields}, separators=(",", ":"), ensure_ascii=False)
+    return value if len(value) <= BUTTON_VALUE_CHARS else None
+
+
+def options_summary(options: TurnOptions, model: str | None = None) -> str:
+    """The flags in effect, as the user would type them."""
+    parts = [f"--ar {options.aspect_ratio}"] if options.aspect_ratio else []
+    parts += [f"--seed {options.seed}"] if options.seed is not None else []
+    parts += [f"--no {', '.join(options.negative)}"] if options.negative else []
+    parts += [f'--style "{options.style}"'] if options.style else []
+    parts += [f"--n {options.count}"] if options.count > 1 else []
+    parts += [f"--model {model}"] if model else []
+    return " ".join(parts)
+
+
+def first_delivery(services: Services, team_id: str, delivery_id: str, kind: str) -> bool:
+    """True the first time a delivery (event id, trigger id, click key) is seen; Slack retries get False."""
+    if not delivery_id:
+        return True
+    try:
+        claimed = services.ledger.claim(team_id or "-", f"{kind}:{delivery_id}"[:255], kind)
+    except Exception:  # the ledger is a guard, not a gate: a storage hiccup must not drop the request
+        services.logger.exception("could not record %s %s; handling it anyway", kind, delivery_id)
+        return True
+    if not claimed:
+        services.logger.info("ignoring a repeated %s %s", kind, delivery_id)
+    return claimed
+
+
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace of any Slack payload (command, event envelope or interaction)."""
+    team = body.get("team")
+    team_id = team.get("id") if isinstance(team, dict) else team
+    user = body.get("user")
+    user_team = user.get("team_id") if isinstance(user, dict) else None
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    return str(body.get("team_id") or team_id or user_team or (event or {}).get("team") or "")
+
+
+def begin(
+    services: Services,
+    client: WebClient,
+    target: ThreadTarget,
+    ref: ThreadRef,
+    user_id: str,
+    command: ImagineCommand,
+) -> TurnResult | None:
+    """Start (or brainstorm) in the thread at `target`, with the user's and channel's defaults."""
+    conversation = services.conversation
+
+    def defaults() -> UserDefaults:
+        return services.settings.effective_defaults(ref.team_id, ref.channel_id, user_id)
+
+    if command.avatar:
+        requester = Requester(ref.team_id, user_id, AVATAR_CANDIDATES)
+        return run_turn(
+            client,
+            services,
+            target,
+            lambda _: conversation.brainstorm(ref, user_id, command.idea, AVATAR_CANDIDATES, defaults()),
+            requester,
+            retry_value("avatar", text=command.idea),
+        )
+    options = replace(command.options, model=command.model or command.options.model)
+    requester = Requester(ref.team_id, user_id, max(1, options.count))
+    return run_turn(
+        client,
+        services,
+        target,
+        lambda show_hits: conversation.start(ref, user_id, command.idea, options, defaults(), show_hits),
+        requester,
+        retry_value("start", text=f"{command.idea} {options_summary(command.options, command.model)}"),
+    )
