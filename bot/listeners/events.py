@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks_modals import vote_number
-from bot.flags import FlagError, parse_imagine
+from bot.flags import FlagError, clean_text, parse_imagine
 from bot.listeners.posting import Requester, ThreadTarget, post, run_turn, slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.starting import begin, first_delivery, retry_value, team_of
@@ -23,8 +23,8 @@ MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
 def without_mentions(text: str) -> str:
-    """The text with user mentions removed and whitespace folded."""
-    return " ".join(MENTION.sub(" ", text).split())
+    """The text made plain (entities, control and invisible characters) with user mentions removed."""
+    return clean_text(MENTION.sub(" ", text))
 
 
 def is_human(event: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import logging
+import secrets
 import threading
 import time
 import urllib.error
@@ -80,6 +81,7 @@ class SlackDriver:
         self._clock = clock
         self._skew = 0
         self._ids = itertools.count(1)
+        self._run = secrets.token_hex(3).upper()  # event ids stay unique across drivers, like Slack's
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
 
@@ -216,7 +218,7 @@ class SlackDriver:
             "api_app_id": APP_ID,
             "event": event,
             "type": "event_callback",
-            "event_id": event_id or f"Ev{next(self._ids):08d}",
+            "event_id": event_id or f"Ev{self._run}{next(self._ids):06d}",
             "event_time": int(self._clock()),
             "authorizations": [
                 {
