@@ -59,9 +59,10 @@ def contact_sheet(
         cell = _tile(data, index, tile).convert("RGBA")
         overlay = Image.new("RGBA", cell.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
-        _badge(draw, str(index + 1), tile, number_font)
+        bar = 0
         if labels is not None and labels[index].strip():
-            _label(draw, labels[index], tile, label_font)
+            bar = _label(draw, labels[index], tile, label_font)
+        _badge(draw, str(index + 1), tile, number_font, bar)
         cell.alpha_composite(overlay)
         row, col = divmod(index, cols)
         sheet.paste(cell.convert("RGB"), (gap + col * (tile + gap), gap + row * (tile + gap)))
@@ -84,18 +85,20 @@ def _tile(data: bytes, index: int, tile: int) -> Image.Image:
     return cell
 
 
-def _badge(draw: ImageDraw.ImageDraw, number: str, tile: int, font: _Font) -> None:
-    """A big yellow disc with the tile's number in its top-left corner."""
+def _badge(draw: ImageDraw.ImageDraw, number: str, tile: int, font: _Font, above: int = 0) -> None:
+    """A big yellow disc with the tile's number in its bottom-right corner (clear of banners and captions
+    at the top, and `above` pixels above a caption bar at the bottom)."""
     margin = max(4, tile // 32)
     diameter = max(24, tile // 4)
-    box = (margin, margin, margin + diameter, margin + diameter)
+    right, bottom = tile - margin, tile - margin - above
+    box = (right - diameter, bottom - diameter, right, bottom)
     draw.ellipse(box, fill=(*BADGE, 240), outline=(*BADGE_INK, 255), width=max(2, tile // 128))
-    centre = (margin + diameter / 2, margin + diameter / 2)
+    centre = (right - diameter / 2, bottom - diameter / 2)
     draw.text(centre, number, font=font, fill=(*BADGE_INK, 255), anchor="mm")
 
 
-def _label(draw: ImageDraw.ImageDraw, text: str, tile: int, font: _Font) -> None:
-    """A one-line caption on a dark bar along the tile's bottom edge."""
+def _label(draw: ImageDraw.ImageDraw, text: str, tile: int, font: _Font) -> int:
+    """A one-line caption on a dark bar along the tile's bottom edge; returns the bar's height."""
     pad = max(4, tile // 48)
     _, top, _, bottom = font.getbbox("Ag|")
     bar = int(bottom - top) + 2 * pad
@@ -104,6 +107,7 @@ def _label(draw: ImageDraw.ImageDraw, text: str, tile: int, font: _Font) -> None
     while line and draw.textlength(line, font=font) > tile - 2 * pad:
         line = line[:-4].rstrip() + "..." if len(line) > 4 else ""
     draw.text((pad, tile - bar / 2), line, font=font, fill=LABEL_INK, anchor="lm")
+    return bar
 
 
 def _font(size: int) -> _Font:

@@ -120,7 +120,9 @@ def test_sheet_dimensions_and_numbered_tiles(count: int, columns: int | None, gr
     for slot in range(cols * rows):
         row, col = divmod(slot, cols)
         left, top = gap + col * (tile + gap), gap + row * (tile + gap)
-        badge_edge = sheet.getpixel((left + tile // 32 + tile // 8, top + tile // 32 + 3))
+        margin, diameter = max(4, tile // 32), max(24, tile // 4)  # the badge sits bottom-right
+        badge_x, badge_top = left + tile - margin - diameter // 2, top + tile - margin - diameter
+        badge_edge = sheet.getpixel((badge_x, badge_top + 3))
         assert isinstance(badge_edge, tuple)
         if slot < count:
             badges += near(badge_edge, BADGE)
