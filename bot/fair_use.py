@@ -89,6 +89,13 @@ class FairUse:
         if used + reserved + images > limit:
             raise QuotaReachedError(limit)
 
+    def check_admission(self, team_id: str, user_id: str, images: int) -> None:
+        """Raise QueueFullError or QuotaReachedError now when a job would be refused (slot() re-checks)."""
+        with self._lock:
+            if self._per_user.get((team_id, user_id), 0) >= self.limits.per_user_queue:
+                raise QueueFullError(self.limits.per_user_queue)
+        self.check_quota(team_id, user_id, images)
+
     def count(self, team_id: str, user_id: str, images: int) -> None:
         """Charge images that were generated to the user's day."""
         if self._counters is not None and images > 0:

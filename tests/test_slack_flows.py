@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,8 @@ from bot.slack_ids import (
     VIEW_EDIT_PROMPT,
 )
 from retrieval.search import Retriever
-from tests.fakes.bedrock_images import install_image_handlers
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+from tests.fakes.bedrock_images import install_image_handlers, stability_v2
+from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
 from tests.slack_rig import (
     TEAM,
     Json,
@@ -229,3 +230,44 @@ def test_a_busy_image_model_gets_a_retry_button_that_finishes_the_turn(
             assert (
                 rig.driver.block_action(ACTION_RETRY, "{not json", BOB, GENERAL, result["ts"]).status == 200
             )
+
+
+def test_a_busy_bot_queues_with_a_visible_position_and_caps_each_user(
+    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    gate = threading.Event()
+
+    def slow_stability(request: RecordedRequest) -> FakeResponse:
+        gate.wait(30)  # the image model is busy until the test opens the gate
+        return stability_v2(request)
+
+    limits = FairUseLimits(max_concurrent_jobs=1, per_user_queue=1)
+    with FakeBedrockRuntime() as bedrock:
+        bedrock.register("invoke", "stability.sd3", slow_stability)
+        model = BedrockImageModel(SD35, "us-east-1", endpoint_url=bedrock.url)
+        with serve(fake, retriever, tmp_path, limits, images=model) as rig:
+
+            def root_of(idea: str) -> str:
+                found = wait_for(lambda: [m for m in fake.messages(GENERAL) if idea in json.dumps(m)])
+                return str(found[0]["ts"])
+
+            rig.driver.slash_command(COMMAND_IMAGINE, "a red fox", ALICE, GENERAL)
+            fox = root_of("a red fox")
+            wait_for(lambda: rig.services.fair_use.running == 1)
+            rig.driver.slash_command(COMMAND_IMAGINE, "a blue whale", BOB, GENERAL)
+            whale = root_of("a blue whale")
+            queued = wait_for(lambda: [m for m in fake.messages(GENERAL, whale) if "queue" in m["text"]])
+            assert "next in the queue" in json.dumps(queued[0]["blocks"])
+            capped = rig.driver.slash_command(COMMAND_IMAGINE, "a green frog", ALICE, GENERAL)
+            assert capped.status == 200
+            [note] = wait_for(lambda: fake.responses())
+            assert "1 image job waiting or running" in json.dumps(note["payload"]["blocks"])
+            assert not [m for m in fake.messages(GENERAL) if "green frog" in json.dumps(m)]
+            gate.set()
+            wait_for(lambda: results(fake, fox) and results(fake, whale), timeout=30)
+            assert not [m for m in fake.messages(GENERAL, whale) if "queue" in m["text"]]  # cleaned up
+            assert rig.services.fair_use.running == 0 and rig.services.fair_use.waiting == 0

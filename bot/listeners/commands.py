@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks import Message
-from bot.fair_use import QuotaReachedError
+from bot.fair_use import QueueFullError, QuotaReachedError
 from bot.flags import FlagError, ImagineCommand, parse_imagine
 from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
 from bot.listeners.registry import Registrar
@@ -48,9 +48,10 @@ def start_thread(
     """Post the thread root (or tell the user why not), then start or brainstorm in its thread."""
     images = AVATAR_CANDIDATES if command.avatar else max(1, command.options.count)
     try:
-        services.fair_use.check_quota(team_id, user, images)
-    except QuotaReachedError as exc:
-        notice = blocks.quota_reached(exc.limit)
+        services.fair_use.check_admission(team_id, user, images)
+    except (QueueFullError, QuotaReachedError) as exc:
+        notice = blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
+        notice = notice or blocks.error_message(str(exc))
         respond(text=notice["text"], blocks=notice["blocks"], response_type="ephemeral")
         return None
     root = blocks.thread_root(command.idea, user, options_summary(command.options, command.model))
