@@ -145,6 +145,18 @@ class ChatModel(Protocol):
 
 
 @dataclass(frozen=True)
+class JobRecord:
+    """A turn that was in progress: where, for whom, and how to run it again."""
+
+    id: int
+    ref: ThreadRef
+    user_id: str
+    retry: str | None
+    worker: str
+    started_utc: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RecentImage:
     """One of a user's recent images: its prompt and parameters and the thread it lives in."""
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.recovery import RecoveryLoop
 from bot.wiring import build_services
 
 logger = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build the app from settings and serve until interrupted."""
     from bot.app import build_app, make_wsgi_server
+    from bot.recovery import RecoveryLoop, client_for_app
     from bot.slack_settings import load_slack_settings
 
     slack = load_slack_settings()
@@ -37,8 +42,10 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if app_token and not app_token.startswith("xapp-"):
         raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
     services, close = build_services(settings)
+    recovery: RecoveryLoop | None = None
     try:
         app = build_app(slack, services)
+        recovery = RecoveryLoop(services, client_for_app(app), settings.job_stale_s / 2).start()
         if app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -59,5 +66,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             server.server_close()
     finally:
+        if recovery is not None:
+            recovery.stop()
         close()
     return 0

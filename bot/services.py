@@ -10,7 +10,9 @@ from typing import Protocol
 from bot.blocks_home import SavedPromptLike
 from bot.conversation import Conversation
 from bot.fair_use import FairUse
+from bot.jobs import JobTracker
 from bot.ports import RecentImage, ThreadStore, UserDefaults
+from bot.thread_order import ThreadSequencer
 
 
 class SettingsStore(Protocol):
@@ -103,3 +105,5 @@ class Services:
     recent: RecentImages
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("bot.app"))
     bot_name: str = "imagine"
+    jobs: JobTracker | None = None
+    sequencer: ThreadSequencer = field(default_factory=ThreadSequencer)

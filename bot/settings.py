@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=2, ge=1, le=256)
     user_queue_cap: int = Field(default=3, ge=1, le=100)
     daily_image_quota: int = Field(default=0, ge=0)
+    job_stale_s: float = Field(default=120.0, ge=2.0, le=86_400.0)
     chat_model: str = "offline"
     image_model: str = "offline"
 

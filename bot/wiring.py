@@ -170,7 +170,14 @@ def build_services(settings: Settings) -> tuple[Services, Callable[[], None]]:
 
     conversation, store, close = _engine(settings)
     limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, settings.daily_image_quota)
-    return assemble_services(conversation, store, limits), close
+    services = assemble_services(conversation, store, limits, job_stale_s=settings.job_stale_s)
+
+    def close_all() -> None:
+        if services.jobs is not None:
+            services.jobs.close()
+        close()
+
+    return services, close_all
 
 
 def assemble_services(
@@ -178,11 +185,15 @@ def assemble_services(
     store: SqlThreadStore,
     limits: FairUseLimits,
     logger: logging.Logger | None = None,
+    *,
+    job_stale_s: float = 120.0,
 ) -> Services:
     """Services over one database: the thread store's sessions shared by every other store."""
     from bot.fair_use import FairUse
+    from bot.jobs import JobTracker, worker_name
     from bot.services import Services
     from storage.feedback_store import SqlFeedbackStore
+    from storage.job_store import SqlJobJournal
     from storage.ledger import SqlEventLedger, SqlUsageCounters
     from storage.settings_store import SqlSettingsStore
 
@@ -196,6 +207,7 @@ def assemble_services(
         fair_use=FairUse(limits, SqlUsageCounters(sessions)),
         recent=store,
         logger=logger or logging.getLogger("bot.app"),
+        jobs=JobTracker(SqlJobJournal(sessions, worker_name()), job_stale_s / 8, job_stale_s),
     )
 
 

@@ -311,3 +311,21 @@ class UsageCounter(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     images: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Job(Base):
+    """A turn being worked on: running until finished, so a killed process leaves a trace to report."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_heartbeat_utc", "state", "heartbeat_utc"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    channel_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    thread_ts: Mapped[str] = mapped_column(String(TS_LENGTH))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    retry: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str] = mapped_column(String(SETTING_LENGTH))
+    state: Mapped[str] = mapped_column(String(16))
+    started_utc: Mapped[datetime] = _created()
+    heartbeat_utc: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

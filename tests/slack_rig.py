@@ -99,6 +99,8 @@ def serve(
     finally:
         server.shutdown()
         server.server_close()
+        if services.jobs is not None:
+            services.jobs.close()
         engine.dispose()
 
 

@@ -213,6 +213,23 @@ EXPECTED: dict[str, dict[str, Any]] = {
         primary_key=("team_id", "event_id"),
         indexes={"ix_processed_events_team_id_created_utc": (("team_id", "created_utc"), False)},
     ),
+    # turns in progress; the recovery scan reads them by state and heartbeat across teams
+    "jobs": _table(
+        {
+            "id": ("int", NOT_NULL),
+            "team_id": (S64, NOT_NULL),
+            "channel_id": (S64, NOT_NULL),
+            "thread_ts": ("str(32)", NOT_NULL),
+            "user_id": (S64, NOT_NULL),
+            "retry": ("text", NULL),
+            "worker": (S255, NOT_NULL),
+            "state": ("str(16)", NOT_NULL),
+            "started_utc": ("datetime", NOT_NULL),
+            "heartbeat_utc": ("datetime", NOT_NULL),
+        },
+        primary_key=("id",),
+        indexes={"ix_jobs_state_heartbeat_utc": (("state", "heartbeat_utc"), False)},
+    ),
     # slack_sdk's SQLAlchemy installation and state stores (OAuth installs), keyed by client_id, not team
     "slack_installations": _table(
         {
@@ -324,7 +341,7 @@ def schema_of(bind: Engine) -> dict[str, dict[str, Any]]:
 
 
 def test_blank_database_migrates_to_exactly_the_expected_schema(engine: Engine) -> None:  # noqa: F811
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0003"
     assert schema_of(engine) == EXPECTED
 
 
@@ -339,7 +356,7 @@ def test_models_match_the_migrated_schema(engine: Engine) -> None:  # noqa: F811
 
 def test_every_table_but_workspaces_is_indexed_by_team_first() -> None:
     for table, shape in EXPECTED.items():
-        if table in ("alembic_version", "workspaces", *SLACK_OAUTH_TABLES):
+        if table in ("alembic_version", "workspaces", "jobs", *SLACK_OAUTH_TABLES):
             continue
         leading = [
             shape["primary_key"],
@@ -357,14 +374,14 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine) -> None:  # noqa: F
     migrate(engine)
     assert schema_of(engine) == EXPECTED
     migrate(engine)  # at head already: a no-op
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 def test_migrate_accepts_a_url(db_url: str) -> None:  # noqa: F811
     migrate(db_url)
     checked = create_db_engine(db_url)
     try:
-        assert current_revision(checked) == "0002"
+        assert current_revision(checked) == "0003"
     finally:
         checked.dispose()
 
@@ -395,7 +412,7 @@ def test_alembic_cli_config_reads_the_bot_database_setting(
             logger.setLevel(level)
     migrated = create_db_engine(f"sqlite:///{tmp_path / 'state' / 'imagine.db'}")
     try:
-        assert current_revision(migrated) == "0002"
+        assert current_revision(migrated) == "0003"
     finally:
         migrated.dispose()
 

@@ -1,0 +1,99 @@
+"""Turns a killed process left behind: found by their stopped heartbeat and reported in their threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.services import Services
+
+logger = logging.getLogger(__name__)
+INTERRUPTED = (
+    "I was restarted while working on this, so it did not finish "
+    "(it does not count against your images today)."
+)
+
+ClientFor = Callable[[str], WebClient | None]
+
+
+def client_for_app(app: App) -> ClientFor:
+    """A Web API client for a team: the app's own token, or the team's installed bot token (OAuth)."""
+
+    def client_for(team_id: str) -> WebClient | None:
+        if app.client.token:
+            return app.client
+        store = app.installation_store
+        bot = store.find_bot(enterprise_id=None, team_id=team_id) if store is not None else None
+        if bot is None or not bot.bot_token:
+            return None
+        return WebClient(token=bot.bot_token, base_url=app.client.base_url)
+
+    return client_for
+
+
+def report_interrupted(services: Services, client_for: ClientFor) -> int:
+    """Claim interrupted jobs and say so in their threads, with Retry; return how many were reported."""
+    if services.jobs is None:
+        return 0
+    reported = 0
+    for job in services.jobs.interrupted():
+        client = client_for(job.ref.team_id)
+        logger.warning(
+            "job %s of %s in %s/%s was interrupted (worker %s stopped beating)",
+            job.id,
+            job.user_id,
+            job.ref.team_id,
+            job.ref.channel_id,
+            job.worker,
+        )
+        if client is None:
+            continue
+        notice = blocks.error_message(INTERRUPTED, job.retry)
+        try:
+            client.chat_postMessage(
+                channel=job.ref.channel_id,
+                thread_ts=job.ref.thread_ts,
+                text=notice["text"],
+                blocks=notice["blocks"],
+            )
+            reported += 1
+        except SlackApiError as exc:
+            logger.warning("could not report job %s: %s", job.id, exc.response.get("error"))
+    return reported
+
+
+class RecoveryLoop:
+    """report_interrupted now and every `interval_s` (a surviving replica reports a dead one's jobs)."""
+
+    def __init__(self, services: Services, client_for: ClientFor, interval_s: float) -> None:
+        self._services = services
+        self._client_for = client_for
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="imagine-recovery", daemon=True)
+
+    def start(self) -> RecoveryLoop:
+        """Start the loop thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the loop thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        """Report, wait, repeat; never let a failure end the loop."""
+        while True:
+            try:
+                report_interrupted(self._services, self._client_for)
+            except Exception:
+                logger.exception("the interrupted-job scan failed; trying again later")
+            if self._stop.wait(self._interval_s):
+                return

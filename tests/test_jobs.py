@@ -1,0 +1,90 @@
+"""The job journal on SQLite and Postgres, the tracker's heartbeat and claims, and per-thread ordering."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.jobs import JobTracker, worker_name
+from bot.ports import ThreadRef
+from bot.thread_order import ThreadSequencer
+from storage.job_store import SqlJobJournal
+from tests.storage_fixtures import db_url, engine, postgres_admin_url, sessions  # noqa: F401
+
+REF = ThreadRef("T1", "C1", "1700000000.000100")
+
+
+def test_a_job_runs_then_finishes_and_is_never_reported(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    tracker = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=0.05, stale_after_s=0.2)
+    with tracker.track(REF, "U1", '{"op":"refine","text":"no text"}') as handle:
+        assert handle.id > 0
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert tracker.interrupted(later) == []  # done jobs are not interrupted ones
+    tracker.close()
+
+
+def test_a_job_whose_process_died_is_claimed_once(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    dead = SqlJobJournal(sessions, "host:1:dead")
+    job_id = dead.begin(REF, "U1", '{"op":"start","text":"a red fox"}')  # never finished: the process died
+    first = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
+    second = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
+    assert first.interrupted() == []  # its heartbeat is still fresh
+    later = datetime.now(UTC) + timedelta(seconds=10)
+    [job] = first.interrupted(later)
+    assert job.id == job_id and job.ref == REF and job.user_id == "U1" and "a red fox" in (job.retry or "")
+    assert second.interrupted(later) == []  # another replica does not report it again
+
+
+def test_the_heartbeat_keeps_a_long_job_alive(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    tracker = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=0.05, stale_after_s=0.5)
+    watcher = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=0.05, stale_after_s=0.5)
+    with tracker.track(REF, "U1", None):
+        time.sleep(0.8)  # longer than the stale age: only the heartbeat keeps it running
+        assert watcher.interrupted() == []
+    tracker.close()
+
+
+def test_a_failed_turn_is_closed_as_failed(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    tracker = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=2)
+    with pytest.raises(RuntimeError), tracker.track(REF, "U1", None):
+        raise RuntimeError("boom")
+    assert tracker.interrupted(datetime.now(UTC) + timedelta(hours=1)) == []
+    with pytest.raises(ValueError, match="stale age"):
+        JobTracker(SqlJobJournal(sessions, "w"), heartbeat_s=5, stale_after_s=5)
+
+
+def test_turns_of_one_thread_run_one_at_a_time_in_arrival_order() -> None:
+    sequencer = ThreadSequencer()
+    order: list[int] = []
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def turn(number: int) -> None:
+        nonlocal inside, most
+        with sequencer.turn("thread-1"):
+            with lock:
+                inside += 1
+                most = max(most, inside)
+                order.append(number)
+            time.sleep(0.01)
+            with lock:
+                inside -= 1
+
+    with sequencer.turn("thread-1"):  # hold the thread so the others queue up in a known order
+        workers = []
+        for number in range(10):
+            worker = threading.Thread(target=turn, args=(number,))
+            worker.start()
+            workers.append(worker)
+            while sequencer.waiting("thread-1") < number + 2:
+                time.sleep(0.001)
+        with sequencer.turn("thread-2"):  # another thread is not blocked by thread-1's queue
+            assert sequencer.waiting("thread-2") == 1
+    for worker in workers:
+        worker.join(5)
+    assert order == list(range(10)) and most == 1 and sequencer.waiting("thread-1") == 0
