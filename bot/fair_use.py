@@ -80,13 +80,16 @@ class FairUse:
 
     def check_quota(self, team_id: str, user_id: str, images: int) -> None:
         """Raise QuotaReachedError when `images` more would pass the user's daily quota."""
+        with self._lock:
+            self._check_quota_locked(team_id, user_id, images)
+
+    def _check_quota_locked(self, team_id: str, user_id: str, images: int) -> None:
+        """The quota check; the caller holds the lock, so admission and reservation are one step."""
         limit = self.limits.daily_images
         if not limit or self._counters is None:
             return
         used = self._counters.get(team_id, user_id, self._today())
-        with self._lock:
-            reserved = self._reserved.get((team_id, user_id), 0)
-        if used + reserved + images > limit:
+        if used + self._reserved.get((team_id, user_id), 0) + images > limit:
             raise QuotaReachedError(limit)
 
     def check_admission(self, team_id: str, user_id: str, images: int) -> None:
@@ -94,7 +97,7 @@ class FairUse:
         with self._lock:
             if self._per_user.get((team_id, user_id), 0) >= self.limits.per_user_queue:
                 raise QueueFullError(self.limits.per_user_queue)
-        self.check_quota(team_id, user_id, images)
+            self._check_quota_locked(team_id, user_id, images)
 
     def count(self, team_id: str, user_id: str, images: int) -> None:
         """Charge images that were generated to the user's day."""
@@ -106,11 +109,11 @@ class FairUse:
         self, team_id: str, user_id: str, images: int, on_queued: Callable[[int], None] = lambda _: None
     ) -> Iterator[None]:
         """Hold one of the global job slots; waits in FIFO order, calling `on_queued(position)` once."""
-        self.check_quota(team_id, user_id, images)
         key, ticket = (team_id, user_id), object()
         with self._lock:
             if self._per_user.get(key, 0) >= self.limits.per_user_queue:
                 raise QueueFullError(self.limits.per_user_queue)
+            self._check_quota_locked(team_id, user_id, images)
             self._per_user[key] = self._per_user.get(key, 0) + 1
             self._reserved[key] = self._reserved.get(key, 0) + images
             self._waiting.append(ticket)
