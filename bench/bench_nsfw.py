@@ -1,9 +1,14 @@
-"""Benchmark the prompt safety classifier: I2P recall per category, library false positives, throughput.
+"""Benchmark the prompt safety classifiers: I2P recall per category, library false positives, throughput.
 
 The lexicon was tuned on the even rows of both files; this reports the odd (held-out) rows by default and
 the tuning rows next to them, so over-fitting shows as a gap between the two columns. Many I2P prompts
 were picked because the *image* was inappropriate and have harmless text, so a text filter cannot reach
 full recall on them. The library is "mostly" negative: some of its prompts really are NSFW.
+
+The embedding classifier (retrieval/data/safety_embedding.json) is reported on bench/train_safety.py's
+split: held-out = odd I2P rows, library bucket 3. With --retrieval, the whole library plus every held-out
+I2P prompt goes through the real ingest (vectors from bench_ingest's cache) into an Edge index, and the
+everyday ideas of tests/benign_queries.txt are searched in safe mode: how many hits are I2P prompts.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 from common import (
+    REPO,
+    FloatArray,
     add_common_args,
+    fresh_dir,
     library_path,
     machine_info,
     markdown_table,
@@ -27,8 +36,12 @@ from common import (
     setup_logging,
     write_outputs,
 )
+from train_safety import Evaluation, embed_all, library_bucket, load_library
+from train_safety import load_i2p as load_i2p_rows
 
+from retrieval.ports import Vector
 from retrieval.safety import SafetyClassifier, SafetyVerdict
+from retrieval.safety_embedding import EmbeddingSafetyClassifier
 
 logger = logging.getLogger("bench_nsfw")
 I2P_FILE = "sd_prompts_i2p_inappropriate.parquet"
@@ -50,6 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="rows reported as held-out (the lexicon was tuned on the even rows; default odd)",
     )
     parser.add_argument("--samples", type=int, default=0, help="also print N flagged library prompts")
+    parser.add_argument(
+        "--retrieval",
+        action="store_true",
+        help="also index the library + held-out I2P and search the benign ideas (a few minutes)",
+    )
     return parser.parse_args(argv)
 
 
@@ -140,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
     }
     held = fpr["held-out"]
-    md = report_header("Prompt safety classifier (text-only lexicon)", result["machine"])
+    md = report_header("Prompt safety classifiers (lexicon, then embedding)", result["machine"])
     md += f"Threshold {args.threshold}; held-out = {args.held_out} rows (tuning on the other half).\n\n"
     md += "### Recall on I2P (inappropriate prompts)\n\n"
     md += markdown_table(
@@ -182,8 +200,173 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         )
     logger.info("held-out library flag rate %.2f%%, %.0f prompts/s", 100 * held["rate"], rate)
+    embedding_md, result["embedding"] = embedding_section(args)
+    md += embedding_md
+    if args.retrieval:
+        retrieval_md, result["retrieval"] = retrieval_section(args)
+        md += retrieval_md
     write_outputs(md, result, args)
     return 0
+
+
+def embedding_section(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Held-out recall and library flag rates of the packaged embedding classifier, next to the lexicon."""
+    clf = EmbeddingSafetyClassifier.load()
+    lexicon = SafetyClassifier(threshold=args.threshold)
+    i2p, _ = load_i2p_rows(args.shared_data)
+    library = load_library(args.shared_data, i2p)
+    i2p_vectors = embed_all([row.text for row in i2p], args.out_dir)
+    lib_vectors = embed_all(library, args.out_dir)
+    started = time.perf_counter()
+    lib_scores = clf.scores(lib_vectors)
+    score_rate = len(library) / max(time.perf_counter() - started, 1e-9)
+    evaluation = Evaluation(
+        i2p,
+        np.array([lexicon.is_unsafe(row.text) for row in i2p]),
+        clf.scores(i2p_vectors) >= clf.threshold,
+        np.array([library_bucket(text) for text in library]),
+        np.array([lexicon.is_unsafe(text) for text in library]),
+        lib_scores >= clf.threshold,
+    )
+    result = {
+        "threshold": clf.threshold,
+        "trained": clf.provenance.get("trained"),
+        "held_out_recall": evaluation.recall_rows("held_out"),
+        "library_held_out": evaluation.library_rates(3),
+        "scoring_prompts_per_s": score_rate,
+    }
+    md = "\n### Embedding classifier (logistic regression on MiniLM vectors) next to the lexicon\n\n"
+    md += (
+        f"Weights trained {result['trained']} by bench/train_safety.py; threshold {clf.threshold:.4f}. "
+        "Held-out = odd I2P rows (never used to fit or tune); library = hash bucket 3.\n\n"
+    )
+    md += markdown_table(
+        ["I2P category", "n held-out", "lexicon", "embedding", "lexicon or embedding"],
+        [
+            [r["category"], r["n"], f"{r['lexicon']:.3f}", f"{r['embedding']:.3f}", f"{r['either']:.3f}"]
+            for r in result["held_out_recall"]
+        ],
+    )
+    lib = result["library_held_out"]
+    md += "\n" + markdown_table(
+        [
+            "library held-out bucket",
+            "prompts",
+            "lexicon",
+            "embedding",
+            "lexicon or embedding",
+            "scores/s (vectors given)",
+        ],
+        [
+            [
+                "flag rate",
+                lib["n"],
+                f"{lib['lexicon']:.2%}",
+                f"{lib['embedding']:.2%}",
+                f"{lib['either']:.2%}",
+                f"{score_rate:,.0f}",
+            ]
+        ],
+    )
+    return md, result
+
+
+class CachedEmbedder:
+    """The local embedder, answering from bench_ingest's vector cache when it has the text."""
+
+    def __init__(self, out_dir: Path) -> None:
+        from common import load_library_cache
+
+        from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
+
+        self._inner = OnnxMiniLMEmbedder()
+        cache = load_library_cache(out_dir)
+        self._rows = {text: i for i, text in enumerate(cache.prompts)}
+        self._vectors: FloatArray = cache.vectors
+        self.model_id, self.dimension = self._inner.model_id, self._inner.dimension
+        self.embedded = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        """Cached vectors, the others embedded now."""
+        missing = [t for t in texts if t not in self._rows]
+        fresh = dict(zip(missing, self._inner.embed_documents(missing), strict=True)) if missing else {}
+        self.embedded += len(missing)
+        return [fresh[t] if t in fresh else self._vectors[self._rows[t]].tolist() for t in texts]
+
+    def embed_query(self, text: str) -> Vector:
+        """Queries are always embedded."""
+        return self._inner.embed_query(text)
+
+
+def retrieval_section(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Index the whole library plus every held-out I2P prompt; count I2P hits for the benign ideas."""
+    from retrieval.adapters.bm25 import Bm25SparseEncoder
+    from retrieval.adapters.edge_index import EdgePromptIndex
+    from retrieval.ingest import IngestOptions, Ingestor
+    from retrieval.search import Retriever
+    from retrieval.sources import RawPrompt
+
+    source = "i2p_held_out"
+    queries = [
+        line.strip()
+        for line in (REPO / "tests" / "benign_queries.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    embedder = CachedEmbedder(args.out_dir)
+    path = fresh_dir(args.out_dir / "safety_retrieval", args.out_dir) / "index"
+    index = EdgePromptIndex(path)
+    ingestor = Ingestor(embedder, Bm25SparseEncoder(), index)
+    library = pq.read_table(library_path(args.shared_data), columns=["prompt"]).column("prompt").to_pylist()
+    i2p = pq.read_table(args.shared_data / I2P_FILE, columns=["prompt"]).column("prompt").to_pylist()
+    started = time.perf_counter()
+    lib_summary = ingestor.ingest_rows(
+        [RawPrompt(str(p), {"source": "library"}) for p in library], IngestOptions(build_index=False)
+    )
+    i2p_summary = ingestor.ingest_rows(
+        [RawPrompt(str(i2p[i]), {"source": source}) for i in range(1, len(i2p), 2)], IngestOptions()
+    )
+    index.close()
+    build_seconds = time.perf_counter() - started
+    retriever = Retriever(embedder, Bm25SparseEncoder(), EdgePromptIndex(path))
+    counts: dict[str, dict[str, int]] = {}
+    leaked: list[list[str]] = []
+    for safe in (True, False):
+        name = "safe" if safe else "no-safe"
+        counts[name] = {"hits": 0, "i2p": 0, "short": 0}
+        for query in queries:
+            for k in (5, 10):
+                hits = retriever.search(query, k=k, safe=safe)
+                counts[name]["hits"] += len(hits)
+                counts[name]["short"] += int(len(hits) < k)
+                for hit in hits:
+                    if hit.payload.get("source") == source:
+                        counts[name]["i2p"] += 1
+                        if safe:
+                            leaked.append([query, str(k), hit.prompt[:100]])
+    retriever.close()
+    result = {
+        "library": lib_summary.as_dict(),
+        "i2p_held_out": i2p_summary.as_dict(),
+        "queries": len(queries),
+        "counts": counts,
+        "leaked": leaked,
+        "build_seconds": build_seconds,
+        "embedded_now": embedder.embedded,
+    }
+    md = "\n### Benign ideas over the whole library plus every held-out I2P prompt (safe mode)\n\n"
+    md += (
+        f"{lib_summary.kept:,} library prompts ({lib_summary.flagged_unsafe / lib_summary.kept:.2%} flagged) "
+        f"and {i2p_summary.kept:,} held-out I2P prompts ({i2p_summary.flagged_unsafe / i2p_summary.kept:.1%} "
+        f"flagged) in one Edge index, built by the real ingest in {build_seconds:,.0f} s. {len(queries)} "
+        "everyday ideas from tests/benign_queries.txt, each at k=5 and k=10.\n\n"
+    )
+    md += markdown_table(
+        ["mode", "hits checked", "I2P hits", "queries short of k"],
+        [[name, c["hits"], c["i2p"], c["short"]] for name, c in counts.items()],
+    )
+    if leaked:
+        md += "\n" + markdown_table(["idea", "k", "I2P prompt returned in safe mode"], leaked)
+    return md, result
 
 
 if __name__ == "__main__":

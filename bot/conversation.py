@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.image_files import write_image, write_sheet
+from bot.policy import PromptPolicy
 from bot.ports import (
     ChatModel,
     ComposeRequest,
@@ -65,11 +66,13 @@ class Conversation:
         contact_sheet: Callable[[Sequence[bytes]], bytes] | None = None,
         rng: random.Random | None = None,
         image_models: Callable[[str], ImageModel] | None = None,
+        policy: PromptPolicy | None = None,
     ) -> None:
         self._search = search
         self._chat = chat
         self._images = images
         self._image_models = image_models
+        self._policy = policy
         self._store = store
         self._image_dir = Path(image_dir)
         self._contact_sheet = contact_sheet
@@ -87,6 +90,7 @@ class Conversation:
         on_hits: OnHits | None = None,
     ) -> TurnResult:
         """A new thread: retrieve hits for the idea (shown via `on_hits`), compose one prompt, draw it."""
+        self.screen(ref.team_id, idea)
         defaults = defaults or UserDefaults()
         options = with_defaults(options or TurnOptions(), defaults)
         thread = self._store.open_thread(ref, user_id, "imagine", idea)
@@ -100,6 +104,7 @@ class Conversation:
         self, team_id: str, thread_id: int, instruction: str, defaults: UserDefaults | None = None
     ) -> TurnResult:
         """Apply a follow-up instruction ("make it watercolor", "no text", "more like #2")."""
+        self.screen(team_id, instruction)
         thread, turns = self._load(team_id, thread_id)
         hits = latest_hits(turns)
         request = ComposeRequest(
@@ -162,6 +167,7 @@ class Conversation:
         text = " ".join(prompt.split())
         if not text:
             raise BotError("the edited prompt is empty")
+        self.screen(team_id, text)
         base = draft_of(last_with_prompt(turns)) if turns else PromptDraft(prompt=text)
         draft = replace(
             base,
@@ -181,6 +187,7 @@ class Conversation:
     ) -> TurnResult:
         """N diverse candidates in one shared style, their images and a numbered contact sheet."""
         count = max(2, min(count, MAX_CANDIDATES))
+        self.screen(ref.team_id, theme)
         defaults = defaults or UserDefaults()
         thread = self._store.open_thread(ref, user_id, "avatar", theme)
         hits = self._retrieve(theme)
@@ -243,6 +250,11 @@ class Conversation:
             raise ThreadNotFoundError(f"thread {thread_id} not found")
         return thread, self._store.turns(team_id, thread_id)
 
+    def screen(self, team_id: str, text: str) -> None:
+        """RefusedError when the prompt policy refuses the text (callers may screen before posting)."""
+        if self._policy is not None:
+            self._policy.check(team_id, text)
+
     def _model(self, options: TurnOptions) -> ImageModel:
         """The image model a turn asked for (--model or a default), else the configured one."""
         if not options.model or options.model == self._images.model_id:
@@ -266,6 +278,8 @@ class Conversation:
         request = replace(request, max_prompt_chars=prompt_limit(images.model_id))
         composed = self._chat.compose(request)
         drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
+        for draft in drafts:  # the chat model may write what the user did not ask for
+            self.screen(thread.ref.team_id, draft.prompt)
         if kind == "brainstorm":
             return self._draw_many(thread, user_text, drafts, composed, hits, started, images)
         return self._draw(thread, kind, user_text, drafts[0], options, composed, hits, started, images)

@@ -31,3 +31,11 @@ class ThrottledError(BotError):
 
 class UpstreamError(BotError):
     """Any other failure of an outside service (5xx, timeouts, malformed answers)."""
+
+
+class RefusedError(BotError):
+    """The prompt policy refused the idea; str(error) is a polite message, `reason` names the rule."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     job_stale_s: float = Field(default=120.0, ge=2.0, le=86_400.0)
     chat_model: str = "offline"
     image_model: str = "offline"
+    denylist: Path | None = None  # IMAGINE_DENYLIST: workspace denylist file (bot/policy.py)
+
+    @field_validator("denylist", mode="before")
+    @classmethod
+    def _denylist_is_a_file(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not Path(str(value)).is_file():
+            raise ValueError(f"no such file: {value} (a text file with one term or phrase a line)")
+        return value
 
     @field_validator("chat_model")
     @classmethod

@@ -23,6 +23,7 @@ from retrieval.search import Retriever
 if TYPE_CHECKING:
     from bot.conversation import Conversation
     from bot.fair_use import FairUseLimits
+    from bot.policy import PromptPolicy
     from bot.services import Services
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
@@ -79,6 +80,21 @@ def build_ingestor(settings: Settings) -> tuple[Ingestor, PromptIndex]:
     index = build_index(settings)
     classifier = SafetyClassifier(threshold=settings.nsfw_threshold)
     return Ingestor(build_embedder(settings), build_sparse_encoder(), index, classifier), index
+
+
+def build_policy(settings: Settings) -> PromptPolicy:
+    """The prompt policy: built-in refusals (minor-age logic from the lexicon) and IMAGINE_DENYLIST."""
+    from bot.policy import Denylist, PromptPolicy
+    from retrieval.safety import SafetyClassifier
+
+    denylist = Denylist()
+    if settings.denylist is not None:
+        try:
+            denylist = Denylist.from_file(settings.denylist)
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"IMAGINE_DENYLIST={settings.denylist} cannot be used: {exc}") from None
+        logger.info("denylist %s: %d terms", settings.denylist, len(denylist))
+    return PromptPolicy(denylist, SafetyClassifier())
 
 
 def modifier_stats_path(settings: Settings) -> Path:
@@ -226,6 +242,7 @@ def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[
         settings.images_dir,
         contact_sheet=contact_sheet,
         image_models=image_model_factory(settings),
+        policy=build_policy(settings),
     )
 
     def close() -> None:

@@ -9,11 +9,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from retrieval.cleaning import clean_prompt, collapse_near_duplicates, dedupe_key, point_id
 from retrieval.ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
 from retrieval.safety import SafetyClassifier
+from retrieval.safety_embedding import EmbeddingSafetyClassifier
 from retrieval.sources import RawPrompt, count_rows, read_prompts
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class IngestSummary:
     already_indexed: int = 0
     embedded: int = 0
     flagged_unsafe: int = 0
+    flagged_by: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -79,6 +81,7 @@ class IngestSummary:
             "already_indexed": self.already_indexed,
             "embedded": self.embedded,
             "flagged_unsafe": self.flagged_unsafe,
+            "flagged_by": dict(self.flagged_by.most_common()),
             "dropped": dict(self.dropped.most_common()),
             "seconds": round(self.seconds, 2),
             "embed_seconds": round(self.embed_seconds, 2),
@@ -156,6 +159,7 @@ def _payloads(
             summary.dropped["unsafe"] += 1
             continue
         summary.flagged_unsafe += int(verdict.unsafe)
+        summary.flagged_by["lexicon"] += int(verdict.unsafe)
         payload = {
             "prompt": candidate.text,
             **candidate.metadata,
@@ -163,9 +167,36 @@ def _payloads(
             "safe": not verdict.unsafe,
             "nsfw_score": round(verdict.score, 4),
             "nsfw_categories": list(verdict.categories),
+            "flagged_by": ["lexicon"] if verdict.unsafe else [],
         }
         prepared.append((point_id(candidate.text), payload))
     return prepared
+
+
+def _flag_by_embedding(
+    batch: list[tuple[str, dict[str, Any]]],
+    dense: Sequence[Sequence[float]],
+    classifier: EmbeddingSafetyClassifier,
+    options: IngestOptions,
+    summary: IngestSummary,
+) -> list[int]:
+    """Score the batch's vectors and mark unsafe payloads; returns the positions to store."""
+    keep: list[int] = []
+    for position, ((_, payload), verdict) in enumerate(
+        zip(batch, classifier.classify_vectors(dense), strict=True)
+    ):
+        payload["nsfw_embedding_score"] = verdict.score
+        if verdict.unsafe:
+            summary.flagged_by["embedding"] += 1
+            if options.drop_unsafe:
+                summary.dropped["unsafe"] += 1
+                summary.kept -= 1
+                continue
+            summary.flagged_unsafe += int(payload["safe"])
+            payload["flagged_by"] = [*payload.get("flagged_by", []), "embedding"]
+            payload["safe"] = False
+        keep.append(position)
+    return keep
 
 
 class Ingestor:
@@ -177,11 +208,32 @@ class Ingestor:
         sparse: SparseEncoder,
         index: PromptIndex,
         classifier: SafetyClassifier | None = None,
+        embedding_classifier: EmbeddingSafetyClassifier | Literal["packaged"] | None = "packaged",
     ) -> None:
+        """`classifier` reads the text (lexicon); `embedding_classifier` scores the vectors ingest computes
+        anyway ("packaged" = retrieval/data/safety_embedding.json, used when it fits the embedder; None =
+        lexicon only). A prompt either one flags is stored with safe=False and hidden in safe search."""
         self._embedder = embedder
         self._sparse = sparse
         self._index = index
         self._classifier = classifier or SafetyClassifier()
+        self._embedding_classifier = self._resolve(embedding_classifier)
+
+    def _resolve(
+        self, choice: EmbeddingSafetyClassifier | Literal["packaged"] | None
+    ) -> EmbeddingSafetyClassifier | None:
+        """The embedding classifier to apply, or None when there is none for this embedding model."""
+        if choice is None:
+            return None
+        found = EmbeddingSafetyClassifier.load() if choice == "packaged" else choice
+        if found.applies_to(self._embedder.model_id, self._embedder.dimension):
+            return found
+        logger.info(
+            "embedding safety classifier was trained on %s, not %s: only the lexicon flags prompts",
+            found.model_id,
+            self._embedder.model_id,
+        )
+        return None
 
     def ingest_files(
         self, paths: Sequence[Path], options: IngestOptions, progress: IngestProgress | None = None
@@ -219,7 +271,7 @@ class Ingestor:
         todo.sort(key=lambda item: len(item[1]["prompt"]))  # similar lengths batch with little padding
         progress.stage("Embedding", len(todo))
         for start in range(0, len(todo), UPSERT_BATCH):
-            self._embed_and_upsert(todo[start : start + UPSERT_BATCH], summary)
+            self._embed_and_upsert(todo[start : start + UPSERT_BATCH], options, summary)
             progress.advance(len(todo[start : start + UPSERT_BATCH]))
         if options.build_index:
             progress.stage("Building HNSW")
@@ -242,12 +294,22 @@ class Ingestor:
         summary.already_indexed = len(prepared) - len(todo)
         return todo
 
-    def _embed_and_upsert(self, batch: list[tuple[str, dict[str, Any]]], summary: IngestSummary) -> None:
-        """Embed one batch densely and sparsely and write it to the index."""
+    def _embed_and_upsert(
+        self, batch: list[tuple[str, dict[str, Any]]], options: IngestOptions, summary: IngestSummary
+    ) -> None:
+        """Embed one batch densely and sparsely, flag it by embedding, and write it to the index."""
         texts = [payload["prompt"] for _, payload in batch]
         embed_started = time.perf_counter()
         dense = self._embedder.embed_documents(texts)
         summary.embed_seconds += time.perf_counter() - embed_started
+        if self._embedding_classifier is not None:
+            keep = _flag_by_embedding(batch, dense, self._embedding_classifier, options, summary)
+            if len(keep) < len(batch):
+                batch, dense, texts = (
+                    [batch[i] for i in keep],
+                    [dense[i] for i in keep],
+                    [texts[i] for i in keep],
+                )
         index_started = time.perf_counter()
         points = [
             IndexPoint(id=point, dense=vector, sparse=self._sparse.encode_document(text), payload=payload)

@@ -19,6 +19,7 @@ from bot.app import build_app, make_wsgi_server
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
 from bot.fair_use import FairUseLimits
+from bot.policy import Denylist, PromptPolicy
 from bot.ports import ImageModel
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
@@ -27,11 +28,13 @@ from bot.services import Services
 from bot.slack_ids import COMMAND_IMAGINE
 from bot.slack_settings import SlackSettings
 from bot.wiring import assemble_services
+from retrieval.safety import SafetyClassifier
 from retrieval.search import Retriever
 from storage.db import create_db_engine, migrate, session_factory
 from storage.thread_store import SqlThreadStore
 
 SECRET = "app-test-signing-secret"
+DENYLIST = "T0001: rival corp logo\n"  # the sandbox workspace bans one phrase
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TEAM = "T0001"
 T = TypeVar("T")
@@ -77,6 +80,7 @@ def serve(
         store,
         folder / "images",
         contact_sheet=contact_sheet,
+        policy=PromptPolicy(Denylist.parse(DENYLIST, "rig"), SafetyClassifier()),
     )
     services = assemble_services(
         conversation, store, limits or FairUseLimits(), logging.getLogger("test.slack_app")

@@ -1,9 +1,9 @@
-"""Tests of retrieval.safety: lexicon matching, context rules, obfuscations and quality on the shared data."""
+"""Tests of retrieval.safety (lexicon) and retrieval.safety_embedding, and how ingest applies both."""
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from retrieval.adapters.bm25 import Bm25SparseEncoder
+from retrieval.adapters.edge_index import EdgePromptIndex
+from retrieval.ingest import IngestOptions, Ingestor
+from retrieval.ports import Vector
 from retrieval.safety import CATEGORIES, SafetyClassifier, SafetyVerdict
+from retrieval.safety_embedding import EmbeddingSafetyClassifier
+from retrieval.search import Retriever
+from retrieval.sources import RawPrompt
 from tests.conftest import I2P, LIBRARY
 
 # Measured with the packaged lexicon (threshold 0.5): recall 0.234 on all 895 I2P "sexual" prompts and
@@ -180,8 +187,132 @@ def test_quality_on_shared_data(clf: SafetyClassifier) -> None:
     assert sum(map(clf.is_unsafe, violence)) / len(violence) >= VIOLENCE_RECALL_FLOOR
 
     library = [str(p) for p in pq.read_table(LIBRARY, columns=["prompt"])["prompt"].to_pylist()[:5000]]
-    start = time.perf_counter()
     flagged = sum(map(clf.is_unsafe, library))
-    elapsed = time.perf_counter() - start
-    assert flagged / len(library) <= LIBRARY_FLAG_CEILING
-    assert elapsed < 2.0  # ~0.1 s on a laptop core; 79k prompts stay well under 10 s
+    assert flagged / len(library) <= LIBRARY_FLAG_CEILING  # throughput is measured in bench/bench_nsfw.py
+
+
+# ------------------------------------------------------------------------------------- embedding classifier
+
+
+@pytest.fixture(scope="module")
+def packaged() -> EmbeddingSafetyClassifier:
+    return EmbeddingSafetyClassifier.load()
+
+
+def test_packaged_weights_carry_their_provenance(packaged: EmbeddingSafetyClassifier) -> None:
+    assert packaged.applies_to("local:all-MiniLM-L6-v2", 384)
+    assert not packaged.applies_to("bedrock:amazon.titan-embed-text-v2:0", 1024)
+    assert 0.0 < packaged.threshold < 1.0
+    prov = packaged.provenance
+    assert {"trained", "script", "data", "split", "seed", "train", "threshold_rule", "metrics"} <= set(prov)
+    assert prov["data"]["positives"]["file"] == I2P.name
+    assert prov["data"]["negatives"]["file"] == LIBRARY.name
+    assert "odd rows held out" in prov["split"]
+    held_out = {row["category"]: row for row in prov["metrics"]["held_out_i2p_recall"]}
+    assert held_out["any"]["either"] > held_out["any"]["lexicon"]
+    assert prov["metrics"]["library_held_out"]["either"] <= 0.10
+    assert EmbeddingSafetyClassifier.from_dict(packaged.to_dict()) == packaged
+
+
+def test_scores_follow_the_weights(packaged: EmbeddingSafetyClassifier) -> None:
+    toward = unit(packaged.weights)
+    verdicts = packaged.classify_vectors([toward, [-x for x in toward]])
+    assert verdicts[0].unsafe and verdicts[0].score > packaged.threshold
+    assert not verdicts[1].unsafe and verdicts[1].score < 0.5
+    with pytest.raises(ValueError, match="dimension 384"):
+        packaged.scores([[0.0] * 10])
+
+
+def test_bad_weight_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not an embedding safety classifier"):
+        EmbeddingSafetyClassifier.load(path)
+    good = EmbeddingSafetyClassifier((1.0, 0.0), 0.0, 0.5, "m").to_dict()
+    path.write_text(json.dumps({**good, "threshold": 1.5}))
+    with pytest.raises(ValueError, match="threshold"):
+        EmbeddingSafetyClassifier.load(path)
+    path.write_text(json.dumps({key: value for key, value in good.items() if key != "bias"}))
+    with pytest.raises(ValueError, match="incomplete"):
+        EmbeddingSafetyClassifier.load(path)
+
+
+def unit(values: Sequence[float]) -> list[float]:
+    norm = sum(v * v for v in values) ** 0.5
+    return [v / norm for v in values]
+
+
+class DirectionEmbedder:
+    """Stands in for MiniLM: prompts containing 'ominous' point along the classifier's weights."""
+
+    def __init__(self, weights: Sequence[float], model_id: str = "local:all-MiniLM-L6-v2") -> None:
+        self.model_id, self.dimension = model_id, len(weights)
+        self._unsafe = unit(weights)
+        self.calls = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        self.calls += 1
+        return [self.embed_query(text) for text in texts]
+
+    def embed_query(self, text: str) -> Vector:
+        sign = 1.0 if "ominous" in text else -1.0
+        return [sign * x for x in self._unsafe]
+
+
+PROMPTS = [
+    "an ominous figure in a doorway, oil painting",  # embedding only
+    "a nude woman on a beach, ominous sky",  # lexicon and embedding
+    "a nude woman on a beach at sunset",  # lexicon only
+    "a lighthouse at dusk, oil painting",  # neither
+]
+
+
+def ingest(embedder: DirectionEmbedder, path: Path, **options: bool) -> tuple[Retriever, dict[str, object]]:
+    index = EdgePromptIndex(path)
+    summary = Ingestor(embedder, Bm25SparseEncoder(), index).ingest_rows(
+        [RawPrompt(text, {"source": "test"}) for text in PROMPTS], IngestOptions(**options)
+    )
+    return Retriever(embedder, Bm25SparseEncoder(), index), summary.as_dict()
+
+
+def test_ingest_flags_by_either_classifier_and_records_which(
+    packaged: EmbeddingSafetyClassifier, tmp_path: Path
+) -> None:
+    embedder = DirectionEmbedder(packaged.weights)
+    retriever, summary = ingest(embedder, tmp_path / "index")
+    assert embedder.calls == 1  # the vectors ingest computes are the ones scored: no second pass
+    assert summary["flagged_unsafe"] == 3
+    assert summary["flagged_by"] == {"lexicon": 2, "embedding": 2}
+    hits = {hit.prompt: hit.payload for hit in retriever.search("painting beach", k=10, safe=False)}
+    assert [hits[p]["flagged_by"] for p in PROMPTS] == [
+        ["embedding"],
+        ["lexicon", "embedding"],
+        ["lexicon"],
+        [],
+    ]
+    assert [hits[p]["safe"] for p in PROMPTS] == [False, False, False, True]
+    assert (
+        hits[PROMPTS[0]]["nsfw_embedding_score"]
+        >= packaged.threshold
+        > hits[PROMPTS[3]]["nsfw_embedding_score"]
+    )
+    assert [hit.prompt for hit in retriever.search("painting beach", k=10)] == [PROMPTS[3]]
+    retriever.close()
+
+
+def test_drop_unsafe_drops_what_either_flags(packaged: EmbeddingSafetyClassifier, tmp_path: Path) -> None:
+    retriever, summary = ingest(DirectionEmbedder(packaged.weights), tmp_path / "index", drop_unsafe=True)
+    assert summary["kept"] == 1 and summary["embedded"] == 1
+    assert summary["dropped"]["unsafe"] == 3 and summary["read"] == 4
+    retriever.close()
+
+
+def test_other_embedding_models_get_the_lexicon_only(
+    packaged: EmbeddingSafetyClassifier, tmp_path: Path
+) -> None:
+    embedder = DirectionEmbedder(packaged.weights, model_id="local:another-model")
+    retriever, summary = ingest(embedder, tmp_path / "index")
+    assert summary["flagged_by"] == {"lexicon": 2}
+    hits = retriever.search("ominous figure", k=10, safe=False)
+    assert all("nsfw_embedding_score" not in hit.payload for hit in hits)
+    retriever.close()

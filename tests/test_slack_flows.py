@@ -271,3 +271,15 @@ def test_a_busy_bot_queues_with_a_visible_position_and_caps_each_user(
             wait_for(lambda: results(fake, fox) and results(fake, whale), timeout=30)
             assert not [m for m in fake.messages(GENERAL, whale) if "queue" in m["text"]]  # cleaned up
             assert rig.services.fair_use.running == 0 and rig.services.fair_use.waiting == 0
+
+
+def test_refused_ideas_are_answered_privately_and_never_posted(fake: FakeSlackApi, rig: Rig) -> None:
+    for idea in ("a rival corp logo on a mug", "a naked child"):
+        assert rig.driver.slash_command(COMMAND_IMAGINE, idea, ALICE, GENERAL).status == 200
+    notes = wait_for(lambda: len(fake.ephemerals(ALICE)) == 2 and fake.ephemerals(ALICE))
+    assert all("can't" in json.dumps(n).lower() or "cannot" in json.dumps(n).lower() for n in notes), notes
+    assert fake.messages(GENERAL) == [] and fake.uploads() == []  # nothing public, nothing drawn
+    root_ts = imagine(fake, rig, "a coffee mug on a desk")
+    rig.driver.user_posts(GENERAL, "put the rival corp logo on it", BOB, thread_ts=root_ts)
+    wait_for(lambda: [m for m in fake.messages(GENERAL, root_ts) if "asked me to avoid" in json.dumps(m)])
+    assert len(results(fake, root_ts)) == 1 and kinds(rig, root_ts) == ["start"]

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks import Message
+from bot.errors import RefusedError
 from bot.fair_use import QueueFullError, QuotaReachedError
 from bot.flags import FlagError, ImagineCommand, parse_imagine
 from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
@@ -48,8 +49,9 @@ def start_thread(
     """Post the thread root (or tell the user why not), then start or brainstorm in its thread."""
     images = AVATAR_CANDIDATES if command.avatar else max(1, command.options.count)
     try:
+        services.conversation.screen(team_id, command.idea)  # never post a refused idea in the channel
         services.fair_use.check_admission(team_id, user, images)
-    except (QueueFullError, QuotaReachedError) as exc:
+    except (QueueFullError, QuotaReachedError, RefusedError) as exc:
         notice = blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
         notice = notice or blocks.error_message(str(exc))
         respond(text=notice["text"], blocks=notice["blocks"], response_type="ephemeral")
