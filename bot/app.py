@@ -4,26 +4,43 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryHandler
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot.http_guard import SlackRequestGuard
 from bot.listeners import register_listeners
+from bot.log_redaction import install_log_redaction
 from bot.oauth import build_oauth_settings, engine_of
 from bot.services import Services
 from bot.slack_settings import SlackSettings
 
 logger = logging.getLogger(__name__)
 LISTENER_THREADS = 32  # lazy listeners may wait for a fair-use slot, so keep more threads than slots
+RATE_LIMIT_RETRIES = 3  # 429: wait Retry-After (+ up to 1 s of jitter) and send again, at most this often
+SERVER_ERROR_RETRIES = 1  # 500/503: once more after a short backoff (a lost reply is worse than a repeat)
+CONNECTION_RETRIES = 1  # reset or refused connections (slack_sdk's default)
+
+
+def slack_retry_handlers() -> list[RetryHandler]:
+    """slack_sdk retry handlers for every Web API client of the app (Bolt copies them per request)."""
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+        RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+    ]
 
 
 def build_app(settings: SlackSettings, services: Services, *, engine: Engine | None = None) -> App:
     """A Bolt app (HTTP mode, acks before slow work); with SLACK_CLIENT_ID, installs are kept via `engine`."""
+    install_log_redaction(settings.bot_token, settings.signing_secret, settings.client_secret)
     oauth_settings = None
     token = None
     if settings.oauth:
@@ -32,9 +49,12 @@ def build_app(settings: SlackSettings, services: Services, *, engine: Engine | N
         oauth_settings = build_oauth_settings(settings, engine or engine_of(services), services.logger)
     elif settings.bot_token is not None:
         token = settings.bot_token.get_secret_value()
-    app = App(  # the token travels in the client (Bolt warns when both are given)
+    # the token travels in the client (Bolt warns when both are given); OAuth's oauth.v2.access uses it
+    # too, and Bolt builds each request's client (the installing team's token) with its retry handlers
+    client = WebClient(base_url=settings.base_url, token=token, retry_handlers=slack_retry_handlers())
+    app = App(
         signing_secret=settings.signing_secret.get_secret_value(),
-        client=WebClient(base_url=settings.base_url, token=token),  # OAuth's oauth.v2.access uses it too
+        client=client,
         oauth_settings=oauth_settings,
         process_before_response=True,
         logger=services.logger,
@@ -42,6 +62,13 @@ def build_app(settings: SlackSettings, services: Services, *, engine: Engine | N
     )
     register_listeners(app, services)
     return app
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """wsgiref's server answering each request on its own thread, with a deep accept queue for bursts."""
+
+    daemon_threads = True
+    request_queue_size = 256
 
 
 class _LoggingHandler(WSGIRequestHandler):
@@ -56,4 +83,4 @@ def make_wsgi_server(
 ) -> WSGIServer:
     """A wsgiref server for /slack/events and the OAuth install pages, guarded (port 0 picks a free port)."""
     guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret)
-    return make_server(host, port, guarded, handler_class=_LoggingHandler)
+    return make_server(host, port, guarded, server_class=ThreadingWSGIServer, handler_class=_LoggingHandler)

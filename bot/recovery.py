@@ -32,7 +32,9 @@ def client_for_app(app: App) -> ClientFor:
         bot = store.find_bot(enterprise_id=None, team_id=team_id) if store is not None else None
         if bot is None or not bot.bot_token:
             return None
-        return WebClient(token=bot.bot_token, base_url=app.client.base_url)
+        return WebClient(
+            token=bot.bot_token, base_url=app.client.base_url, retry_handlers=app.client.retry_handlers
+        )
 
     return client_for
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.errors import URL_VARIABLE, StorageError, safe_url, translated
+from storage.errors import URL_VARIABLE, StorageError, retry_busy, safe_url, translated
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_BUSY_TIMEOUT_MS = 5000  # how long a statement waits for another writer's lock (SQLite retries inside)
+LOCK_TIMEOUT_MS = SQLITE_BUSY_TIMEOUT_MS  # the same bound on Postgres (lock_timeout), so no write hangs
 RACE_RETRIES = 3  # attempts when a concurrent writer wins a unique-key race
 
 
@@ -43,21 +45,35 @@ def _sqlite_file(parsed: URL) -> Path | None:
     return Path(database).expanduser()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL journal, a busy timeout and enforced foreign keys on every new SQLite connection."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    """A connect hook: busy timeout (first, so the other pragmas wait too), WAL journal, foreign keys.
+
+    While another connection holds the write lock, SQLite's busy handler retries the statement with a
+    growing sleep (1, 2, 5, 10 … 100 ms) until `busy_timeout_ms` has passed, then it fails with
+    "database is locked", which `translated` raises as DatabaseBusyError.
+    """
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    return on_connect
 
 
-def create_db_engine(url: str) -> Engine:
-    """Build the process's engine for `url` (create it once and share it; dispose it at shutdown)."""
+def create_db_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
+    """Build the process's engine for `url` (create it once and share it; dispose it at shutdown).
+
+    `busy_timeout_ms` bounds how long a statement waits for a lock another writer holds: SQLite's
+    busy_timeout, Postgres's lock_timeout (unless the URL sets its own `options`).
+    """
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
+    wait_ms = max(1, int(busy_timeout_ms))  # 0 would mean "never wait" on SQLite but "forever" on Postgres
     try:
         if backend == "sqlite":
             path = _sqlite_file(parsed)
@@ -69,10 +85,15 @@ def create_db_engine(url: str) -> Engine:
                         f"cannot create {path.parent} for the SQLite database ({error.strerror}); "
                         f"check {URL_VARIABLE} or IMAGINE_DATA_DIR"
                     ) from None
-            engine = create_engine(parsed)
-            event.listen(engine, "connect", _sqlite_pragmas)
+            # the driver's own wait (sqlite3's `timeout`) matches, for statements before the pragma
+            connect_args: dict[str, Any] = {} if "timeout" in parsed.query else {"timeout": wait_ms / 1000}
+            engine = create_engine(parsed, connect_args=connect_args)
+            event.listen(engine, "connect", _sqlite_pragmas(wait_ms))
         else:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            connect_args = {}
+            if backend == "postgresql" and "options" not in parsed.query:
+                connect_args["options"] = f"-c lock_timeout={wait_ms}"
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except sa_exc.NoSuchModuleError:
         raise StorageError(
             f"{URL_VARIABLE} names an unknown database dialect {parsed.drivername!r}"
@@ -114,13 +135,17 @@ def _run_command(target: Engine | str, action: str, revision: str) -> None:
     """Run alembic upgrade/downgrade on an engine or URL inside one transaction."""
     engine = target if isinstance(target, Engine) else create_db_engine(target)
     url = engine.url.render_as_string(hide_password=False)
-    try:
+
+    def run() -> None:
         with translated(url), engine.begin() as connection:
             config = alembic_config(connection)
             if action == "upgrade":
                 command.upgrade(config, revision)
             else:
                 command.downgrade(config, revision)
+
+    try:
+        retry_busy(run)  # two processes starting at once: one migrates, the other waits and finds head
     finally:
         if engine is not target:
             engine.dispose()

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 URL_VARIABLE = "IMAGINE_DATABASE_URL"
+BUSY_RETRIES = 3  # attempts of a whole transaction by `retry_busy` (on top of the driver's lock wait)
+BUSY_BACKOFF_S = 0.25  # first pause of `retry_busy`, doubled after each busy attempt
+# driver messages of a lock that was not granted in time: SQLite's SQLITE_BUSY / SQLITE_LOCKED, and
+# Postgres's lock_timeout, deadlock and serialization failures (SQLSTATE 55P03, 40P01, 40001)
+BUSY_HINTS = (
+    "database is locked",
+    "database is busy",
+    "database table is locked",
+    "lock timeout",
+    "could not obtain lock",
+    "deadlock detected",
+    "could not serialize access",
+)
+BUSY_SQLSTATES = ("55P03", "40P01", "40001")
 CONNECTION_HINTS = (
     "connect",
     "authentication",
@@ -27,6 +47,10 @@ class StorageError(Exception):
 
 class NotFoundError(StorageError):
     """The thread, turn or image does not exist for this team."""
+
+
+class DatabaseBusyError(StorageError):
+    """Another writer held a lock longer than the lock wait (SQLite busy_timeout, Postgres lock_timeout)."""
 
 
 def safe_url(url: str) -> str:
@@ -51,6 +75,11 @@ def describe(error: sa_exc.SQLAlchemyError, url: str | None = None) -> StorageEr
     detail = first_line(error)
     where = f" at {safe_url(url)}" if url else ""
     lowered = detail.lower()
+    if is_busy(error):
+        return DatabaseBusyError(
+            f"the database{where} is busy: another writer held its lock longer than the bot waits "
+            f"({detail}); try again in a moment"
+        )
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         return StorageError(
             f"database schema is missing or outdated{where}: run the migrations "
@@ -68,6 +97,46 @@ def _is_connection(lowered: str) -> bool:
     if "database is locked" in lowered or "deadlock" in lowered:
         return False
     return any(hint in lowered for hint in CONNECTION_HINTS)
+
+
+def is_busy(error: BaseException) -> bool:
+    """True when a driver error (wrapped by SQLAlchemy or not) says a lock was not granted in time."""
+    original = getattr(error, "orig", None) or error
+    if str(getattr(original, "sqlstate", "") or "") in BUSY_SQLSTATES:
+        return True
+    lowered = first_line(error).lower()
+    return any(hint in lowered for hint in BUSY_HINTS)
+
+
+def retry_busy(
+    operation: Callable[[], T],
+    *,
+    attempts: int = BUSY_RETRIES,
+    backoff_s: float = BUSY_BACKOFF_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `operation` (one whole transaction) again, after a growing pause, while the database is busy.
+
+    The driver already waits for a lock (busy_timeout / lock_timeout); this is for the writer that still
+    lost, e.g. a Postgres deadlock victim. A busy failure of the last attempt is raised as it came.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except (sa_exc.DBAPIError, DatabaseBusyError) as error:
+            busy = isinstance(error, DatabaseBusyError) or is_busy(error)
+            if not busy or attempt == attempts:
+                raise
+            pause = backoff_s * 2 ** (attempt - 1)
+            logger.info(
+                "database busy (%s): attempt %d of %d in %.2f s",
+                first_line(error),
+                attempt + 1,
+                attempts,
+                pause,
+            )
+            sleep(pause)
+    raise ValueError(f"attempts must be >= 1, got {attempts}")
 
 
 @contextmanager

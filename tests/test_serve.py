@@ -54,6 +54,13 @@ def _data_dir(small_index: Path, tmp_path: Path) -> Path:
 @contextmanager
 def serving(env: dict[str, str]) -> Iterator[int]:
     """`imagine-bot serve --port P` as a subprocess until the block ends; yields the port."""
+    with serving_process(env) as (port, _):
+        yield port
+
+
+@contextmanager
+def serving_process(env: dict[str, str]) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Like serving(), yielding the port and the process (to kill it)."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
@@ -70,9 +77,10 @@ def serving(env: dict[str, str]) -> Iterator[int]:
             except OSError:
                 assert server.poll() is None, server.stderr.read() if server.stderr else ""
                 time.sleep(0.2)
-        yield port
+        yield port, server
     finally:
-        server.terminate()
+        if server.poll() is None:
+            server.terminate()
         server.wait(timeout=20)
 
 

@@ -302,7 +302,11 @@ class BedrockChatModel:
     def _error(self, exc: BaseException) -> BotError:
         """A BotError a user can act on for a botocore/langchain failure; logged once, without secrets."""
         error = describe_error(exc, self._model, self._where(), self._max_attempts)
-        logger.warning("bedrock chat %s failed (%s): %s", self._model, type(exc).__name__, error)
+        operator = isinstance(error, ModelUnavailableError | AccessDeniedError | ConfigError)
+        level = logging.ERROR if operator else logging.WARNING  # ERROR: only the operator can fix it
+        logger.log(
+            level, "bedrock chat %s in %s failed (%s): %s", self._model, self._where(), _code(exc), error
+        )
         return error
 
 
@@ -385,6 +389,13 @@ def _client_error(exc: Any, model: str, where: str, max_attempts: int) -> BotErr
     if code in _UNAVAILABLE or (isinstance(status, int) and status >= 500):
         return UpstreamError(f"Bedrock is unavailable for {model} in {where} ({code}): try again later")
     return UpstreamError(f"Bedrock chat with {model} in {where} failed ({code}): {message or 'no message'}")
+
+
+def _code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError, else the exception's type name."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    return str(error.get("Code") or type(exc).__name__)
 
 
 def _clean(text: str) -> str:

@@ -220,10 +220,19 @@ class _RuntimeImageModel:
         from botocore import exceptions as bx
 
         if isinstance(exc, bx.ClientError):
-            error = self._client_error(*_code_message(exc), _attempts(exc))
+            code, message, status = _code_message(exc)
+            error = self._client_error(code, message, status, _attempts(exc))
         else:
-            error = _transport_error(exc, self._target, self._where())
-        logger.warning("%s image generation failed (%s): %s", self._service, type(exc).__name__, error)
+            code, error = type(exc).__name__, _transport_error(exc, self._target, self._where())
+        logger.log(
+            _log_level(error),
+            "%s image generation with %s in %s failed (%s): %s",
+            self._service,
+            self._target,
+            self._where(),
+            code,
+            error,
+        )
         return error
 
     def _client_error(self, code: str, message: str, status: int | None, attempts: int) -> BotError:
@@ -352,6 +361,13 @@ class SageMakerSdxlModel(_RuntimeImageModel):
         if code in ("ModelError", "ValidationError"):
             return UpstreamError(f"SageMaker endpoint {endpoint} failed ({code}): {message or 'no message'}")
         return super()._client_error(code, message, status, attempts)
+
+
+def _log_level(error: BotError) -> int:
+    """ERROR for what only the operator can fix (model, access, config), INFO for filtered prompts."""
+    if isinstance(error, ModelUnavailableError | AccessDeniedError | ConfigError):
+        return logging.ERROR
+    return logging.INFO if isinstance(error, ContentFilteredError) else logging.WARNING
 
 
 def _code_message(exc: Any) -> tuple[str, str, int | None]:

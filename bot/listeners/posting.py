@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import blocks
+from bot import blocks, fault_messages
 from bot.blocks import Message
 from bot.conversation import OnHits
-from bot.errors import BotError, ThrottledError, UpstreamError
+from bot.errors import BotError
 from bot.fair_use import QueueFullError, QuotaReachedError
-from bot.ports import HitForPrompt, ThreadRecord
+from bot.jobs import JobHandle
+from bot.ports import HitForPrompt, ThreadRecord, ThreadRef
 from bot.services import Services
+from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
 from bot.turns import TurnResult
+from retrieval.errors import RetrievalError
+from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
 MAX_FILES = 10  # files_upload_v2 shares at most ten files in one message
 ALT_TEXT_CHARS = 1000
 TITLE_CHARS = 200
 CANT_POST = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
-UNEXPECTED = "Something went wrong on my side; please try again in a moment."
+UPLOAD_FAILED = (
+    "Slack would not take the picture just now ({why}), so only the prompt is above; "
+    "press Re-roll to draw it again."
+)
+UNEXPECTED = fault_messages.UNEXPECTED
+SUGGESTION_CHARS = 1500
+# what a Slack call raises once slack_sdk's retry handlers give up: an error answer, or the network's error
+SLACK_FAILURES = (SlackClientError, URLError, ConnectionError, TimeoutError)
+# how a Retry spec's text is typed again: (slash command, label of the suggestion line)
+_RETYPED = {
+    "start": (COMMAND_IMAGINE, "Try"),
+    "avatar": (COMMAND_AVATAR, "Try"),
+    "refine": ("", "Try replying in this thread with"),
+    "edit": ("", "Try Edit prompt with"),
+}
 
 
 @dataclass(frozen=True)
@@ -38,11 +59,7 @@ class ThreadTarget:
 
 def slack_error(exc: SlackApiError) -> str:
     """The Slack error code of a failed Web API call."""
-    response = getattr(exc, "response", None)
-    try:
-        return str(response["error"]) if response is not None else "unknown_error"
-    except (KeyError, TypeError):
-        return "unknown_error"
+    return fault_messages.slack_code(exc)
 
 
 def post(client: WebClient, target: ThreadTarget, payload: Message) -> str:
@@ -79,16 +96,39 @@ def post_result(
     if result.turn.kind == "brainstorm":
         sheet = result.contact_sheet
         shown = [*([sheet] if sheet else []), *(image.path for image in result.images)]
-        if shown:  # the numbered contact sheet first, then each candidate (at most 1 + 9 files)
-            _upload(client, target, shown[:MAX_FILES], f"avatar candidates: {result.thread.idea}")
+        # the numbered contact sheet first, then each candidate (at most 1 + 9 files)
+        title = f"avatar candidates: {result.thread.idea}"
+        refused = _upload_or_reason(client, target, shown[:MAX_FILES], title) if shown else None
         uploaded()
         ts = post(client, target, blocks.brainstorm_message(result.thread.id, result.drafts, result.labels))
         _offer_votes(client, target.channel, ts, len(result.drafts))
-        return
-    if result.images:
-        _upload(client, target, [image.path for image in result.images], prompt)
-    uploaded()
-    post(client, target, blocks.result_message(result.thread.id, result))
+    else:
+        paths = [image.path for image in result.images]
+        refused = _upload_or_reason(client, target, paths, prompt) if paths else None
+        uploaded()
+        post(client, target, blocks.result_message(result.thread.id, result))
+    if refused is not None:  # the turn is stored and its buttons work; say why the picture is missing
+        why = "it asked me to slow down" if refused == "ratelimited" else refused
+        post(client, target, blocks.error_message(UPLOAD_FAILED.format(why=why)))
+
+
+def _upload_or_reason(client: WebClient, target: ThreadTarget, paths: list[Path], title: str) -> str | None:
+    """Upload; None when done, else why Slack would not take the files even after its retries (logged).
+
+    A failure that also stops posting (the bot left the channel …) is raised: the message would fail too.
+    """
+    try:
+        _upload(client, target, paths, title)
+        return None
+    except SlackApiError as exc:
+        code = slack_error(exc)
+        if code in CANT_POST:
+            raise
+        logger.warning("Slack refused an image upload in %s: %s", target.channel, code)
+        return code
+    except SLACK_FAILURES as exc:  # the upload URL's POST, or the network after slack_sdk's retries
+        logger.warning("an image upload to Slack failed in %s: %s", target.channel, exc)
+        return "the upload did not go through"
 
 
 def _offer_votes(client: WebClient, channel: str, ts: str, candidates: int) -> None:
@@ -127,19 +167,34 @@ def run_turn(
     def queued(position: int) -> None:
         status[0] = _status(client, services, target, blocks.queued(position))
 
-    try:
-        with services.fair_use.slot(requester.team_id, requester.user_id, requester.images, queued):
-            return _run(client, services, target, operation, requester, status, retry)
+    ref = ThreadRef(requester.team_id, target.channel, target.thread_ts)
+    try:  # one turn at a time per thread (arrival order), then a fair-use slot, journaled until posted
+        with (
+            services.sequencer.turn(ref),
+            services.fair_use.slot(requester.team_id, requester.user_id, requester.images, queued),
+            _journal(services, ref, requester.user_id, retry) as job,
+        ):
+            result = _run(client, services, target, operation, requester, status, retry)
+            job.failed = result is None
+            return result
     except (QueueFullError, QuotaReachedError) as exc:
         services.logger.info("fair use refused a job of %s: %s", requester.user_id, exc)
         notice = blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
         tell_user(client, services, target, requester.user_id, notice or blocks.error_message(str(exc)))
-    except Exception:  # a storage failure in the quota check; never leave the user in silence
-        services.logger.exception("could not admit a job in %s", target.channel)
-        _post_error(client, services, target, UNEXPECTED, retry)
+    except Exception as exc:  # a storage failure in the quota check; never leave the user in silence
+        _fail(client, services, target, exc, retry, "could not admit a job")
     finally:
         _delete(client, services, target, status[0])
     return None
+
+
+def _journal(
+    services: Services, ref: ThreadRef, user_id: str, retry: str | None
+) -> AbstractContextManager[JobHandle]:
+    """The job journal around one turn (nothing when the services have no journal)."""
+    if services.jobs is None:
+        return nullcontext(JobHandle(0))
+    return services.jobs.track(ref, user_id, retry)
 
 
 def _run(
@@ -167,17 +222,44 @@ def _run(
         post_result(client, target, result, lambda: _delete(client, services, target, status[0]))
         status[0] = None
         return result
-    except BotError as exc:
-        services.logger.info("turn failed in %s: %s", target.channel, exc)
-        transient = isinstance(exc, ThrottledError | UpstreamError)
-        _post_error(client, services, target, str(exc), retry if transient else None)
-    except SlackApiError as exc:
-        services.logger.warning("Slack refused a post in %s: %s", target.channel, slack_error(exc))
-        _post_error(client, services, target, f"Slack refused my reply ({slack_error(exc)}).", retry)
-    except Exception:
-        services.logger.exception("unexpected failure of a turn in %s", target.channel)
-        _post_error(client, services, target, UNEXPECTED, retry)
+    except Exception as exc:
+        _fail(client, services, target, exc, retry, "turn failed")
     return None
+
+
+def _fail(
+    client: WebClient,
+    services: Services,
+    target: ThreadTarget,
+    exc: Exception,
+    retry: str | None,
+    what: str,
+) -> None:
+    """Log a failed turn once, at the level its cause deserves, and explain it in the thread."""
+    channel = target.channel
+    if isinstance(exc, BotError):  # the adapter that raised it logged the operator's line
+        services.logger.info("%s in %s: %s", what, channel, exc)
+    elif isinstance(exc, SlackApiError):
+        services.logger.warning("%s in %s: Slack refused a call: %s", what, channel, slack_error(exc))
+    elif isinstance(exc, (RetrievalError, StorageError, *SLACK_FAILURES)):
+        services.logger.warning("%s in %s (%s): %s", what, channel, type(exc).__name__, exc)
+    else:
+        services.logger.exception("%s in %s: unexpected failure", what, channel)
+    attempted, command, label = _attempted(retry)
+    fault = fault_messages.describe(exc, attempted, command)
+    _post_error(client, services, target, fault.text, retry if fault.retry else None, fault.suggestion, label)
+
+
+def _attempted(retry: str | None) -> tuple[str | None, str, str]:
+    """What the user asked for (from the Retry spec), the command to type it again and its label."""
+    try:
+        spec = json.loads(retry) if retry else None
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict) or spec.get("op") not in _RETYPED or not spec.get("text"):
+        return None, "", ""
+    command, label = _RETYPED[str(spec["op"])]
+    return str(spec["text"]), command, label
 
 
 def tell_user(
@@ -200,21 +282,32 @@ def tell_user(
 
 
 def _post_error(
-    client: WebClient, services: Services, target: ThreadTarget, text: str, retry: str | None = None
+    client: WebClient,
+    services: Services,
+    target: ThreadTarget,
+    text: str,
+    retry: str | None = None,
+    suggestion: str | None = None,
+    label: str = "Try",
 ) -> None:
-    """An error message in the thread (with Retry when `retry` is given); a failure to post it is logged."""
+    """An error message in the thread (Retry when `retry` is given, a suggestion to copy); failures logged."""
+    payload = blocks.error_message(text, retry)
+    if suggestion:
+        line = blocks.user_line(suggestion.replace("`", "'"), SUGGESTION_CHARS)
+        hint = blocks.section(f":bulb: {label}: `{line}`", block_id="fault_suggestion")
+        payload = blocks.message([payload["blocks"][0], hint, *payload["blocks"][1:]])
     try:
-        post(client, target, blocks.error_message(text, retry))
-    except SlackApiError as exc:
-        services.logger.warning("could not post an error in %s: %s", target.channel, slack_error(exc))
+        post(client, target, payload)
+    except SLACK_FAILURES as exc:
+        services.logger.warning("could not post an error in %s: %s", target.channel, _why(exc))
 
 
 def _status(client: WebClient, services: Services, target: ThreadTarget, payload: Message) -> str | None:
     """Post a status line (working or queued) in the thread; None when it cannot be posted."""
     try:
         return post(client, target, payload)
-    except SlackApiError as exc:
-        services.logger.warning("could not post a status in %s: %s", target.channel, slack_error(exc))
+    except SLACK_FAILURES as exc:  # a status line is a courtesy: the turn goes on without it
+        services.logger.warning("could not post a status in %s: %s", target.channel, _why(exc))
         return None
 
 
@@ -227,8 +320,8 @@ def _set_status(
     payload = blocks.working_status(stage)
     try:
         client.chat_update(channel=target.channel, ts=ts, text=payload["text"], blocks=payload["blocks"])
-    except SlackApiError as exc:
-        services.logger.debug("could not update a status: %s", slack_error(exc))
+    except SLACK_FAILURES as exc:
+        services.logger.debug("could not update a status: %s", _why(exc))
 
 
 def _delete(client: WebClient, services: Services, target: ThreadTarget, ts: str | None) -> None:
@@ -237,5 +330,10 @@ def _delete(client: WebClient, services: Services, target: ThreadTarget, ts: str
         return
     try:
         client.chat_delete(channel=target.channel, ts=ts)
-    except SlackApiError as exc:
-        services.logger.debug("could not delete a status: %s", slack_error(exc))
+    except SLACK_FAILURES as exc:
+        services.logger.debug("could not delete a status: %s", _why(exc))
+
+
+def _why(exc: BaseException) -> str:
+    """The Slack error code of a refused call, or the client's own message (network, upload URL)."""
+    return slack_error(exc) if isinstance(exc, SlackApiError) else str(exc) or type(exc).__name__

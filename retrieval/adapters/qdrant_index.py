@@ -56,6 +56,13 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """True for a connection or timeout failure (no answer from Qdrant), not an error Qdrant answered."""
+    source = getattr(exc, "source", None)  # ResponseHandlingException wraps the transport error
+    cause = source if isinstance(source, BaseException) else exc
+    return isinstance(cause, httpx.TransportError | ConnectionError | TimeoutError)
+
+
 def connect_qdrant(url: str, api_key: str | None, timeout_s: float) -> QdrantClient:
     """A client that has answered one cheap call; IndexUnavailableError when Qdrant cannot be reached."""
     if url == MEMORY_URL:
@@ -291,6 +298,11 @@ class QdrantClientPromptIndex:
         try:
             yield
         except _CLIENT_ERRORS as exc:
+            if _unreachable(exc):  # the server is down or the URL is wrong: say which setting to check
+                raise IndexUnavailableError(
+                    f"cannot reach Qdrant ({action} on collection '{self._collection}'): {_one_line(exc)}; "
+                    "check that Qdrant is running at IMAGINE_QDRANT_URL"
+                ) from exc
             raise IndexUnavailableError(
                 f"Qdrant {action} failed on collection '{self._collection}': {_one_line(exc)}"
             ) from exc

@@ -1,0 +1,85 @@
+"""A serve process killed mid-turn: after a restart the turn is reported as interrupted, with Retry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+from bot.ports import ThreadRef
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.slack_api import FakeSlackApi
+from bot.sandbox.slack_models import ALICE, GENERAL
+from bot.slack_ids import ACTION_RETRY
+from storage.db import create_db_engine, session_factory
+from storage.thread_store import SqlThreadStore
+from tests.fakes.bedrock_images import stability_v2
+from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
+from tests.test_serve import IMAGE, SECRET, _data_dir, _env, _results, _until, serving, serving_process
+
+
+def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
+    small_index: Path, tmp_path: Path
+) -> None:
+    data_dir = _data_dir(small_index, tmp_path)
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def image_model(request: RecordedRequest) -> FakeResponse:
+        if not release.is_set():
+            stuck.set()
+            release.wait(60)  # the first process is killed while its image call hangs here
+        return stability_v2(request)
+
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
+        bedrock.register("invoke", "stability.sd3", image_model)
+        env = _env(
+            data_dir,
+            slack,
+            IMAGINE_IMAGE_MODEL=f"bedrock:{IMAGE}",
+            IMAGINE_BEDROCK_ENDPOINT_URL=bedrock.url,
+            IMAGINE_JOB_STALE_S="2",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
+        )
+        with serving_process(env) as (port, process):
+            driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
+            assert driver.slash_command("/imagine", "a lighthouse at dusk", ALICE, GENERAL).status == 200
+            [root] = _until(lambda: slack.messages(GENERAL))
+            root_ts = str(root["ts"])
+            assert stuck.wait(60), "the image call never started"
+            os.kill(process.pid, signal.SIGKILL)  # no goodbye: the job stays 'running', its heartbeat stops
+            process.wait(timeout=20)
+        release.set()
+        thread = json.dumps(slack.messages(GENERAL, root_ts))
+        assert "hit_1" in thread and not _results(slack, root_ts)
+        with serving(env) as port:
+            notices = _until(
+                lambda: [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)], 30
+            )
+            assert len(notices) == 1
+            retry = next(
+                e["value"]
+                for block in notices[0]["blocks"]
+                for e in block.get("elements") or []
+                if e.get("action_id") == ACTION_RETRY
+            )
+            driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
+            driver.block_action(ACTION_RETRY, retry, ALICE, GENERAL, notices[0]["ts"])
+            _until(lambda: _results(slack, root_ts), 60)
+        engine = create_db_engine(env_database(data_dir))
+        store = SqlThreadStore(session_factory(engine))
+        record = store.find_thread_by_ref(ThreadRef("T0001", GENERAL, root_ts))
+        assert record is not None and [t.kind for t in store.turns("T0001", record.id)] == ["start"]
+        engine.dispose()
+        restarted = [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
+        assert restarted == []  # the notice went away when Retry was pressed; no half-written turn
+
+
+def env_database(data_dir: Path) -> str:
+    """The default SQLite database of a data dir."""
+    return f"sqlite:///{data_dir / 'imagine.db'}"
