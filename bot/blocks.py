@@ -223,12 +223,12 @@ def help_message() -> Message:
             "• `--no words` things to keep out, comma separated\n"
             "• `--style name` a style, e.g. `--style watercolor`\n"
             f"• `--n 1-{MAX_IMAGES}` images at once\n"
-            "• `--model id` another image model"
+            f"• `--model id` another image model: `sd3.5`, `core`, `ultra`, `nova` or `{escape('bedrock:<id>')}`"
         ),
         section(
             "*More*\n"
             f"• `/imagine --avatar {escape('<theme>')}` or `/avatar {escape('<theme>')}`: team avatar "
-            "candidates; vote with :one: … :nine: and *Pick winner*\n"
+            "candidates (6, or `--n 2-9`); vote with :one: … :nine: and *Pick winner*\n"
             "• `/imagine --settings`: this channel's defaults\n"
             "• Buttons under each image: Re-roll, Variations, Edit prompt, Save to library, :+1: / :-1:\n"
             "• My *Home* tab: your recent images, saved prompts and personal defaults"

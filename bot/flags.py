@@ -21,6 +21,8 @@ from bot.turns import TurnOptions
 
 MAX_SEED = 4_294_967_294
 MAX_IMAGES = 4
+AVATAR_DEFAULT = 6
+MAX_CANDIDATES = 9
 MAX_IDEA_CHARS = 2000
 FLAG_NAMES = (
     "--ar",
@@ -170,8 +172,11 @@ def _has_content(idea: str) -> bool:
     return any(unicodedata.category(char)[0] not in "PZ" for char in idea)
 
 
-def parse_imagine(text: str) -> ImagineCommand:
-    """Split `/imagine` text (as Slack sends it) into the idea and its options; FlagError names a bad flag."""
+def parse_imagine(text: str, avatar: bool = False) -> ImagineCommand:
+    """Split `/imagine` text (as Slack sends it) into the idea and its options; FlagError names a bad flag.
+
+    `avatar` (the /avatar command) or an `--avatar` switch make `--n` the number of candidates (2-9).
+    """
     tokens = clean_text(text).split()
     words: list[str] = []
     negative: list[str] = []
@@ -205,17 +210,16 @@ def parse_imagine(text: str) -> ImagineCommand:
             found[flag] = value
     idea = " ".join(words)
     idea = _shorten(idea) if _has_content(idea) else ""
+    avatar = avatar or "--avatar" in switches
     options = TurnOptions(
         aspect_ratio=_aspect(found),
         seed=_seed(found.get("--seed")),
         negative=tuple(negative),
         style=found.get("--style"),
-        count=_count(found.get("--n")),
+        count=_candidates(found.get("--n")) if avatar else _count(found.get("--n")),
     )
     model = normalize_model(found["--model"]) if "--model" in found else None
-    return ImagineCommand(
-        idea, options, "--avatar" in switches, model, "--settings" in switches, "--help" in switches
-    )
+    return ImagineCommand(idea, options, avatar, model, "--settings" in switches, "--help" in switches)
 
 
 def _aspect(found: dict[str, str]) -> str | None:
@@ -242,3 +246,8 @@ def _seed(value: str | None) -> int | None:
 def _count(value: str | None) -> int:
     """The --n value (1..4)."""
     return 1 if value is None else _whole(value, "--n", 1, MAX_IMAGES)
+
+
+def _candidates(value: str | None) -> int:
+    """The --n value of an avatar brainstorm (2..9 candidates, 6 when not given)."""
+    return AVATAR_DEFAULT if value is None else _whole(value, "--n", 2, MAX_CANDIDATES)

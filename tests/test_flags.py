@@ -183,3 +183,13 @@ def test_unknown_flag_message_lists_the_flags_and_clips_the_name() -> None:
         parse_imagine("fox --" + "z" * 500)
     message = str(error.value)
     assert len(message) < 200 and "--ar" in message and "--model" in message
+
+
+def test_avatar_n_counts_candidates_from_two_to_nine() -> None:
+    assert parse_imagine("friendly robots", avatar=True).options.count == 6
+    assert parse_imagine("friendly robots --n 9", avatar=True).options.count == 9
+    assert parse_imagine("friendly robots --avatar --n 2").options.count == 2
+    with pytest.raises(FlagError, match="--n .* from 2 to 9"):
+        parse_imagine("friendly robots --n 12", avatar=True)
+    with pytest.raises(FlagError, match="--n .* from 1 to 4"):
+        parse_imagine("friendly robots --n 9")  # four images at most outside a brainstorm

@@ -283,3 +283,16 @@ def test_refused_ideas_are_answered_privately_and_never_posted(fake: FakeSlackAp
     rig.driver.user_posts(GENERAL, "put the rival corp logo on it", BOB, thread_ts=root_ts)
     wait_for(lambda: [m for m in fake.messages(GENERAL, root_ts) if "asked me to avoid" in json.dumps(m)])
     assert len(results(fake, root_ts)) == 1 and kinds(rig, root_ts) == ["start"]
+
+
+def test_avatar_n_sets_the_number_of_candidates(fake: FakeSlackApi, rig: Rig) -> None:
+    assert rig.driver.slash_command(COMMAND_AVATAR, "team mascots --n 9", ALICE, GENERAL).status == 200
+    [root] = wait_for(lambda: fake.messages(GENERAL))
+    assert "--n 9" in json.dumps(root["blocks"])
+    [candidates] = wait_for(
+        lambda: [m for m in fake.messages(GENERAL, root["ts"]) if "brainstorm_actions" in block_ids(m)]
+    )
+    assert "candidate_9" in block_ids(candidates) and "candidate_10" not in block_ids(candidates)
+    assert len(fake.uploads()) == 10  # the sheet and nine candidates, in one message
+    bad = rig.driver.slash_command(COMMAND_AVATAR, "team mascots --n 12", ALICE, GENERAL).json()
+    assert bad["response_type"] == "ephemeral" and "2 to 9" in json.dumps(bad["blocks"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, Respond
@@ -17,17 +16,17 @@ from bot.flags import FlagError, ImagineCommand, parse_imagine
 from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.settings import open_channel_settings
-from bot.listeners.starting import AVATAR_CANDIDATES, begin, first_delivery, options_summary, team_of
+from bot.listeners.starting import begin, first_delivery, options_summary, team_of
 from bot.ports import ThreadRef
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
 from bot.turns import TurnResult
 
 
-def immediate_reply(text: str) -> Message | None:
+def immediate_reply(text: str, avatar: bool = False) -> Message | None:
     """The ephemeral the ack carries (help, a flag error), or None when the command goes ahead."""
     try:
-        command = parse_imagine(text)
+        command = parse_imagine(text, avatar)
     except FlagError as exc:
         return blocks.flag_error(str(exc))
     if command.settings:
@@ -47,7 +46,7 @@ def start_thread(
     command: ImagineCommand,
 ) -> TurnResult | None:
     """Post the thread root (or tell the user why not), then start or brainstorm in its thread."""
-    images = AVATAR_CANDIDATES if command.avatar else max(1, command.options.count)
+    images = max(1, command.options.count)
     try:
         services.conversation.screen(team_id, command.idea)  # never post a refused idea in the channel
         services.fair_use.check_admission(team_id, user, images)
@@ -76,7 +75,7 @@ def register(registrar: Registrar, services: Services) -> None:
     """Register `/imagine` and `/avatar`."""
 
     def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        reply = immediate_reply(str(command.get("text") or ""))
+        reply = immediate_reply(str(command.get("text") or ""), command.get("command") == COMMAND_AVATAR)
         if reply is None:
             ack()
         else:
@@ -84,18 +83,17 @@ def register(registrar: Registrar, services: Services) -> None:
 
     def imagine(body: dict[str, Any], command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         name, text = str(command.get("command")), str(command.get("text") or "")
-        if immediate_reply(text) is not None:
+        if immediate_reply(text, name == COMMAND_AVATAR) is not None:
             return
         team = team_of(body)
         channel, user = str(command.get("channel_id") or ""), str(command.get("user_id") or "")
         trigger = str(body.get("trigger_id") or "")
         if not channel or not user or not first_delivery(services, team, trigger, "command"):
             return
-        parsed = parse_imagine(text)
+        parsed = parse_imagine(text, avatar=name == COMMAND_AVATAR)
         if parsed.settings:
             open_channel_settings(services, client, trigger, team, channel, user)
             return
-        parsed = replace(parsed, avatar=parsed.avatar or name == COMMAND_AVATAR)
         start_thread(services, client, respond, team, channel, user, parsed)
 
     for name in (COMMAND_IMAGINE, COMMAND_AVATAR):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack
@@ -71,12 +70,10 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
     ref = ThreadRef(click.team_id, target.channel, target.thread_ts)
     if spec["op"] in ("start", "avatar"):
         try:
-            command = parse_imagine(str(spec.get("text") or ""))
+            command = parse_imagine(str(spec.get("text") or ""), avatar=spec["op"] == "avatar")
         except FlagError as exc:
             tell_user(client, services, target, click.user_id, blocks.flag_error(str(exc)))
             return
-        if spec["op"] == "avatar":
-            command = replace(command, avatar=True)
         begin(services, client, target, ref, click.user_id, command)
         return
     thread = services.threads.find_thread_by_ref(ref)

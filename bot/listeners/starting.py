@@ -14,7 +14,6 @@ from bot.ports import ThreadRef, UserDefaults
 from bot.services import Services
 from bot.turns import TurnOptions, TurnResult
 
-AVATAR_CANDIDATES = 6
 BUTTON_VALUE_CHARS = 2000  # Slack's limit on a button's value
 
 
@@ -74,14 +73,15 @@ def begin(
         return services.settings.effective_defaults(ref.team_id, ref.channel_id, user_id)
 
     if command.avatar:
-        requester = Requester(ref.team_id, user_id, AVATAR_CANDIDATES)
+        count = command.options.count
+        requester = Requester(ref.team_id, user_id, count)
         return run_turn(
             client,
             services,
             target,
-            lambda _: conversation.brainstorm(ref, user_id, command.idea, AVATAR_CANDIDATES, defaults()),
+            lambda _: conversation.brainstorm(ref, user_id, command.idea, count, defaults()),
             requester,
-            retry_value("avatar", text=command.idea),
+            retry_value("avatar", text=f"{command.idea} --n {count}"),
         )
     options = replace(command.options, model=command.model or command.options.model)
     requester = Requester(ref.team_id, user_id, max(1, options.count))
