@@ -223,7 +223,8 @@ def help_message() -> Message:
             "• `--no words` things to keep out, comma separated\n"
             "• `--style name` a style, e.g. `--style watercolor`\n"
             f"• `--n 1-{MAX_IMAGES}` images at once\n"
-            f"• `--model id` another image model: `sd3.5`, `core`, `ultra`, `nova` or `{escape('bedrock:<id>')}`"
+            "• `--model id` another image model: `sd3.5`, `core`, `ultra`, `nova` or "
+            f"`{escape('bedrock:<id>')}`"
         ),
         section(
             "*More*\n"
