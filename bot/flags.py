@@ -81,6 +81,11 @@ class ImagineCommand:
     help: bool = False
 
 
+def escape_slack(text: str) -> str:
+    """Text as Slack would send it (`&`, `<`, `>` escaped), so parse_imagine gives the same text back."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def clean_text(text: str) -> str:
     """Slack text made plain: entities unescaped, control/invisible characters gone, spaces folded."""
     text = _ENTITY.sub(lambda match: _ENTITIES[match.group(1)], str(text))

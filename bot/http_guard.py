@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from slack_bolt.context import BoltContext
+from slack_bolt.request.internals import build_context
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # Slack's payloads stay far below this; views are the largest
@@ -57,16 +60,29 @@ def _optional(payload: dict[str, Any], key: str, kind: type | tuple[type, ...]) 
     return payload.get(key) is None or isinstance(payload.get(key), kind)
 
 
+def _bolt_can_read(payload: dict[str, Any]) -> bool:
+    """Bolt's own context extraction (enterprise, team, user, channel, authorizations) does not raise."""
+    try:
+        build_context(BoltContext({}), payload)
+    except Exception:
+        return False
+    return True
+
+
 def _well_formed(payload: dict[str, Any]) -> bool:
     """The fields Bolt reads before any listener runs have the types Slack sends."""
     if not (_optional(payload, "user", (dict, str)) and _optional(payload, "team", (dict, str))):
+        return False
+    if not _bolt_can_read(payload):
         return False
     if payload.get("type") == "event_callback":
         event = payload.get("event")
         return isinstance(event, dict) and _optional(event, "user", str) and _optional(event, "type", str)
     if "actions" in payload:
         actions = payload["actions"]
-        if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+        if not isinstance(actions, list) or not actions:
+            return False
+        if not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
             return False
     if "view" in payload or payload.get("type") in ("view_submission", "view_closed"):
         view = payload.get("view")

@@ -83,6 +83,10 @@ class EventLedger(Protocol):
         """True only for the first claim of this id."""
         ...
 
+    def release(self, team_id: str, event_id: str) -> bool:
+        """Forget a claim so the same delivery may be handled again."""
+        ...
+
 
 class RecentImages(Protocol):
     """A user's recent images for the Home tab."""

@@ -35,6 +35,16 @@ class SqlEventLedger:
                 return False
         return True
 
+    def release(self, team_id: str, event_id: str) -> bool:
+        """Forget a claim (its work failed and may be asked for again); True when there was one."""
+        with translated(self._url), self._sessions.begin() as session:
+            result = session.execute(
+                delete(ProcessedEvent).where(
+                    ProcessedEvent.team_id == team_id, ProcessedEvent.event_id == event_id
+                )
+            )
+            return cast(CursorResult[Any], result).rowcount > 0
+
     def is_claimed(self, team_id: str, event_id: str) -> bool:
         """Whether the event was already claimed."""
         with translated(self._url), self._sessions() as session:

@@ -266,5 +266,5 @@ class SqlThreadStore:
                     ref=ThreadRef(thread.team_id, thread.channel_id, thread.thread_ts),
                     created_utc=image.created_utc,
                 )
-                for image, turn, thread in session.execute(query).tuples()
+                for image, turn, thread in session.execute(query)
             ]

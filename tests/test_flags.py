@@ -189,7 +189,7 @@ def test_avatar_n_counts_candidates_from_two_to_nine() -> None:
     assert parse_imagine("friendly robots", avatar=True).options.count == 6
     assert parse_imagine("friendly robots --n 9", avatar=True).options.count == 9
     assert parse_imagine("friendly robots --avatar --n 2").options.count == 2
-    with pytest.raises(FlagError, match="--n .* from 2 to 9"):
+    with pytest.raises(FlagError, match=r"--n .* from 2 to 9"):
         parse_imagine("friendly robots --n 12", avatar=True)
-    with pytest.raises(FlagError, match="--n .* from 1 to 4"):
+    with pytest.raises(FlagError, match=r"--n .* from 1 to 4"):
         parse_imagine("friendly robots --n 9")  # four images at most outside a brainstorm

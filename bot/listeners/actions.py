@@ -14,7 +14,7 @@ from bot.blocks_modals import edit_prompt_modal, parse_action_value, pick_winner
 from bot.errors import BotError
 from bot.listeners.posting import Operation, Requester, ThreadTarget, post, run_turn, slack_error, tell_user
 from bot.listeners.registry import Registrar
-from bot.listeners.starting import first_delivery, retry_value, team_of
+from bot.listeners.starting import first_delivery, forget_delivery, retry_value, team_of
 from bot.ports import ThreadRecord, TurnRecord, UserDefaults
 from bot.services import Services
 from bot.slack_ids import (
@@ -166,7 +166,8 @@ def on_turn_click(services: Services, client: WebClient, body: dict[str, Any]) -
         click.action_id, "reroll"
     )
     retry = retry_value(op, n=number) if number is not None and op in ("use_hit", "pick") else retry_value(op)
-    run_turn(client, services, target, operation, Requester(click.team_id, click.user_id), retry)
+    if run_turn(client, services, target, operation, Requester(click.team_id, click.user_id), retry) is None:
+        forget_delivery(services, click.team_id, key, "click")  # it failed: the same click may try again
 
 
 def clicked_turn(

@@ -14,16 +14,10 @@ from bot.blocks_modals import parse_settings_submission, settings_modal
 from bot.listeners.posting import slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.settings import acknowledge_settings, settings_errors, slack_call, view_values
+from bot.listeners.starting import team_of, user_of
 from bot.ports import RecentImage, ThreadRef
 from bot.services import Services
 from bot.slack_ids import ACTION_OPEN_SETTINGS, EVENT_APP_HOME_OPENED, VIEW_SETTINGS
-
-
-def team_of(body: dict[str, Any]) -> str:
-    """The workspace of an event or interaction payload."""
-    team = body.get("team") or {}
-    user = body.get("user") or {}
-    return str(body.get("team_id") or team.get("id") or user.get("team_id") or "")
 
 
 def permalink(services: Services, client: WebClient, ref: ThreadRef) -> str | None:
@@ -80,7 +74,7 @@ def home_opened(services: Services, client: WebClient, body: dict[str, Any]) -> 
 
 def open_user_settings(services: Services, client: WebClient, body: dict[str, Any]) -> None:
     """Open the 'Your defaults' modal prefilled with the user's defaults; failures are logged."""
-    user_id = str((body.get("user") or {}).get("id") or "")
+    user_id = user_of(body)
     trigger_id = str(body.get("trigger_id") or "")
     try:
         defaults = services.settings.user_defaults(team_of(body), user_id)
@@ -93,7 +87,7 @@ def open_user_settings(services: Services, client: WebClient, body: dict[str, An
 
 def save_user_settings(services: Services, client: WebClient, body: dict[str, Any]) -> None:
     """Store valid submitted defaults, then republish the Home tab (the lazy half runs after any ack)."""
-    user_id = str((body.get("user") or {}).get("id") or "")
+    user_id = user_of(body)
     team_id = team_of(body)
     if not user_id or not team_id:
         services.logger.warning("a settings submission without a user or team")

@@ -23,6 +23,7 @@ from bot.blocks_modals import (
 )
 from bot.listeners.posting import slack_error
 from bot.listeners.registry import Registrar
+from bot.listeners.starting import team_of, user_of
 from bot.ports import ASPECT_RATIOS, UserDefaults
 from bot.services import Services
 from bot.settings import PROVIDERS_IMAGE, SettingsError, split_provider
@@ -204,8 +205,7 @@ def save_channel_settings(services: Services, client: WebClient, body: dict[str,
     """Store a member's channel defaults and tell them; a non-member is told why not."""
     view = body.get("view") or {}
     channel_id = str(view.get("private_metadata") or "")
-    user_id = str((body.get("user") or {}).get("id") or "")
-    team_id = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
+    user_id, team_id = user_of(body), team_of(body)
     if not channel_id or not user_id or not team_id:
         services.logger.warning("a channel settings submission without a channel, user or team")
         return

@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.flags import ImagineCommand
+from bot.flags import ImagineCommand, escape_slack
 from bot.listeners.posting import Requester, ThreadTarget, run_turn
 from bot.ports import ThreadRef, UserDefaults
 from bot.services import Services
@@ -39,13 +39,26 @@ def first_delivery(services: Services, team_id: str, delivery_id: str, kind: str
     if not delivery_id:
         return True
     try:
-        claimed = services.ledger.claim(team_id or "-", f"{kind}:{delivery_id}"[:255], kind)
+        claimed = services.ledger.claim(team_id or "-", _ledger_key(kind, delivery_id), kind)
     except Exception:  # the ledger is a guard, not a gate: a storage hiccup must not drop the request
         services.logger.exception("could not record %s %s; handling it anyway", kind, delivery_id)
         return True
     if not claimed:
         services.logger.info("ignoring a repeated %s %s", kind, delivery_id)
     return claimed
+
+
+def forget_delivery(services: Services, team_id: str, delivery_id: str, kind: str) -> None:
+    """Let a delivery whose work failed be asked for again (the same click after an error)."""
+    try:
+        services.ledger.release(team_id or "-", _ledger_key(kind, delivery_id))
+    except Exception:
+        services.logger.warning("could not release %s %s", kind, delivery_id, exc_info=True)
+
+
+def _ledger_key(kind: str, delivery_id: str) -> str:
+    """The processed-events key of a delivery."""
+    return f"{kind}:{delivery_id}"[:255]
 
 
 def team_of(body: dict[str, Any]) -> str:
@@ -56,6 +69,19 @@ def team_of(body: dict[str, Any]) -> str:
     user_team = user.get("team_id") if isinstance(user, dict) else None
     event = body.get("event") if isinstance(body.get("event"), dict) else {}
     return str(body.get("team_id") or team_id or user_team or (event or {}).get("team") or "")
+
+
+def user_of(body: dict[str, Any]) -> str:
+    """The user of an interaction payload (an object per Slack; a bare id is tolerated)."""
+    user = body.get("user")
+    return str((user.get("id") if isinstance(user, dict) else user) or "")
+
+
+def retry_text(command: ImagineCommand) -> str:
+    """The command as the user would type it again (escaped like Slack, so it parses back the same)."""
+    if command.avatar:
+        return escape_slack(f"{command.idea} --n {command.options.count}")
+    return escape_slack(f"{command.idea} {options_summary(command.options, command.model)}")
 
 
 def begin(
@@ -81,7 +107,7 @@ def begin(
             target,
             lambda _: conversation.brainstorm(ref, user_id, command.idea, count, defaults()),
             requester,
-            retry_value("avatar", text=f"{command.idea} --n {count}"),
+            retry_value("avatar", text=retry_text(command)),
         )
     options = replace(command.options, model=command.model or command.options.model)
     requester = Requester(ref.team_id, user_id, max(1, options.count))
@@ -91,5 +117,5 @@ def begin(
         target,
         lambda show_hits: conversation.start(ref, user_id, command.idea, options, defaults(), show_hits),
         requester,
-        retry_value("start", text=f"{command.idea} {options_summary(command.options, command.model)}"),
+        retry_value("start", text=retry_text(command)),
     )

@@ -7,10 +7,10 @@ from typing import Any
 from slack_bolt import Ack
 from slack_sdk import WebClient
 
-from bot.blocks_modals import PROMPT_BLOCK, parse_edit_submission
+from bot.blocks_modals import MAX_ID, PROMPT_BLOCK, parse_edit_submission
 from bot.listeners.posting import Requester, ThreadTarget, run_turn
 from bot.listeners.registry import Registrar
-from bot.listeners.starting import retry_value, team_of
+from bot.listeners.starting import retry_value, team_of, user_of
 from bot.services import Services
 from bot.slack_ids import VIEW_EDIT_PROMPT
 
@@ -25,7 +25,9 @@ def submitted(body: dict[str, Any]) -> tuple[int | None, str, str]:
     except (KeyError, TypeError, ValueError, AttributeError):
         prompt, negative = "", ""
     metadata = str((view or {}).get("private_metadata") or "")
-    return (int(metadata) if metadata.isascii() and metadata.isdigit() else None), prompt, negative
+    digits = metadata.isascii() and metadata.isdigit() and len(metadata) <= len(str(MAX_ID))
+    thread_id = int(metadata) if digits and int(metadata) <= MAX_ID else None
+    return thread_id, prompt, negative
 
 
 def acknowledge_edit(ack: Ack, body: dict[str, Any]) -> None:
@@ -42,8 +44,7 @@ def acknowledge_edit(ack: Ack, body: dict[str, Any]) -> None:
 def draw_edit(services: Services, client: WebClient, body: dict[str, Any]) -> None:
     """Draw the edited prompt as a new turn in its thread."""
     thread_id, prompt, negative = submitted(body)
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team, user_id = team_of(body), str((user or {}).get("id") or "")
+    team, user_id = team_of(body), user_of(body)
     thread = (
         services.threads.find_thread(team, thread_id) if thread_id is not None and prompt.strip() else None
     )
