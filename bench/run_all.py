@@ -65,6 +65,13 @@ BENCHES = (
     ),
     Bench("nsfw", "bench_nsfw.py", "Safety classifier"),
     Bench("cli", "bench_cli.py", "CLI end to end", quick=["--runs", "3"]),
+    Bench("baseline", "bench_baseline.py", "AWS sample vs ours", quick=["--rows", "2000", "--sessions", "2"]),
+    Bench(
+        "slack",
+        "bench_slack.py",
+        "Slack app latency and memory",
+        quick=["--sizes", "library", "--ack-samples", "10", "--answers", "4"],
+    ),
 )
 
 
@@ -302,7 +309,58 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
             f"\n* **Quality**, capped recall@5 over {len(quality['ideas'])} labelled ideas (lexical rules, "
             "which favour BM25): " + "; ".join(parts) + "."
         )
+    baseline = _load(metas.get("baseline", {}))
+    if baseline and "baseline_prep" in baseline:
+        lines.append(baseline_summary(baseline))
+    slack = _load(metas.get("slack", {}))
+    if slack and slack.get("runs"):
+        lines.append(slack_summary(slack))
     return "\n".join(lines) + "\n"
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float:
+    values = sorted(float(r[key]) for r in rows)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def baseline_summary(b: dict[str, Any]) -> str:
+    """Headline of bench_baseline: the AWS sample's pipeline vs ours."""
+    prep, ingest = b["baseline_prep"], b["ours_ingest"]
+    bs, os_ = b["baseline_sessions"], b["ours_sessions"]
+    first_b, first_o = _median(bs, "process_s"), _median(os_, "process_s")
+    rss_b, rss_o = _median(bs, "peak_rss_mb"), _median(os_, "peak_rss_mb")
+    return (
+        f"\n* **AWS sample vs ours** on the first {prep['rows']:,} library rows, same MiniLM embedder: the "
+        f"sample's O(n²) Levenshtein dedupe took {prep['dedupe_s']:.0f} s ({prep['levenshtein_calls']:,} "
+        f"calls) without embedding anything, vs {ingest['ingest_s']:.0f} s for our whole ingest "
+        f"(embed + index {ingest['indexed']:,} prompts, persisted); time to first answer in a new session "
+        f"(fresh process) median {first_b:.2f} s (re-embeds {prep['kept']:,} prompts into FAISS) vs "
+        f"{first_o:.2f} s = **{first_b / first_o:.1f}×** faster; peak RSS {rss_b:.0f} vs {rss_o:.0f} MB."
+    )
+
+
+def slack_summary(s: dict[str, Any]) -> str:
+    """Headline of bench_slack: acks, first answer, upload, RSS."""
+    parts: list[str] = []
+    for run in s["runs"]:
+        if "error" in run:
+            parts.append(f"{run['size']:,} prompts: failed")
+            continue
+        acks = run.get("acks") or {}
+        ack = ", ".join(
+            f"{level}: p50 {a['p50_ms']:.0f} / p99 {a['p99_ms']:.0f} ms" for level, a in acks.items()
+        )
+        answers = "; ".join(
+            f"{models} hits p50 {m['warm']['hits_ms']['p50_ms']:.0f} ms, upload p50 "
+            f"{m['warm']['upload_ms']['p50_ms']:.0f} ms"
+            for models, m in run["models"].items()
+        )
+        parts.append(
+            f"{run['size']:,} prompts: {('ack at ' + ack + '; ') if ack else ''}{answers}; peak RSS "
+            f"{run['memory']['peak_rss_mb']:.0f} MB"
+        )
+    return "\n* **Slack app** (real Bolt app over HTTP, sandbox Slack): " + " — ".join(parts) + "."
 
 
 def render(metas: dict[str, dict[str, Any]], args: argparse.Namespace, started: str, wall: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -15,6 +16,7 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from sqlalchemy import Engine
 
+from bot.health import HealthReport, HealthRoute
 from bot.http_guard import SlackRequestGuard
 from bot.listeners import register_listeners
 from bot.log_redaction import install_log_redaction
@@ -79,8 +81,17 @@ class _LoggingHandler(WSGIRequestHandler):
 
 
 def make_wsgi_server(
-    app: App, host: str = "127.0.0.1", port: int = 0, *, signing_secret: str | None = None
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    signing_secret: str | None = None,
+    health: Callable[[], HealthReport] | None = None,
 ) -> WSGIServer:
-    """A wsgiref server for /slack/events and the OAuth install pages, guarded (port 0 picks a free port)."""
+    """A wsgiref server for /slack/events and the OAuth install pages, guarded (port 0 picks a free port).
+
+    With `health`, GET /healthz answers its report (200, or 503 naming the failed check).
+    """
     guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret)
-    return make_server(host, port, guarded, server_class=ThreadingWSGIServer, handler_class=_LoggingHandler)
+    served = HealthRoute(guarded, health) if health is not None else guarded
+    return make_server(host, port, served, server_class=ThreadingWSGIServer, handler_class=_LoggingHandler)

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.errors import BotError
+from bot.log_redaction import install_log_redaction
 from bot.settings import SettingsError, load_settings
+from bot.turn_log import TURN_LOGGER
 from retrieval.errors import RetrievalError
 from retrieval.ports import SearchMode
 
@@ -71,26 +73,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.demo import add_demo_command
     from bot.engine_commands import add_engine_commands
+    from bot.index_commands import add_index_commands
     from bot.serve import add_serve_command
 
     add_engine_commands(commands, EPILOG)
+    add_index_commands(commands, EPILOG)
     add_serve_command(commands, EPILOG)
     add_demo_command(commands, EPILOG)
     return parser
 
 
-def _configure_logging(verbosity: int) -> None:
-    """Log to stderr, quiet by default."""
+def _configure_logging(verbosity: int, log_format: str = "text") -> None:
+    """Log to stderr, quiet by default; IMAGINE_LOG_FORMAT=json writes one JSON object per record."""
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from bot.turn_log import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if log_format == "json":  # the per-turn records (bot.turns) are INFO: keep them at the default level
+        logging.getLogger(TURN_LOGGER).setLevel(min(level, logging.INFO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    install_log_redaction()  # tokens and AWS keys never reach a log line, in any command
     try:
-        from bot import commands, demo, engine_commands, serve
+        from bot import commands, demo, engine_commands, index_commands, serve
 
         handlers = {
             "ingest": commands.run_ingest,
@@ -100,8 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chat": engine_commands.run_chat,
             "serve": serve.run_serve,
             "demo": demo.run_demo,
+            "index": index_commands.run_index,
         }
-        return handlers[args.command](args, load_settings())
+        settings = load_settings()
+        if settings.log_format != "text":
+            _configure_logging(args.verbose, settings.log_format)
+        return handlers[args.command](args, settings)
     except (RetrievalError, SettingsError, BotError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error
         return 1

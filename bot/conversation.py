@@ -29,6 +29,7 @@ from bot.ports import (
     TurnRecord,
     UserDefaults,
 )
+from bot.turn_log import StageTimes, log_turn
 from bot.turns import (
     PromptSearch,
     StoredImage,
@@ -77,6 +78,12 @@ class Conversation:
         self._image_dir = Path(image_dir)
         self._contact_sheet = contact_sheet
         self._rng = rng or random.SystemRandom()
+        self._stages = StageTimes()  # per-thread stage timings of the running turn (bot.turns log)
+
+    @property
+    def retrieval(self) -> PromptSearch:
+        """The library search this engine retrieves from (the health check queries it)."""
+        return self._search
 
     # --- operations --------------------------------------------------------------------------------
 
@@ -237,7 +244,8 @@ class Conversation:
 
     def _retrieve(self, idea: str) -> tuple[HitForPrompt, ...]:
         """The numbered library hits shown for an idea."""
-        found = self._search.search(idea, k=HITS_SHOWN)
+        with self._stages.stage("retrieve", first=True):  # start and brainstorm begin here
+            found = self._search.search(idea, k=HITS_SHOWN)
         return tuple(
             HitForPrompt(number=i, prompt=hit.prompt, source=hit.payload.get("source"))
             for i, hit in enumerate(found, start=1)
@@ -274,9 +282,11 @@ class Conversation:
     ) -> TurnResult:
         """One chat call, then the image call(s), then one stored turn."""
         started = time.perf_counter()
+        self._stages.begin(kind)
         images = self._model(options)
         request = replace(request, max_prompt_chars=prompt_limit(images.model_id))
-        composed = self._chat.compose(request)
+        with self._stages.stage("compose"):
+            composed = self._chat.compose(request)
         drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
         for draft in drafts:  # the chat model may write what the user did not ask for
             self.screen(thread.ref.team_id, draft.prompt)
@@ -297,6 +307,8 @@ class Conversation:
         images: ImageModel | None = None,
     ) -> TurnResult:
         """Generate one prompt's image(s) and store the turn."""
+        if started is None:  # reroll and edit begin here
+            self._stages.reset()
         started = started if started is not None else time.perf_counter()
         images = images or self._model(options)
         draft = apply_options(draft, options)
@@ -304,8 +316,9 @@ class Conversation:
         request = ImageRequest(
             draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style, max(1, options.count)
         )
-        generated = images.generate(request)
-        stored = tuple(write_image(self._image_dir, thread.ref.team_id, image) for image in generated)
+        with self._stages.stage("draw"):
+            generated = images.generate(request)
+            stored = tuple(write_image(self._image_dir, thread.ref.team_id, image) for image in generated)
         params = {
             "seed": seed,
             "aspect_ratio": draft.aspect_ratio,
@@ -332,10 +345,11 @@ class Conversation:
         candidates: list[dict[str, Any]] = []
         for number, draft in enumerate(drafts, start=1):
             seed = self._rng.randint(0, MAX_SEED)
-            image = images.generate(
-                ImageRequest(draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style)
-            )[0]
-            stored.append(write_image(self._image_dir, thread.ref.team_id, image))
+            with self._stages.stage("draw"):
+                image = images.generate(
+                    ImageRequest(draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style)
+                )[0]
+                stored.append(write_image(self._image_dir, thread.ref.team_id, image))
             candidates.append(
                 {
                     "number": number,
@@ -388,7 +402,10 @@ class Conversation:
             duration_ms=int((time.perf_counter() - started) * 1000),
             images=tuple(s.record for s in stored),
         )
-        return self._store.add_turn(thread.ref.team_id, turn)
+        with self._stages.stage("store"):
+            saved = self._store.add_turn(thread.ref.team_id, turn)
+        log_turn(thread, saved, self._stages.ms)
+        return saved
 
     def _result(
         self,

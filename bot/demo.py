@@ -138,6 +138,7 @@ def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> 
         assemble_services,
         build_chat_model,
         build_image_model,
+        build_policy,
         build_retriever,
         image_model_factory,
     )
@@ -159,9 +160,13 @@ def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> 
         scratch / "images",
         contact_sheet=contact_sheet,
         image_models=image_model_factory(settings),
+        policy=build_policy(settings),
     )
     limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, daily_images=0)
-    return assemble_services(conversation, store, limits, logging.getLogger("bot.app")), engine
+    app_logger = logging.getLogger("bot.demo.app")  # the transcript shows what users see; -v shows the rest
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        app_logger.setLevel(logging.ERROR)
+    return assemble_services(conversation, store, limits, app_logger), engine
 
 
 def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: ExitStack) -> SlackDriver:

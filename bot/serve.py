@@ -11,7 +11,7 @@ from bot.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from bot.recovery import RecoveryLoop
-from bot.wiring import build_services
+from bot.wiring import build_health, build_services
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,15 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             SocketModeHandler(app, app_token).start()  # type: ignore[no-untyped-call]
             return 0
         server = make_wsgi_server(
-            app, args.host, args.port, signing_secret=slack.signing_secret.get_secret_value()
+            app,
+            args.host,
+            args.port,
+            signing_secret=slack.signing_secret.get_secret_value(),
+            health=build_health(services),
         )
         host, port = server.server_address[:2]
         logger.warning("imagine-bot: serving Slack at http://%s:%s/slack/events", host, port)
+        logger.info("imagine-bot: readiness check at http://%s:%s/healthz", host, port)
         if slack.oauth:
             logger.warning("imagine-bot: install into a workspace at http://%s:%s/slack/install", host, port)
         try:

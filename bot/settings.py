@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     qdrant_timeout_s: float = 5.0
+    qdrant_shards: int = Field(default=1, ge=1, le=1024)  # IMAGINE_QDRANT_SHARDS: new server collections
+    qdrant_replication: int = Field(default=1, ge=1, le=64)  # IMAGINE_QDRANT_REPLICATION
     collection: str = "prompts"
     aws_region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("IMAGINE_AWS_REGION", "AWS_REGION")
@@ -66,6 +68,7 @@ class Settings(BaseSettings):
     job_stale_s: float = Field(default=120.0, ge=2.0, le=86_400.0)
     chat_model: str = "offline"
     image_model: str = "offline"
+    log_format: str = Field(default="text", pattern="^(text|json)$")  # IMAGINE_LOG_FORMAT: text | json
     denylist: Path | None = None  # IMAGINE_DENYLIST: workspace denylist file (bot/policy.py)
 
     @field_validator("denylist", mode="before")

@@ -23,6 +23,7 @@ from retrieval.search import Retriever
 if TYPE_CHECKING:
     from bot.conversation import Conversation
     from bot.fair_use import FairUseLimits
+    from bot.health import HealthReport
     from bot.policy import PromptPolicy
     from bot.services import Services
     from retrieval.ingest import Ingestor
@@ -61,7 +62,12 @@ def build_index(settings: Settings) -> PromptIndex:
         from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 
         client = connect_qdrant(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_timeout_s)
-        return QdrantClientPromptIndex(client, settings.collection)
+        return QdrantClientPromptIndex(
+            client,
+            settings.collection,
+            shard_number=settings.qdrant_shards,
+            replication_factor=settings.qdrant_replication,
+        )
     from retrieval.adapters.edge_index import EdgePromptIndex
 
     return EdgePromptIndex(settings.index_dir)
@@ -225,6 +231,35 @@ def assemble_services(
         logger=logger or logging.getLogger("bot.app"),
         jobs=JobTracker(SqlJobJournal(sessions, worker_name()), job_stale_s / 8, job_stale_s),
     )
+
+
+HEALTH_QUERY = "health check"  # a sparse (BM25) query: touches the index without calling the embedder
+
+
+def build_health(services: Services) -> Callable[[], HealthReport]:
+    """GET /healthz's checks: `SELECT 1` on the app's database and one sparse query on the prompt index."""
+    from sqlalchemy import text
+
+    from bot.health import run_checks
+    from retrieval.ports import SearchMode
+    from storage.thread_store import SqlThreadStore
+
+    threads = services.threads
+    search = services.conversation.retrieval
+
+    def database() -> None:
+        if not isinstance(threads, SqlThreadStore):
+            return  # an in-memory store has nothing to reach
+        with threads.sessions() as session:
+            session.execute(text("SELECT 1")).scalar_one()
+
+    def index() -> None:
+        if isinstance(search, Retriever):
+            search.search(HEALTH_QUERY, k=1, mode=SearchMode.SPARSE, diversify=False)
+        else:
+            search.search(HEALTH_QUERY, k=1)
+
+    return lambda: run_checks({"database": database, "index": index})
 
 
 def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:

@@ -137,6 +137,10 @@ class PromptIndex(Protocol):
         """Every stored prompt text, in no particular order (for mining library statistics)."""
         ...
 
+    def iter_points(self, batch_size: int = 256) -> Iterator[IndexPoint]:
+        """Every stored point with its dense and sparse vectors and payload, in no particular order."""
+        ...
+
     def close(self) -> None:
         """Release files and connections."""
         ...

@@ -19,6 +19,7 @@ from bot.app import build_app, make_wsgi_server
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
 from bot.fair_use import FairUseLimits
+from bot.health import HealthReport
 from bot.policy import Denylist, PromptPolicy
 from bot.ports import ImageModel
 from bot.sandbox.driver import SlackDriver
@@ -52,6 +53,19 @@ def wait_for(probe: Callable[[], T], timeout: float = 10.0) -> T:
         time.sleep(0.02)
 
 
+def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 15.0) -> None:
+    """Wait until the app has made no Slack call for `quiet` seconds (its lazy listeners are done)."""
+    deadline = time.monotonic() + timeout
+    seen, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(fake.calls)
+        if count != seen:
+            seen, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.02)
+
+
 @dataclass
 class Rig:
     """The app served on a local port, its driver and its services."""
@@ -68,8 +82,12 @@ def serve(
     limits: FairUseLimits | None = None,
     slack: dict[str, Any] | None = None,
     images: ImageModel | None = None,
+    health: Callable[[Services], Callable[[], HealthReport]] | None = None,
 ) -> Iterator[Rig]:
-    """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackSettings fields)."""
+    """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackSettings fields).
+
+    `health` builds GET /healthz's check from the services (e.g. bot.wiring.build_health).
+    """
     engine = create_db_engine(f"sqlite:///{folder / 'imagine.db'}")
     migrate(engine)
     store = SqlThreadStore(session_factory(engine))
@@ -95,6 +113,7 @@ def serve(
     server = make_wsgi_server(
         build_app(settings, services, engine=engine),
         signing_secret=settings.signing_secret.get_secret_value(),
+        health=health(services) if health is not None else None,
     )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -83,6 +83,7 @@ from tests.slack_rig import (
     imagine,
     results,
     serve,
+    settle,
     wait_for,
 )
 from tests.test_blocks import check_home, check_message, check_modal
@@ -173,7 +174,7 @@ def seed(fake: FakeSlackApi, rig: Rig, problems: Problems) -> App:
     )
     avatar_thread = int(button_value(candidates, ACTION_PICK_WINNER))
     turns = [t.id or 0 for t in rig.services.threads.turns(TEAM, thread)]
-    settle(fake)
+    settle(fake, quiet=0.15, timeout=20.0)
     assert problems.found == [], problems.found
     return App(
         fake,
@@ -188,19 +189,6 @@ def seed(fake: FakeSlackApi, rig: Rig, problems: Problems) -> App:
         avatar_thread,
         str(candidates["ts"]),
     )
-
-
-def settle(fake: FakeSlackApi, quiet: float = 0.15, timeout: float = 20.0) -> None:
-    """Wait until the app has made no Slack call for `quiet` seconds (lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
 
 
 def _text(item: Any) -> str:
@@ -248,7 +236,7 @@ class Seen:
 
 def clean_after(app: App, label: str, status: int) -> None:
     """The request got a non-5xx answer and nothing logged an error or a traceback."""
-    settle(app.fake)
+    settle(app.fake, quiet=0.15, timeout=20.0)
     found, app.problems.found[:] = list(app.problems.found), []
     COUNTS[label] = COUNTS.get(label, 0) + 1
     assert status < 500, f"{label}: HTTP {status}"
@@ -443,7 +431,7 @@ def test_a_reply_in_a_bot_thread_refines_it_or_is_ignored(app: App) -> None:
             wait_for(lambda: len(bot_replies(fake, app.root, before)) >= 1, timeout=30)
             outcomes["refined"] += 1
         elif not text.strip():
-            settle(fake)
+            settle(fake, quiet=0.15, timeout=20.0)
             assert bot_replies(fake, app.root, before) == [], "an empty reply starts no turn"
             outcomes["ignored"] += 1
         clean_after(app, "thread reply", status)
@@ -950,7 +938,7 @@ def test_block_builders_stay_within_slack_limits_for_any_text(
 # --- inputs that once broke the app (fixed): exact inputs ---------------------------------------------
 def judged(app: App, status: int) -> tuple[int, list[str]]:
     """The status and the error records of one request, once its lazy listeners are done."""
-    settle(app.fake)
+    settle(app.fake, quiet=0.15, timeout=20.0)
     found, app.problems.found[:] = list(app.problems.found), []
     return status, [line.splitlines()[0] + " | " + line.splitlines()[-1] for line in found]
 

@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +62,18 @@ from bot.slack_ids import (
 from retrieval.search import Retriever
 from tests.fakes.bedrock_images import FAIL_WORD, install_image_handlers
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime
-from tests.slack_rig import TEAM, Json, Rig, block_ids, button_value, hits_of, results, serve, wait_for
+from tests.slack_rig import (
+    TEAM,
+    Json,
+    Rig,
+    block_ids,
+    button_value,
+    hits_of,
+    results,
+    serve,
+    settle,
+    wait_for,
+)
 
 SD35 = "stability.sd3-5-large-v1:0"
 BOT_TOKEN = "xoxb-7301846259-5174029386-QzTokenKx7Lw2Vb9Np4Rs"
@@ -262,19 +272,6 @@ def converse(fake: FakeSlackApi, rig: Rig, bedrock: FakeBedrockRuntime) -> None:
     assert driver.block_action(ACTION_REROLL, "not-a-thread", ALICE, GENERAL, root).status == 200
     ephemeral_says(fake, ALICE, "out of date")
     settle(fake)
-
-
-def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 10.0) -> None:
-    """Wait until the app has made no Slack call for `quiet` seconds (lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
 
 
 def shown_to_people(fake: FakeSlackApi, rig: Rig) -> str:

@@ -6,8 +6,6 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 from bot.adapters.bedrock_images import BedrockImageModel
 from bot.blocks_modals import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
 from bot.fair_use import FairUseLimits
@@ -203,12 +201,8 @@ def test_the_daily_quota_stops_the_next_image_with_a_clear_note(
 
 
 def test_a_busy_image_model_gets_a_retry_button_that_finishes_the_turn(
-    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, aws_test_credentials: None
 ) -> None:
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with FakeBedrockRuntime() as bedrock:
         install_image_handlers(bedrock)
         model = BedrockImageModel(SD35, "us-east-1", endpoint_url=bedrock.url, max_attempts=1)
@@ -233,12 +227,8 @@ def test_a_busy_image_model_gets_a_retry_button_that_finishes_the_turn(
 
 
 def test_a_busy_bot_queues_with_a_visible_position_and_caps_each_user(
-    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, aws_test_credentials: None
 ) -> None:
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     gate = threading.Event()
 
     def slow_stability(request: RecordedRequest) -> FakeResponse:

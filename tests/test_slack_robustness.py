@@ -25,7 +25,7 @@ from bot.slack_ids import (
     VIEW_EDIT_PROMPT,
 )
 from retrieval.search import Retriever
-from tests.slack_rig import TEAM, Rig, block_ids, imagine, next_ts, results, serve, wait_for
+from tests.slack_rig import TEAM, Rig, block_ids, imagine, next_ts, results, serve, settle, wait_for
 
 Json = dict[str, Any]
 FORM = "application/x-www-form-urlencoded"
@@ -75,19 +75,6 @@ def shared(
                 patch.delenv(name)
         with FakeSlackApi() as fake, serve(fake, retriever, tmp_path_factory.mktemp("robust")) as rig:
             yield fake, rig
-
-
-def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 10.0) -> None:
-    """Wait until the app has made no Slack call for `quiet` seconds (lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
 
 
 def roots(fake: FakeSlackApi) -> list[Json]:

@@ -16,7 +16,6 @@ import html
 import json
 import os
 import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ from tests.slack_rig import (
     hits_of,
     results,
     serve,
+    settle,
     wait_for,
 )
 
@@ -113,19 +113,6 @@ class World:
 
 
 # --- set-up ------------------------------------------------------------------------------------------------
-def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 15.0) -> None:
-    """Wait until the app has made no Slack call for `quiet` seconds (lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
-
-
 def install(rig: Rig, fake: FakeSlackApi, team: str, user: str) -> None:
     """`user` installs the app into `team`: /slack/install, Slack's consent, /slack/oauth_redirect."""
     parts = urlsplit(rig.driver.events_url)

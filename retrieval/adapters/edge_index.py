@@ -221,6 +221,19 @@ class EdgePromptIndex:
             if offset is None or not records:
                 return
 
+    def iter_points(self, batch_size: int = 256) -> Iterator[IndexPoint]:
+        """Every stored point with its vectors and payload, scrolled in pages of `batch_size`."""
+        shard, _ = self._require_open()
+        offset: Any = None
+        while True:
+            with self._guard("scroll"):
+                records, offset = shard.scroll(
+                    ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=True)
+                )
+            yield from (_point_of(str(r.id), r.vector, r.payload) for r in records)
+            if offset is None or not records:
+                return
+
     def close(self) -> None:
         """Flush and release the shard (and its lock); calling it again does nothing."""
         shard, self._shard = self._shard, None
@@ -292,6 +305,21 @@ def _vectors(point: IndexPoint) -> dict[str, NamedVector]:
     if point.sparse.indices:
         vectors[SPARSE_VECTOR] = _edge_sparse(point.sparse)
     return vectors
+
+
+def _point_of(point_id: str, vector: object, payload: dict[str, Any] | None) -> IndexPoint:
+    """An IndexPoint from a scrolled record's named vectors (a missing sparse vector is an empty one)."""
+    named = vector if isinstance(vector, dict) else {}
+    sparse = named.get(SPARSE_VECTOR)
+    return IndexPoint(
+        id=point_id,
+        dense=dense_of(named) or [],
+        sparse=SparseVector(
+            [int(i) for i in getattr(sparse, "indices", [])],
+            [float(v) for v in getattr(sparse, "values", [])],
+        ),
+        payload=dict(payload or {}),
+    )
 
 
 def _match(value: str | int | bool) -> MatchValue:

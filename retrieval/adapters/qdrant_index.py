@@ -101,9 +101,19 @@ class QdrantClientPromptIndex:
     in the background, so `finalize()` has nothing to do.
     """
 
-    def __init__(self, client: QdrantClient, collection: str, *, close_client: bool = True) -> None:
-        """Use `collection` on `client`; nothing is read until `open()` or `spec()`."""
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str,
+        *,
+        close_client: bool = True,
+        shard_number: int = 1,
+        replication_factor: int = 1,
+    ) -> None:
+        """Use `collection` on `client` (created with these shards and replicas); read only on `open()`."""
         self._client = client
+        self._shard_number = shard_number
+        self._replication_factor = replication_factor
         self._collection = collection
         self._close_client = close_client
         self._spec: IndexSpec | None = None
@@ -254,6 +264,19 @@ class QdrantClientPromptIndex:
             if offset is None or not records:
                 return
 
+    def iter_points(self, batch_size: int = 256) -> Iterator[IndexPoint]:
+        """Every stored point with its vectors and payload, scrolled in pages of `batch_size`."""
+        self._require_open()
+        offset: models.ExtendedPointId | None = None
+        while True:
+            with self._guard("scroll"):
+                records, offset = self._client.scroll(
+                    self._collection, limit=batch_size, offset=offset, with_payload=True, with_vectors=True
+                )
+            yield from (_point_of(str(r.id), r.vector, r.payload) for r in records)
+            if offset is None or not records:
+                return
+
     def close(self) -> None:
         """Forget the open index and close the client (when owned); calling it again does nothing."""
         if self._closed:
@@ -276,6 +299,8 @@ class QdrantClientPromptIndex:
                         SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
                     metadata={METADATA_KEY: spec_record(spec)},
+                    shard_number=self._shard_number,
+                    replication_factor=self._replication_factor,
                 )
             except UnexpectedResponse as exc:
                 if exc.status_code != 409:  # 409: another ingest created it first; open() checks its spec
@@ -283,7 +308,12 @@ class QdrantClientPromptIndex:
             for field, schema in _PAYLOAD_INDEXES:
                 self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
         logger.info(
-            "created Qdrant collection '%s' (%s, %d-d)", self._collection, spec.embed_model, spec.dimension
+            "created Qdrant collection '%s' (%s, %d-d, %d shard(s), replication %d)",
+            self._collection,
+            spec.embed_model,
+            spec.dimension,
+            self._shard_number,
+            self._replication_factor,
         )
 
     def _require_open(self) -> IndexSpec:
@@ -318,6 +348,21 @@ def _vectors(point: IndexPoint) -> dict[str, models.Vector]:
     if point.sparse.indices:
         vectors[SPARSE_VECTOR] = _sparse(point.sparse)
     return vectors
+
+
+def _point_of(point_id: str, vector: object, payload: dict[str, object] | None) -> IndexPoint:
+    """An IndexPoint from a scrolled record's named vectors (a missing sparse vector is an empty one)."""
+    named = vector if isinstance(vector, dict) else {}
+    sparse = named.get(SPARSE_VECTOR)
+    return IndexPoint(
+        id=point_id,
+        dense=dense_of(named) or [],
+        sparse=SparseVector(
+            [int(i) for i in getattr(sparse, "indices", [])],
+            [float(v) for v in getattr(sparse, "values", [])],
+        ),
+        payload=dict(payload or {}),
+    )
 
 
 def _sparse(vector: SparseVector) -> models.SparseVector:

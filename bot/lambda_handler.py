@@ -1,0 +1,138 @@
+"""AWS Lambda entry point: the Bolt app in HTTP mode behind a Lambda function URL.
+
+`handler` is what Lambda calls (`bot.lambda_handler.handler`). Nothing happens at import: the first call
+(the cold start) reads the Slack secrets from Secrets Manager when IMAGINE_SLACK_SECRET_ARN is set, then
+the settings, then builds the services and the Bolt app. Bolt's AWS Lambda adapter runs lazy listeners by
+invoking this same function asynchronously (`lambda:InvokeFunction` on itself, granted by
+deploy/template.yaml), so every slow step runs in its own invocation after Slack got its ack.
+
+On Lambda the index must be a Qdrant server (IMAGINE_QDRANT_URL) and the database a server
+(IMAGINE_DATABASE_URL): an embedded index or a SQLite file would live in one sandbox's /tmp and vanish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from bot.settings import SettingsError
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+
+    from bot.services import Services
+
+logger = logging.getLogger(__name__)
+
+SECRET_ARN_VARIABLE = "IMAGINE_SLACK_SECRET_ARN"
+# the keys a secret may hold; each becomes the environment variable of the same name
+SECRET_KEYS = frozenset(
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "IMAGINE_DATABASE_URL",
+        "IMAGINE_QDRANT_API_KEY",
+    }
+)
+
+SecretFetcher = Callable[[str], str]
+
+
+def fetch_secret_string(secret_arn: str) -> str:
+    """The SecretString of `secret_arn` from Secrets Manager (boto3 is imported only here)."""
+    import boto3
+
+    client = boto3.client("secretsmanager")
+    response = client.get_secret_value(SecretId=secret_arn)
+    return str(response["SecretString"])
+
+
+def load_secrets_into_env(
+    environ: MutableMapping[str, str] | None = None, fetch: SecretFetcher = fetch_secret_string
+) -> list[str]:
+    """Copy the JSON secret named by IMAGINE_SLACK_SECRET_ARN into `environ`; returns the names set.
+
+    The secret is a JSON object such as {"SLACK_BOT_TOKEN": "xoxb-…", "SLACK_SIGNING_SECRET": "…"}; only
+    the keys in SECRET_KEYS are accepted (anything else is a SettingsError naming it). A variable already
+    set to a non-empty value wins over the secret. Without IMAGINE_SLACK_SECRET_ARN nothing is fetched.
+    """
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    secret_arn = env.get(SECRET_ARN_VARIABLE, "").strip()
+    if not secret_arn:
+        return []
+    try:
+        values = json.loads(fetch(secret_arn))
+    except json.JSONDecodeError:
+        raise SettingsError(f"{SECRET_ARN_VARIABLE}: the secret is not a JSON object") from None
+    if not isinstance(values, dict):
+        raise SettingsError(f"{SECRET_ARN_VARIABLE}: the secret is not a JSON object")
+    unknown = sorted(set(values) - SECRET_KEYS)
+    if unknown:
+        raise SettingsError(
+            f"{SECRET_ARN_VARIABLE}: unexpected keys {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(SECRET_KEYS))})"
+        )
+    applied = []
+    for name, value in sorted(values.items()):
+        if not isinstance(value, str):
+            raise SettingsError(f"{SECRET_ARN_VARIABLE}: {name} must be a string")
+        if env.get(name, "").strip():
+            continue
+        env[name] = value
+        applied.append(name)
+    return applied
+
+
+def require_servers(environ: Mapping[str, str]) -> None:
+    """On Lambda (AWS_LAMBDA_FUNCTION_NAME set), refuse the embedded index and SQLite."""
+    if not environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+    missing = [name for name in ("IMAGINE_QDRANT_URL", "IMAGINE_DATABASE_URL") if not environ.get(name)]
+    if missing:
+        raise SettingsError(
+            f"{' and '.join(missing)} must be set on AWS Lambda (an embedded index or SQLite file "
+            "does not outlive one sandbox)"
+        )
+    if environ["IMAGINE_DATABASE_URL"].startswith("sqlite"):
+        raise SettingsError("IMAGINE_DATABASE_URL must be a database server on AWS Lambda, not SQLite")
+
+
+def build_handler(
+    *, fetch: SecretFetcher = fetch_secret_string, services: Services | None = None
+) -> SlackRequestHandler:
+    """Secrets → settings → services → Bolt app → Bolt's Lambda adapter (no Slack call is made here)."""
+    from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+
+    from bot.app import build_app
+    from bot.settings import load_settings
+    from bot.slack_settings import load_slack_settings
+
+    applied = load_secrets_into_env(fetch=fetch)
+    if applied:
+        logger.info("imagine-bot: read %s from Secrets Manager", ", ".join(applied))
+    require_servers(os.environ)
+    slack = load_slack_settings()
+    if services is None:
+        from bot.wiring import build_services
+
+        # the services live as long as the sandbox: Lambda freezes it between calls, never closes it
+        services, _close = build_services(load_settings())
+    return SlackRequestHandler(build_app(slack, services))
+
+
+_handler: SlackRequestHandler | None = None
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: builds the app on the first call of a sandbox, then hands every event to it."""
+    global _handler
+    if _handler is None:
+        logging.basicConfig(level=logging.INFO)
+        _handler = build_handler()
+    response: dict[str, Any] = _handler.handle(event, context)  # type: ignore[no-untyped-call]
+    return response

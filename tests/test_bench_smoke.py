@@ -1,0 +1,101 @@
+"""Smoke test of bench/bench_baseline.py and bench/bench_slack.py on tiny inputs, so they do not rot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import LIBRARY
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench_module(name: str) -> ModuleType:
+    """Import a bench script as a module (bench/ is not a package)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return __import__(name)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Our ingest of the first 80 library rows (bench_baseline's worker), shared by both tests."""
+    baseline = bench_module("bench_baseline")
+    folder = tmp_path_factory.mktemp("bench")
+    config = {
+        "library": str(LIBRARY),
+        "rows": 80,
+        "csv": str(folder / "prompts_unique.csv"),
+        "data_dir": str(folder / "ours"),
+        "idea": "a cartoon of a little dog",
+        "index": str(folder / "ours" / "index" / "prompts"),
+    }
+    return {"config": config, "folder": folder, "ingest": baseline.ours_ingest(config)}
+
+
+def test_baseline_bench_runs_both_pipelines_on_a_few_rows(tiny: dict[str, Any]) -> None:
+    baseline = bench_module("bench_baseline")
+    unique, calls = baseline.remove_similar_strings(["a b c", "a b d", "something else entirely here"], 1)
+    assert unique == ["a b c", "something else entirely here"] and calls == 2
+    if baseline.missing_extras():
+        pytest.skip(f"bench extra not installed: {baseline.missing_extras()}")
+    config = tiny["config"]
+    prep = baseline.baseline_prep(config)
+    assert 0 < prep["kept"] <= prep["filtered"] <= prep["rows"] == 80
+    session = baseline.baseline_session(config)
+    ours = baseline.ours_session(config)
+    assert len(session["hits"]) == baseline.BASELINE_K and session["documents"] == prep["kept"]
+    assert ours["hits"] and tiny["ingest"]["indexed"] > 0
+    for row in (session, ours):
+        row["process_s"] = row["answer_s"]
+    markdown = baseline.render(
+        {
+            "idea": config["idea"],
+            "baseline_prep": prep,
+            "ours_ingest": tiny["ingest"],
+            "baseline_sessions": [session],
+            "ours_sessions": [ours],
+        }
+    )
+    assert "baseline / ours" in markdown and "Levenshtein" in markdown
+
+
+def test_slack_bench_measures_acks_answers_and_memory(
+    tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = bench_module("bench_slack")
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
+        monkeypatch.setenv(name, "unset")  # the worker overwrites these; monkeypatch restores them
+    scratch = tiny["folder"] / "slack"
+    scratch.mkdir()
+    result = slack.worker(
+        {
+            "label": "tiny",
+            "size": tiny["ingest"]["indexed"],
+            "index": tiny["config"]["index"],
+            "scratch": str(scratch),
+            "levels": [1, 3],
+            "ack_samples": 3,
+            "answers": 2,
+            "ideas": slack.load_ideas(2),
+            "models": ["offline", "bedrock"],
+        }
+    )
+    assert result["acks"]["3"]["ok"] == 3
+    for models in ("offline", "bedrock"):
+        warm = result["models"][models]["warm"]
+        assert 0 < warm["hits_ms"]["p50_ms"] <= warm["upload_ms"]["p50_ms"]
+    assert result["memory"]["peak_rss_mb"] > 0
+    args = argparse.Namespace(wanted_sizes=[result["size"]], skip_note="")
+    markdown = slack.render([result], {}, args)
+    assert "ack latency" in markdown and "bedrock" in markdown
