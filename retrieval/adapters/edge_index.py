@@ -53,6 +53,7 @@ from retrieval.adapters.index_common import (
     dense_of,
     mismatch_message,
     one_line,
+    point_of,
     prefetch_limit,
     spec_from_record,
     spec_record,
@@ -230,7 +231,7 @@ class EdgePromptIndex:
                 records, offset = shard.scroll(
                     ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=True)
                 )
-            yield from (_point_of(str(r.id), r.vector, r.payload) for r in records)
+            yield from (point_of(str(r.id), r.vector, r.payload) for r in records)
             if offset is None or not records:
                 return
 
@@ -305,21 +306,6 @@ def _vectors(point: IndexPoint) -> dict[str, NamedVector]:
     if point.sparse.indices:
         vectors[SPARSE_VECTOR] = _edge_sparse(point.sparse)
     return vectors
-
-
-def _point_of(point_id: str, vector: object, payload: dict[str, Any] | None) -> IndexPoint:
-    """An IndexPoint from a scrolled record's named vectors (a missing sparse vector is an empty one)."""
-    named = vector if isinstance(vector, dict) else {}
-    sparse = named.get(SPARSE_VECTOR)
-    return IndexPoint(
-        id=point_id,
-        dense=dense_of(named) or [],
-        sparse=SparseVector(
-            [int(i) for i in getattr(sparse, "indices", [])],
-            [float(v) for v in getattr(sparse, "values", [])],
-        ),
-        payload=dict(payload or {}),
-    )
 
 
 def _match(value: str | int | bool) -> MatchValue:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from retrieval.errors import IndexMismatchError
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode
+from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"
@@ -100,3 +100,18 @@ def dense_of(vector: object) -> list[float] | None:
         if isinstance(dense, list):
             return [float(x) for x in dense]
     return None
+
+
+def point_of(point_id: str, vector: object, payload: dict[str, Any] | None) -> IndexPoint:
+    """An IndexPoint from a scrolled record's named vectors (a missing sparse vector is an empty one)."""
+    named = vector if isinstance(vector, dict) else {}
+    sparse = named.get(SPARSE_VECTOR)
+    return IndexPoint(
+        id=point_id,
+        dense=dense_of(named) or [],
+        sparse=SparseVector(
+            [int(i) for i in getattr(sparse, "indices", [])],
+            [float(v) for v in getattr(sparse, "values", [])],
+        ),
+        payload=dict(payload or {}),
+    )

@@ -24,6 +24,7 @@ from retrieval.adapters.index_common import (
     check_query,
     dense_of,
     mismatch_message,
+    point_of,
     prefetch_limit,
     spec_from_record,
     spec_record,
@@ -273,7 +274,7 @@ class QdrantClientPromptIndex:
                 records, offset = self._client.scroll(
                     self._collection, limit=batch_size, offset=offset, with_payload=True, with_vectors=True
                 )
-            yield from (_point_of(str(r.id), r.vector, r.payload) for r in records)
+            yield from (point_of(str(r.id), r.vector, r.payload) for r in records)
             if offset is None or not records:
                 return
 
@@ -348,21 +349,6 @@ def _vectors(point: IndexPoint) -> dict[str, models.Vector]:
     if point.sparse.indices:
         vectors[SPARSE_VECTOR] = _sparse(point.sparse)
     return vectors
-
-
-def _point_of(point_id: str, vector: object, payload: dict[str, object] | None) -> IndexPoint:
-    """An IndexPoint from a scrolled record's named vectors (a missing sparse vector is an empty one)."""
-    named = vector if isinstance(vector, dict) else {}
-    sparse = named.get(SPARSE_VECTOR)
-    return IndexPoint(
-        id=point_id,
-        dense=dense_of(named) or [],
-        sparse=SparseVector(
-            [int(i) for i in getattr(sparse, "indices", [])],
-            [float(v) for v in getattr(sparse, "values", [])],
-        ),
-        payload=dict(payload or {}),
-    )
 
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
