@@ -40,6 +40,7 @@ test: lint
 	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/pytest
 
 bench: setup
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/python bench/run_all.py --out bench/RESULTS.md
 
 clean:

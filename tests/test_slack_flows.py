@@ -260,7 +260,7 @@ def test_a_busy_bot_queues_with_a_visible_position_and_caps_each_user(
             gate.set()
             wait_for(lambda: results(fake, fox) and results(fake, whale), timeout=30)
             assert not [m for m in fake.messages(GENERAL, whale) if "queue" in m["text"]]  # cleaned up
-            assert rig.services.fair_use.running == 0 and rig.services.fair_use.waiting == 0
+            wait_for(lambda: rig.services.fair_use.running == 0 and rig.services.fair_use.waiting == 0)
 
 
 def test_refused_ideas_are_answered_privately_and_never_posted(fake: FakeSlackApi, rig: Rig) -> None:
