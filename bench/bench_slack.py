@@ -153,7 +153,7 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
 
     from bot.adapters.offline_composer import OfflineComposer
     from bot.adapters.offline_images import OfflinePreviewImageModel
-    from bot.app import build_app, make_wsgi_server
+    from bot.app import build_app, make_wsgi_server, serving_in_background
     from bot.contact_sheet import contact_sheet
     from bot.conversation import Conversation
     from bot.fair_use import FairUseLimits
@@ -191,13 +191,10 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
         bot_token=SecretStr(fake.bot_token()), signing_secret=SecretStr(SECRET), api_url=fake.api_url
     )
     server = make_wsgi_server(build_app(settings, services, engine=engine), signing_secret=SECRET)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     try:
-        yield Served(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
+        with serving_in_background(server):
+            yield Served(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
     finally:
-        server.shutdown()
-        server.server_close()
         if services.jobs is not None:
             services.jobs.close()
         engine.dispose()

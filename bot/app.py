@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -95,3 +97,19 @@ def make_wsgi_server(
     guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret)
     served = HealthRoute(guarded, health) if health is not None else guarded
     return make_server(host, port, served, server_class=ThreadingWSGIServer, handler_class=_LoggingHandler)
+
+
+@contextmanager
+def serving_in_background(
+    server: WSGIServer, name: str = "imagine-http", poll_interval: float = 0.05
+) -> Iterator[WSGIServer]:
+    """Serve on a daemon thread until the block ends, then shut the server down and close its socket."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

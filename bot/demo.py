@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -173,7 +172,7 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
     """The real Bolt app in HTTP mode on 127.0.0.1 (a free port) against the sandbox, and its driver."""
     from pydantic import SecretStr
 
-    from bot.app import build_app, make_wsgi_server
+    from bot.app import build_app, make_wsgi_server, serving_in_background
     from bot.sandbox.driver import SlackDriver
     from bot.slack_settings import SlackSettings
 
@@ -184,13 +183,9 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
         client_id=None,  # one workspace with a bot token, whatever SLACK_CLIENT_ID says
         client_secret=None,
     )
-    server = make_wsgi_server(build_app(slack, services, engine=engine), "127.0.0.1", 0)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": POLL_S}, name="imagine-demo-app", daemon=True
-    )
-    thread.start()
-    stack.callback(server.server_close)
-    stack.callback(server.shutdown)
+    app = build_app(slack, services, engine=engine)
+    server = make_wsgi_server(app, "127.0.0.1", 0, signing_secret=SECRET)
+    stack.enter_context(serving_in_background(server, "imagine-demo-app", POLL_S))
     return SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake)
 
 

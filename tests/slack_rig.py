@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from pydantic import SecretStr
 
 from bot.adapters.offline_composer import OfflineComposer
 from bot.adapters.offline_images import OfflinePreviewImageModel
-from bot.app import build_app, make_wsgi_server
+from bot.app import build_app, make_wsgi_server, serving_in_background
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
 from bot.fair_use import FairUseLimits
@@ -115,13 +114,10 @@ def serve(
         signing_secret=settings.signing_secret.get_secret_value(),
         health=health(services) if health is not None else None,
     )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     try:
-        yield Rig(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
+        with serving_in_background(server):
+            yield Rig(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
     finally:
-        server.shutdown()
-        server.server_close()
         if services.jobs is not None:
             services.jobs.close()
         engine.dispose()
