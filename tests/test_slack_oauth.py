@@ -6,10 +6,6 @@ import html
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -31,6 +27,7 @@ from bot.slack_ids import BOT_SCOPES, COMMAND_IMAGINE
 from bot.slack_settings import load_slack_settings
 from retrieval.search import Retriever
 from tests.slack_rig import SECRET, TEAM, Rig, block_ids, imagine, results, serve, wait_for
+from tests.test_serve import serving
 
 CLIENT_ID = "1111.2222"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -237,16 +234,9 @@ def test_oauth_settings_fail_fast_naming_the_variable(monkeypatch: pytest.Monkey
     assert not load_slack_settings().oauth
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_runs_the_install_flow(small_index: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     shutil.copytree(small_index, data_dir / "index" / "prompts")  # this module's retriever holds the original
-    port = _free_port()
     with FakeSlackApi() as slack:
         slack.register_oauth_client(CLIENT_ID, CLIENT_SECRET)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_", "SLACK_"))}
@@ -257,22 +247,8 @@ def test_serve_runs_the_install_flow(small_index: Path, tmp_path: Path) -> None:
             SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=slack.api_url,
         )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with serving(env) as port:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                    time.sleep(0.2)
             state, cookie = _start_install(base)
             page = _callback(base, cookie, code=slack.oauth_code(TEAM), state=state)
             assert page.status == 200 and "Thank you!" in page.body
@@ -281,6 +257,3 @@ def test_serve_runs_the_install_flow(small_index: Path, tmp_path: Path) -> None:
             assert reply.status == 200
             wait_for(lambda: slack.uploads(), timeout=60)
             assert {c.team_id for c in slack.calls_to("chat.postMessage")} == {TEAM}
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
