@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import text
 
 from bot.blocks_modals import (
     DEFAULT_NEGATIVE_BLOCK,
@@ -132,16 +133,17 @@ def test_the_messages_tab_publishes_nothing(fake: FakeSlackApi, rig: Rig) -> Non
 
 
 def test_home_failures_are_logged_and_the_next_open_recovers(
-    fake: FakeSlackApi, rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake: FakeSlackApi, rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("database is locked")
+    def rename(old: str, new: str) -> None:  # a real storage failure: the table is gone for a while
+        with rig.services.threads.sessions.begin() as session:
+            session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
 
-    monkeypatch.setattr(rig.services.settings, "saved_prompts", broken)
+    rename("saved_prompts", "saved_prompts_away")
     rig.driver.user_opens_home(ALICE)
     wait_for(lambda: "cannot read the Home tab" in caplog.text)
     assert fake.calls_to("views.publish") == []
-    monkeypatch.undo()
+    rename("saved_prompts_away", "saved_prompts")
     fake.fail_next("views.publish", "internal_error", status=200)
     rig.driver.user_opens_home(ALICE)
     wait_for(lambda: "could not publish the Home tab" in caplog.text)
