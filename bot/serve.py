@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError
+from bot.socket_mode import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, connection_count, run_socket_mode
 
 if TYPE_CHECKING:
     from bot.recovery import RecoveryLoop
@@ -29,6 +30,14 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port (default 3000)")
+    serve.add_argument(
+        "--connections",
+        type=connection_count,
+        default=DEFAULT_CONNECTIONS,
+        metavar="N",
+        help=f"Socket Mode only: WebSocket connections to hold open, 1-{MAX_CONNECTIONS} (default "
+        f"{DEFAULT_CONNECTIONS}); Slack spreads events over them, so one can refresh while others serve",
+    )
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,12 +56,12 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         app = build_app(slack, services)
         recovery = RecoveryLoop(services, client_for_app(app), settings.job_stale_s / 2).start()
         if app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            logger.warning("imagine-bot: connecting to Slack in Socket Mode")
+            logger.warning(
+                "imagine-bot: connecting to Slack in Socket Mode (%d connections)", args.connections
+            )
             if slack.oauth:
                 logger.warning("imagine-bot: Socket Mode serves no /slack/install; install in HTTP mode")
-            SocketModeHandler(app, app_token).start()  # type: ignore[no-untyped-call]
+            run_socket_mode(app, app_token, args.connections)
             return 0
         server = make_wsgi_server(
             app,

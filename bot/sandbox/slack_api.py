@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from bot.sandbox import slack_routes as routes
 from bot.sandbox.loopback import LoopbackServer
-from bot.sandbox.slack_methods import METHODS, normalise
+from bot.sandbox.slack_methods import DEFAULT_APP_TOKEN, METHODS, apps_connections_open, normalise
 from bot.sandbox.slack_models import (
     ALICE,
     DEFAULT_TEAM_ID,
@@ -66,6 +66,8 @@ class FakeSlackApi(LoopbackServer):
         self._ws.seed()
         self._calls: list[SlackCall] = []
         self._faults: list[_Fault] = []
+        self._app_tokens = {DEFAULT_APP_TOKEN}
+        self._socket_url: Callable[[], str] | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------
     def _started(self) -> None:
@@ -137,6 +139,15 @@ class FakeSlackApi(LoopbackServer):
                 members.add(user)
             else:
                 members.discard(user)
+
+    def app_token(self) -> str:
+        """The app-level token (xapp-) that apps.connections.open accepts."""
+        return DEFAULT_APP_TOKEN
+
+    def attach_socket_mode(self, issue_url: Callable[[], str]) -> None:
+        """Answer apps.connections.open with `issue_url()` (e.g. FakeSlackSocket.issue_url)."""
+        with self._lock:
+            self._socket_url = issue_url
 
     def revoke(self, token: str) -> None:
         """Make a token answer token_revoked from now on."""
@@ -349,6 +360,9 @@ class FakeSlackApi(LoopbackServer):
         if method == "oauth.v2.access":
             return routes.json_reply(routes.oauth_v2_access(self._ws, params, headers)), None
         auth = headers.get("authorization", "")
+        if method == "apps.connections.open":  # app-level token, not a team's bot token
+            body = apps_connections_open(self._ws, self._app_tokens, auth, params, self._socket_url)
+            return routes.json_reply(body), None
         handler = METHODS.get(method)
         if handler is None:
             return routes.json_reply({"ok": False, "error": "unknown_method"}, 404), None

@@ -361,6 +361,27 @@ def assistant_set_title(ws: Workspace, team: Team, p: Json) -> Json:
     return {"ok": True}
 
 
+DEFAULT_APP_TOKEN = "xapp-1-A0IMAGINE-1-sandbox"  # the sandbox app's app-level token (connections:write)
+
+
+def apps_connections_open(
+    ws: Workspace, app_tokens: set[str], authorization: str, p: Json, issue_url: Callable[[], str] | None
+) -> Json:
+    """apps.connections.open: a one-time Socket Mode URL, for an app-level token sent as a Bearer header."""
+    token = authorization[7:] if authorization.startswith("Bearer ") else ""
+    if not token:  # Slack refuses an app token sent as a form field here (python-slack-sdk#1877)
+        raise SlackError("invalid_auth" if p.get("token") else "not_authed")
+    if not token.startswith("xapp-"):
+        raise SlackError("not_allowed_token_type")
+    if token in ws.revoked:
+        raise SlackError("token_revoked")
+    if token not in app_tokens:
+        raise SlackError("invalid_auth")
+    if issue_url is None:
+        raise RuntimeError("no Socket Mode stand-in is attached (FakeSlackApi.attach_socket_mode)")
+    return {"ok": True, "url": issue_url()}
+
+
 METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "chat.postMessage": chat_post_message,
