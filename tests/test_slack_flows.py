@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from urllib.parse import urlencode
 
 from bot.adapters.bedrock_images import BedrockImageModel
 from bot.blocks_modals import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
@@ -37,6 +38,7 @@ from tests.slack_rig import (
     imagine,
     results,
     serve,
+    settle,
     wait_for,
 )
 
@@ -93,6 +95,14 @@ def test_edit_prompt_opens_a_prefilled_modal_and_draws_the_edit(fake: FakeSlackA
     edited = wait_for(lambda: results(fake, root_ts)[1:])
     assert "corgi astronaut" in edited[-1]["text"] and "watermark" in json.dumps(edited[-1]["blocks"])
     assert kinds(rig, root_ts) == ["start", "edit"]
+
+    again = rig.driver.deliveries[-1].payload  # the same submission (same trigger_id) delivered twice
+    assert again["type"] == "view_submission"
+    body = urlencode({"payload": json.dumps(again)})
+    form = "application/x-www-form-urlencoded"
+    assert rig.driver.post("view_submission", again, body, form, {}).status == 200
+    settle(fake)
+    assert kinds(rig, root_ts) == ["start", "edit"] and len(results(fake, root_ts)) == 2
 
 
 def test_save_and_feedback_buttons_answer_privately_and_store(fake: FakeSlackApi, rig: Rig) -> None:

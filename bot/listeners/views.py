@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from bot.blocks_modals import MAX_ID, PROMPT_BLOCK, parse_edit_submission
 from bot.listeners.posting import Requester, ThreadTarget, run_turn
 from bot.listeners.registry import Registrar
-from bot.listeners.starting import retry_value, team_of, user_of
+from bot.listeners.starting import first_delivery, retry_value, team_of, user_of
 from bot.services import Services
 from bot.slack_ids import VIEW_EDIT_PROMPT
 
@@ -51,6 +51,8 @@ def draw_edit(services: Services, client: WebClient, body: dict[str, Any]) -> No
     if thread is None or not user_id:
         services.logger.info("an edit for an unknown thread %s of team %s", thread_id, team)
         return
+    if not first_delivery(services, team, str(body.get("trigger_id") or ""), "edit"):
+        return  # the same submission again (Socket Mode re-delivers an envelope it thinks was not acked)
     channel = thread.ref.channel_id
 
     def edit(_: object) -> Any:
