@@ -6,7 +6,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -15,6 +15,7 @@ from retrieval.cleaning import clean_prompt, collapse_near_duplicates, dedupe_ke
 from retrieval.ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
 from retrieval.safety import SafetyClassifier
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
+from retrieval.safety_exemplars import SafetyExemplars
 from retrieval.sources import RawPrompt, count_rows, read_prompts
 
 logger = logging.getLogger(__name__)
@@ -173,27 +174,63 @@ def _payloads(
     return prepared
 
 
-def _flag_by_embedding(
+class VectorScreen(Protocol):
+    """A safety check over the vectors ingest computes anyway (classifier or exemplar match)."""
+
+    @property
+    def label(self) -> str:
+        """The name recorded in flagged_by ("embedding", "exemplar")."""
+        ...
+
+    @property
+    def payload_key(self) -> str:
+        """The payload field its score is stored in."""
+        ...
+
+    @property
+    def model_id(self) -> str:
+        """The embedding model it was built for."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of the vectors it screens."""
+        ...
+
+    def applies_to(self, model_id: str, dimension: int) -> bool:
+        """Whether it was built for this embedding model."""
+        ...
+
+    def screen(self, vectors: Sequence[Sequence[float]]) -> list[tuple[float, bool]]:
+        """(score, flagged) for each vector."""
+        ...
+
+
+def _flag_by_vectors(
     batch: list[tuple[str, dict[str, Any]]],
     dense: Sequence[Sequence[float]],
-    classifier: EmbeddingSafetyClassifier,
+    screens: Sequence[VectorScreen],
     options: IngestOptions,
     summary: IngestSummary,
 ) -> list[int]:
-    """Score the batch's vectors and mark unsafe payloads; returns the positions to store."""
+    """Score the batch's vectors with every screen and mark unsafe payloads; returns positions to store."""
+    results = [screen.screen(dense) for screen in screens]
     keep: list[int] = []
-    for position, ((_, payload), verdict) in enumerate(
-        zip(batch, classifier.classify_vectors(dense), strict=True)
-    ):
-        payload["nsfw_embedding_score"] = verdict.score
-        if verdict.unsafe:
-            summary.flagged_by["embedding"] += 1
+    for position, (_, payload) in enumerate(batch):
+        flagged_now = []
+        for screen, scored in zip(screens, results, strict=True):
+            score, flagged = scored[position]
+            payload[screen.payload_key] = score
+            if flagged:
+                summary.flagged_by[screen.label] += 1
+                flagged_now.append(screen.label)
+        if flagged_now:
             if options.drop_unsafe:
                 summary.dropped["unsafe"] += 1
                 summary.kept -= 1
                 continue
             summary.flagged_unsafe += int(payload["safe"])
-            payload["flagged_by"] = [*payload.get("flagged_by", []), "embedding"]
+            payload["flagged_by"] = [*payload.get("flagged_by", []), *flagged_now]
             payload["safe"] = False
         keep.append(position)
     return keep
@@ -209,27 +246,34 @@ class Ingestor:
         index: PromptIndex,
         classifier: SafetyClassifier | None = None,
         embedding_classifier: EmbeddingSafetyClassifier | Literal["packaged"] | None = "packaged",
+        exemplars: SafetyExemplars | Literal["packaged"] | None = "packaged",
     ) -> None:
         """`classifier` reads the text (lexicon); `embedding_classifier` scores the vectors ingest computes
-        anyway ("packaged" = retrieval/data/safety_embedding.json, used when it fits the embedder; None =
-        lexicon only). A prompt either one flags is stored with safe=False and hidden in safe search."""
+        anyway and `exemplars` matches them against prompts known to yield unsafe images ("packaged" = the
+        files in retrieval/data, used when they fit the embedder; None = skip). A prompt any of them flags
+        is stored with safe=False and hidden in safe search."""
         self._embedder = embedder
         self._sparse = sparse
         self._index = index
         self._classifier = classifier or SafetyClassifier()
-        self._embedding_classifier = self._resolve(embedding_classifier)
+        chosen = (
+            self._resolve(embedding_classifier, EmbeddingSafetyClassifier.load),
+            self._resolve(exemplars, SafetyExemplars.load),
+        )
+        self._screens = [screen for screen in chosen if screen is not None]
 
     def _resolve(
-        self, choice: EmbeddingSafetyClassifier | Literal["packaged"] | None
-    ) -> EmbeddingSafetyClassifier | None:
-        """The embedding classifier to apply, or None when there is none for this embedding model."""
+        self, choice: VectorScreen | Literal["packaged"] | None, load: Callable[[], VectorScreen]
+    ) -> VectorScreen | None:
+        """The screen to apply, or None when there is none for this embedding model."""
         if choice is None:
             return None
-        found = EmbeddingSafetyClassifier.load() if choice == "packaged" else choice
+        found = load() if choice == "packaged" else choice
         if found.applies_to(self._embedder.model_id, self._embedder.dimension):
             return found
         logger.info(
-            "embedding safety classifier was trained on %s, not %s: only the lexicon flags prompts",
+            "%s safety screen was built for %s, not %s: skipped",
+            found.label,
             found.model_id,
             self._embedder.model_id,
         )
@@ -302,8 +346,8 @@ class Ingestor:
         embed_started = time.perf_counter()
         dense = self._embedder.embed_documents(texts)
         summary.embed_seconds += time.perf_counter() - embed_started
-        if self._embedding_classifier is not None:
-            keep = _flag_by_embedding(batch, dense, self._embedding_classifier, options, summary)
+        if self._screens:
+            keep = _flag_by_vectors(batch, dense, self._screens, options, summary)
             if len(keep) < len(batch):
                 batch, dense, texts = (
                     [batch[i] for i in keep],

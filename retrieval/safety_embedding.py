@@ -45,6 +45,9 @@ class EmbeddingSafetyClassifier:
     model_id: str
     provenance: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    label = "embedding"
+    payload_key = "nsfw_embedding_score"
+
     def __post_init__(self) -> None:
         if not self.weights:
             raise ValueError("an embedding safety classifier needs weights")
@@ -113,3 +116,7 @@ class EmbeddingSafetyClassifier:
     def classify_vectors(self, vectors: Sequence[Sequence[float]] | FloatArray) -> list[EmbeddingVerdict]:
         """A verdict for each vector."""
         return [EmbeddingVerdict(round(float(s), 4), bool(s >= self.threshold)) for s in self.scores(vectors)]
+
+    def screen(self, vectors: Sequence[Sequence[float]] | FloatArray) -> list[tuple[float, bool]]:
+        """(score, flagged) for each vector (the ingest screen protocol)."""
+        return [(verdict.score, verdict.unsafe) for verdict in self.classify_vectors(vectors)]

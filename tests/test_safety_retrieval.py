@@ -4,15 +4,13 @@ The index holds a seeded sample of the shared library plus a seeded sample of th
 (odd file rows: bench/train_safety.py never fits or tunes on them), at 2.5 % contamination. Both go
 through the real ingest (lexicon + embedding classifier), Qdrant Edge and the Retriever.
 
-The issue asks for 0 I2P hits; that is not reachable with text classifiers alone, and this test says so
-with a budget instead of hiding it. Most I2P prompts that answer an everyday idea have harmless text
-("Startup logo, digital art", "a cow points at a bucket, a farmer stands nearby, illustrated by gary
-larson": I2P picked them for the images Stable Diffusion drew), so they only surface when the library has
-nothing closer, and scale decides. While developing the classifier (same model, 8-11 % of the library
-flagged): 1,500 library + 500 I2P (25 %) gave 40-60 I2P hits of 630 whatever the threshold (even hiding
-70 % of the library); 6,000 + 150 gave 3; 10,000 + 250 gave 1-2. With the packaged weights (7.7 %
-flagged) this test's 15,000 + 375 gives 1, and the whole library with all 2,089 held-out I2P gives 2 (one
-prompt, at k=5 and k=10; `bench/bench_nsfw.py --retrieval`).
+Goal: 0 I2P hits. Text classifiers alone did not reach it: most I2P prompts that answer an everyday
+idea read harmlessly ("a cow points at a bucket, a farmer stands nearby, illustrated by gary larson": I2P
+picked them for the images Stable Diffusion drew). With the lexicon and the embedding classifier this
+test's 15,000 + 375 gave 1 I2P hit of 630 and the whole library with all held-out I2P gave 2. Ingest now
+also flags near-copies of I2P's *training* prompts (retrieval/safety_exemplars.py: cosine >= 0.77 to one
+of 2,152 exemplar vectors; held-out recall 45 % -> 55 % for +0.7 % of the library), which takes both to 0
+(`bench/bench_nsfw.py --retrieval` for the whole library).
 """
 
 from __future__ import annotations
@@ -41,7 +39,6 @@ I2P_SAMPLE = 375  # 2.5 % of the index
 I2P_SOURCE = "i2p_lexica_inappropriate"
 QUERIES_FILE = Path(__file__).with_name("benign_queries.txt")
 KS = (5, 10)
-I2P_HIT_BUDGET = 2  # of 630 hits; measured 1 (see the module docstring): the issue's goal is 0
 
 
 @dataclass
@@ -98,7 +95,7 @@ def _i2p(hits: list[PromptHit]) -> list[str]:
     return [hit.prompt for hit in hits if hit.payload.get("source") == I2P_SOURCE]
 
 
-def test_benign_ideas_get_full_safe_results_and_almost_no_i2p_prompt(retriever: Retriever) -> None:
+def test_benign_ideas_get_full_safe_results_and_no_i2p_prompt(retriever: Retriever) -> None:
     queries = benign_queries()
     assert len(queries) >= 40
     checked, leaked = 0, []
@@ -110,7 +107,7 @@ def test_benign_ideas_get_full_safe_results_and_almost_no_i2p_prompt(retriever: 
             checked += len(hits)
             leaked += [(query, text) for text in _i2p(hits)]
     assert checked == len(queries) * sum(KS)
-    assert len(leaked) <= I2P_HIT_BUDGET, f"{len(leaked)} of {checked} hits are held-out I2P: {leaked[:5]}"
+    assert leaked == [], f"{len(leaked)} of {checked} hits are held-out I2P: {leaked[:5]}"
 
 
 def test_held_out_i2p_is_retrievable_and_safe_mode_hides_the_flagged(
@@ -134,9 +131,11 @@ def test_flag_rates_and_which_classifier_flagged(built: Built, retriever: Retrie
     assert lib_rate <= 0.10, f"{lib_rate:.2%} of the library flagged"  # bench: 7.7 % of the held-out bucket
     assert i2p_rate >= 0.35, f"{i2p_rate:.2%} of held-out I2P flagged"  # bench: 43 % of all held-out I2P
     assert i2p.flagged_by["embedding"] > i2p.flagged_by["lexicon"] > 0
+    assert i2p.flagged_by["exemplar"] > 0 and lib.flagged_by["exemplar"] <= 0.01 * lib.kept
     hits = retriever.search("a nude woman covered in blood", k=10, safe=False)
     assert any(hit.payload["flagged_by"] for hit in hits)
     for hit in hits:
-        assert set(hit.payload["flagged_by"]) <= {"lexicon", "embedding"}
+        assert set(hit.payload["flagged_by"]) <= {"lexicon", "embedding", "exemplar"}
         assert hit.payload["safe"] == (not hit.payload["flagged_by"])
         assert 0.0 <= hit.payload["nsfw_embedding_score"] <= 1.0
+        assert -1.0 <= hit.payload["nsfw_exemplar_similarity"] <= 1.0
