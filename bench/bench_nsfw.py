@@ -5,10 +5,11 @@ the tuning rows next to them, so over-fitting shows as a gap between the two col
 were picked because the *image* was inappropriate and have harmless text, so a text filter cannot reach
 full recall on them. The library is "mostly" negative: some of its prompts really are NSFW.
 
-The embedding classifier (retrieval/data/safety_embedding.json) is reported on bench/train_safety.py's
-split: held-out = odd I2P rows, library bucket 3. With --retrieval, the whole library plus every held-out
-I2P prompt goes through the real ingest (vectors from bench_ingest's cache) into an Edge index, and the
-everyday ideas of tests/benign_queries.txt are searched in safe mode: how many hits are I2P prompts.
+The embedding classifier (retrieval/data/safety_embedding.json) and the known-unsafe exemplars
+(retrieval/data/safety_exemplars.npz) are reported on bench/train_safety.py's split: held-out = odd I2P
+rows, library bucket 3. With --retrieval, the whole library plus every held-out I2P prompt goes through the
+real ingest (vectors from bench_ingest's cache) into an Edge index, and the everyday ideas of
+tests/benign_queries.txt are searched in safe mode: how many hits are I2P prompts.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from common import (
 )
 from train_safety import Evaluation, embed_all, library_bucket, load_library
 from train_safety import load_i2p as load_i2p_rows
+from train_safety import rate as share
 
 from retrieval.ports import Vector
 from retrieval.safety import SafetyClassifier, SafetyVerdict
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
+from retrieval.safety_exemplars import SafetyExemplars
 
 logger = logging.getLogger("bench_nsfw")
 I2P_FILE = "sd_prompts_i2p_inappropriate.parquet"
@@ -158,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
     }
     held = fpr["held-out"]
-    md = report_header("Prompt safety classifiers (lexicon, then embedding)", result["machine"])
+    md = report_header("Prompt safety screens (lexicon, embedding classifier, exemplars)", result["machine"])
     md += f"Threshold {args.threshold}; held-out = {args.held_out} rows (tuning on the other half).\n\n"
     md += "### Recall on I2P (inappropriate prompts)\n\n"
     md += markdown_table(
@@ -268,7 +271,45 @@ def embedding_section(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             ]
         ],
     )
+    exemplars_md, result["exemplars"] = exemplar_rows(evaluation, i2p_vectors, lib_vectors)
+    return md + exemplars_md, result
+
+
+def exemplar_rows(
+    evaluation: Evaluation, i2p_vectors: FloatArray, lib_vectors: FloatArray
+) -> tuple[str, dict[str, Any]]:
+    """What the known-unsafe exemplar screen adds on the same held-out rows and library bucket."""
+    exemplars = SafetyExemplars.load()
+    held = np.array([row.split == "held_out" for row in evaluation.i2p])
+    bucket = evaluation.library_buckets == 3
+    before_i2p = (evaluation.i2p_lexicon | evaluation.i2p_embedding)[held]
+    before_lib = (evaluation.library_lexicon | evaluation.library_embedding)[bucket]
+    i2p_match = exemplars.similarities(i2p_vectors[held]) >= exemplars.threshold
+    lib_match = exemplars.similarities(lib_vectors[bucket]) >= exemplars.threshold
+    result = {
+        "threshold": exemplars.threshold,
+        "count": len(exemplars.vectors),
+        "held_out_recall": {"before": share(before_i2p), "after": share(before_i2p | i2p_match)},
+        "library_held_out": {"before": share(before_lib), "after": share(before_lib | lib_match)},
+    }
+    md = (
+        "\nPlus the known-unsafe exemplars (retrieval/safety_exemplars.py: cosine >= "
+        f"{exemplars.threshold:.2f} to one of {len(exemplars.vectors):,} vectors of I2P's even rows, "
+        "bench/train_safety_exemplars.py):\n\n"
+    )
+    md += markdown_table(
+        ["measure", "lexicon or embedding", "+ exemplars"],
+        [
+            [f"held-out I2P recall ({int(held.sum()):,})", *pct(result["held_out_recall"])],
+            [f"library held-out bucket flagged ({int(bucket.sum()):,})", *pct(result["library_held_out"])],
+        ],
+    )
     return md, result
+
+
+def pct(pair: dict[str, float]) -> list[str]:
+    """Before and after as percentages."""
+    return [f"{pair['before']:.2%}", f"{pair['after']:.2%}"]
 
 
 class CachedEmbedder:

@@ -63,9 +63,15 @@ BENCHES = (
         quick=["--prompts", "500", "--batch-sizes", "16", "--queries", "20"],
         uses_out_dir=False,
     ),
-    Bench("nsfw", "bench_nsfw.py", "Safety classifier"),
+    Bench("nsfw", "bench_nsfw.py", "Safety classifier", full=["--retrieval"]),
     Bench("cli", "bench_cli.py", "CLI end to end", quick=["--runs", "3"]),
-    Bench("baseline", "bench_baseline.py", "AWS sample vs ours", quick=["--rows", "2000", "--sessions", "2"]),
+    Bench(
+        "baseline",
+        "bench_baseline.py",
+        "AWS sample vs ours",
+        full=["--whole-library", "--sessions", "3"],  # whole-library sessions measured: ≈ 15-25 min
+        quick=["--rows", "2000", "--sessions", "2"],
+    ),
     Bench(
         "slack",
         "bench_slack.py",
