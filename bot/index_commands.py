@@ -1,10 +1,11 @@
-"""`imagine-bot index export|import`: move a prompt index between Qdrant Edge and a Qdrant server.
+"""`imagine-bot index export|import|rescreen`: move a prompt index between Edge and a server, or rescreen it.
 
 No re-embedding: the file carries every point's id, dense vector, BM25 sparse vector and payload, plus
 the spec (embedding model and dimension) the index was built with. The format is gzip-compressed JSON
 lines: a header line `{"format": "imagine-index-export", "version": 1, "spec": {...}, "count": N}`
 followed by one `{"id", "dense", "sparse": {"indices", "values"}, "payload"}` object per point. Both
-directions stream (a page of points at a time), so an index larger than memory moves fine.
+directions stream (a page of points at a time), so an index larger than memory moves fine. `rescreen`
+re-runs the safety screens over the stored points (the logic lives in retrieval.rescreen).
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.table import Table
 
 from bot.settings import Settings
 from retrieval.adapters.index_common import mismatch_message, spec_from_record, spec_record
 from retrieval.errors import IndexMismatchError, IndexMissingError, IngestError
 from retrieval.ports import IndexPoint, IndexSpec, PromptIndex, SparseVector
+
+if TYPE_CHECKING:
+    from retrieval.rescreen import RescreenSummary
 
 FORMAT = "imagine-index-export"
 VERSION = 1
@@ -31,13 +36,13 @@ Advance = Callable[[int], None]
 
 
 def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], epilog: str) -> None:
-    """Register `index export PATH` and `index import PATH` on the CLI's subparsers."""
+    """Register `index export PATH`, `index import PATH` and `index rescreen` on the CLI's subparsers."""
     index = commands.add_parser(
         "index",
-        help="export the prompt index to a file, or import one (moves Edge <-> Qdrant server)",
+        help="export the prompt index to a file, import one (moves Edge <-> Qdrant server), or rescreen it",
         description="Move the prompt index between the embedded Qdrant Edge store and a Qdrant server "
-        "without re-embedding. The configured index is IMAGINE_QDRANT_URL's collection when set, "
-        "else the embedded one under IMAGINE_DATA_DIR.",
+        "without re-embedding, or re-run the safety screens over it. The configured index is "
+        "IMAGINE_QDRANT_URL's collection when set, else the embedded one under IMAGINE_DATA_DIR.",
         epilog=epilog,
     )
     actions = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
@@ -51,16 +56,30 @@ def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         epilog=epilog,
     )
     imported.add_argument("path", type=Path, metavar="PATH", help="a file written by `index export`")
+    rescreen = actions.add_parser(
+        "rescreen",
+        help="re-run the safety screens over every stored prompt and fix flags that changed",
+        description="Recompute every stored prompt's safety flags with the current lexicon and the "
+        "embedding classifier and known-unsafe exemplars built for the index's embedding model, from the "
+        "stored vectors (no re-embedding), and write back only the prompts whose flags or scores changed. "
+        "Run it after a safety update: `ingest` skips prompts already indexed, so they keep their old "
+        "flags. A flag from a screen that does not fit the index's model is kept. Running it twice "
+        "changes nothing the second time.",
+        epilog=epilog,
+    )
+    rescreen.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
 
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    """`imagine-bot index export|import PATH` against the configured index."""
+    """`imagine-bot index export|import PATH` or `index rescreen` against the configured index."""
     from bot.commands import _mine_modifiers, _progress
     from bot.wiring import build_embedder, build_index
 
     index = build_index(settings)
     console = Console(stderr=True)
     try:
+        if args.index_command == "rescreen":
+            return run_rescreen(index, settings, dry_run=args.dry_run)
         with _progress() as progress:
             if args.index_command == "export":
                 spec = index.spec()
@@ -80,6 +99,51 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         index.close()
+
+
+def run_rescreen(index: PromptIndex, settings: Settings, *, dry_run: bool) -> int:
+    """`imagine-bot index rescreen [--dry-run]`: rescreen the configured index and print a summary."""
+    from bot.commands import _progress
+    from retrieval.rescreen import applicable_screens, rescreen_index
+    from retrieval.safety import SafetyClassifier
+
+    spec = index.spec()
+    if spec is None:
+        raise IndexMissingError("no prompt index to rescreen: run `imagine-bot ingest PATH` first")
+    index.open(spec, create=False)
+    classifier = SafetyClassifier(threshold=settings.nsfw_threshold)  # the lexicon ingest uses
+    screens = applicable_screens(spec)
+    with _progress() as progress:
+        task = progress.add_task("Rescreening" + (" (dry run)" if dry_run else ""), total=index.count())
+        summary = rescreen_index(
+            index, classifier, screens, dry_run=dry_run, advance=lambda n: progress.advance(task, n)
+        )
+    Console().print(_rescreen_table(summary))
+    return 0
+
+
+def _rescreen_table(summary: RescreenSummary) -> Table:
+    """A rich table of what a rescreen changed (or would change, in a dry run)."""
+    title = "Rescreen summary" + (" (dry run: nothing written)" if summary.dry_run else "")
+    caption = "A prompt is hidden in safe search while any screen flags it."
+    table = Table(title=title, caption=caption, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("screens", ", ".join(summary.screens))
+    table.add_row("points checked", f"{summary.checked:,}")
+    table.add_row("newly flagged unsafe (hidden in safe search)", f"{summary.newly_unsafe:,}")
+    for label, count in summary.flagged_by.most_common():
+        table.add_row(f"  new flags from {label}", f"{count:,}")
+    table.add_row("unflagged (shown in safe search again)", f"{summary.unflagged:,}")
+    for label, count in summary.cleared_by.most_common():
+        table.add_row(f"  flags cleared from {label}", f"{count:,}")
+    table.add_row("scores or flags updated, visibility unchanged", f"{summary.updated:,}")
+    table.add_row("unchanged", f"{summary.unchanged:,}")
+    if summary.without_vector:
+        table.add_row("without a dense vector (lexicon only)", f"{summary.without_vector:,}")
+    table.add_row("written", f"{summary.written:,}")
+    table.add_row("seconds", f"{summary.seconds:,.1f}")
+    return table
 
 
 def export_index(index: PromptIndex, path: Path, advance: Advance | None = None) -> int:
