@@ -7,11 +7,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bot.brainstorm import CandidateDrawer, ContactSheet, brainstorm_request, pick_request
 from bot.errors import BotError
-from bot.image_files import write_image, write_sheet
+from bot.image_files import write_image
 from bot.policy import PromptPolicy
 from bot.ports import (
     ChatModel,
@@ -25,7 +27,6 @@ from bot.ports import (
     ThreadRef,
     ThreadStore,
     TurnKind,
-    TurnMemory,
     TurnRecord,
     UserDefaults,
 )
@@ -49,7 +50,6 @@ from bot.turns import (
 logger = logging.getLogger(__name__)
 MAX_SEED = 4_294_967_294
 HITS_SHOWN = 5
-MAX_CANDIDATES = 9
 OnHits = Callable[[ThreadRecord, tuple[HitForPrompt, ...]], None]
 
 
@@ -64,7 +64,7 @@ class Conversation:
         store: ThreadStore,
         image_dir: Path,
         *,
-        contact_sheet: Callable[[Sequence[bytes]], bytes] | None = None,
+        contact_sheet: ContactSheet | None = None,
         rng: random.Random | None = None,
         image_models: Callable[[str], ImageModel] | None = None,
         policy: PromptPolicy | None = None,
@@ -76,9 +76,10 @@ class Conversation:
         self._policy = policy
         self._store = store
         self._image_dir = Path(image_dir)
-        self._contact_sheet = contact_sheet
         self._rng = rng or random.SystemRandom()
         self._stages = StageTimes()  # per-thread stage timings of the running turn (bot.turns log)
+        new_seed = partial(self._rng.randint, 0, MAX_SEED)
+        self._candidates = CandidateDrawer(self._image_dir, self._stages, new_seed, contact_sheet)
 
     @property
     def retrieval(self) -> PromptSearch:
@@ -193,14 +194,11 @@ class Conversation:
         defaults: UserDefaults | None = None,
     ) -> TurnResult:
         """N diverse candidates in one shared style, their images and a numbered contact sheet."""
-        count = max(2, min(count, MAX_CANDIDATES))
         self.screen(ref.team_id, theme)
         defaults = defaults or UserDefaults()
         thread = self._store.open_thread(ref, user_id, "avatar", theme)
         hits = self._retrieve(theme)
-        request = ComposeRequest(
-            kind="brainstorm", idea=theme, hits=hits, candidates=count, defaults=defaults
-        )
+        request = brainstorm_request(theme, hits, count, defaults)
         options = _model_only(defaults)
         return self._compose_and_draw(thread, "brainstorm", theme, request, options, hits)
 
@@ -209,32 +207,9 @@ class Conversation:
     ) -> TurnResult:
         """Take brainstorm candidate #number as the thread's prompt and refine it once more."""
         thread, turns = self._load(team_id, thread_id)
-        candidates = [turn for turn in turns if turn.kind == "brainstorm"]
-        if not candidates:
-            raise BotError("this thread has no brainstorm to pick from")
-        drafts = candidates[-1].params.get("candidates", [])
-        if not 1 <= number <= len(drafts):
-            raise BotError(f"there is no candidate #{number} (1-{len(drafts)})")
-        winner = drafts[number - 1]
-        history = [
-            *memory_of(turns),
-            TurnMemory("pick", f"picked #{number}", winner["prompt"], winner.get("negative_prompt")),
-        ]
-        request = ComposeRequest(
-            kind="refine",
-            idea=thread.idea,
-            instruction=f"refine candidate #{number}, keep its subject and the shared style",
-            history=history,
-            hits=latest_hits(turns),
-        )
-        return self._compose_and_draw(
-            thread,
-            "pick",
-            f"pick #{number}",
-            request,
-            replace(_model_only(defaults), seed=winner.get("seed")),
-            (),
-        )
+        request, seed = pick_request(thread, turns, number)
+        options = replace(_model_only(defaults), seed=seed)
+        return self._compose_and_draw(thread, "pick", f"pick #{number}", request, options, ())
 
     def history(self, team_id: str, thread_id: int) -> tuple[ThreadRecord, list[TurnRecord]]:
         """The thread and its turns."""
@@ -290,9 +265,14 @@ class Conversation:
         drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
         for draft in drafts:  # the chat model may write what the user did not ask for
             self.screen(thread.ref.team_id, draft.prompt)
-        if kind == "brainstorm":
-            return self._draw_many(thread, user_text, drafts, composed, hits, started, images)
-        return self._draw(thread, kind, user_text, drafts[0], options, composed, hits, started, images)
+        if kind != "brainstorm":
+            return self._draw(thread, kind, user_text, drafts[0], options, composed, hits, started, images)
+        drawn = self._candidates.draw(images, thread.ref.team_id, drafts)  # one image each, a contact sheet
+        turn = self._record(
+            thread, kind, user_text, hits, drafts[0], drawn.params, composed, drawn.images, started, images
+        )
+        result = self._result(thread, turn, hits, drafts, drawn.images, composed, started, images)
+        return replace(result, contact_sheet=drawn.sheet)
 
     def _draw(
         self,
@@ -329,48 +309,6 @@ class Conversation:
         }
         turn = self._record(thread, kind, user_text, hits, draft, params, composed, stored, started, images)
         return self._result(thread, turn, hits, (draft,), stored, composed, started, images)
-
-    def _draw_many(
-        self,
-        thread: ThreadRecord,
-        theme: str,
-        drafts: tuple[PromptDraft, ...],
-        composed: ComposeResult,
-        hits: Sequence[HitForPrompt],
-        started: float,
-        images: ImageModel,
-    ) -> TurnResult:
-        """Generate one image per brainstorm candidate, plus a numbered contact sheet."""
-        stored: list[StoredImage] = []
-        candidates: list[dict[str, Any]] = []
-        for number, draft in enumerate(drafts, start=1):
-            seed = self._rng.randint(0, MAX_SEED)
-            with self._stages.stage("draw"):
-                image = images.generate(
-                    ImageRequest(draft.prompt, draft.negative_prompt, draft.aspect_ratio, seed, draft.style)
-                )[0]
-                stored.append(write_image(self._image_dir, thread.ref.team_id, image))
-            candidates.append(
-                {
-                    "number": number,
-                    "prompt": draft.prompt,
-                    "negative_prompt": draft.negative_prompt,
-                    "aspect_ratio": draft.aspect_ratio,
-                    "style": draft.style,
-                    "seed": image.seed,
-                    "image_sha256": stored[-1].record.sha256,
-                }
-            )
-        sheet = None
-        if self._contact_sheet is not None:
-            sheet_bytes = self._contact_sheet([s.path.read_bytes() for s in stored])
-            sheet = write_sheet(self._image_dir, thread.ref.team_id, sheet_bytes)
-        params = {"candidates": candidates, "contact_sheet": str(sheet) if sheet else None}
-        turn = self._record(
-            thread, "brainstorm", theme, hits, drafts[0], params, composed, tuple(stored), started, images
-        )
-        result = self._result(thread, turn, hits, drafts, tuple(stored), composed, started, images)
-        return replace(result, contact_sheet=sheet)
 
     def _record(
         self,
