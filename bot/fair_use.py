@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from bot.errors import BotError
@@ -22,6 +22,14 @@ class UsageCounters(Protocol):
 
     def get(self, team_id: str, user_id: str, day: date) -> int:
         """The count so far."""
+        ...
+
+
+class LiveJobs(Protocol):
+    """Jobs waiting or running in every replica over one database (storage.job_store.SqlJobJournal)."""
+
+    def live(self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None) -> int:
+        """The user's queued and running jobs that beat since `fresh_after` (ids up to `up_to` if given)."""
         ...
 
 
@@ -59,19 +67,30 @@ def utc_today() -> date:
 
 
 class FairUse:
-    """Admits, queues (FIFO) and counts image jobs; one instance per process."""
+    """Admits, queues (FIFO) and counts image jobs; one instance per process.
+
+    The global slots and the quota's in-flight reservations belong to this process. The per-user cap
+    counts the user's journaled jobs in the shared database when `jobs` is given and slot() gets the
+    job's id, so replicas over one database admit at most the cap together; otherwise this process's.
+    """
 
     def __init__(
         self,
         limits: FairUseLimits,
         counters: UsageCounters | None = None,
         today: Callable[[], date] = utc_today,
+        jobs: LiveJobs | None = None,
+        stale_after_s: float = 120.0,
     ) -> None:
         if limits.max_concurrent_jobs < 1 or limits.per_user_queue < 1 or limits.daily_images < 0:
             raise ValueError(f"fair-use limits out of range: {limits}")
+        if stale_after_s <= 0:
+            raise ValueError("the stale age of a job must be positive")
         self.limits = limits
         self._counters = counters
         self._today = today
+        self._jobs = jobs
+        self._stale_after = timedelta(seconds=stale_after_s)
         self._lock = threading.Condition()
         self._running = 0
         self._waiting: deque[object] = deque()
@@ -94,8 +113,10 @@ class FairUse:
 
     def check_admission(self, team_id: str, user_id: str, images: int) -> None:
         """Raise QueueFullError or QuotaReachedError now when a job would be refused (slot() re-checks)."""
+        live = self._live(team_id, user_id, None)  # a database read: no lock held
         with self._lock:
-            if self._per_user.get((team_id, user_id), 0) >= self.limits.per_user_queue:
+            jobs = live if live is not None else self._per_user.get((team_id, user_id), 0)
+            if jobs >= self.limits.per_user_queue:
                 raise QueueFullError(self.limits.per_user_queue)
             self._check_quota_locked(team_id, user_id, images)
 
@@ -106,12 +127,23 @@ class FairUse:
 
     @contextmanager
     def slot(
-        self, team_id: str, user_id: str, images: int, on_queued: Callable[[int], None] = lambda _: None
+        self,
+        team_id: str,
+        user_id: str,
+        images: int,
+        on_queued: Callable[[int], None] = lambda _: None,
+        job_id: int | None = None,
     ) -> Iterator[None]:
-        """Hold one of the global job slots; waits in FIFO order, calling `on_queued(position)` once."""
+        """Hold one of the global job slots; waits in FIFO order, calling `on_queued(position)` once.
+
+        `job_id` is the job's journal row, already written: the cap then counts the user's live jobs
+        with ids up to it in every replica (insert, then count, so racing admissions never exceed it).
+        """
         key, ticket = (team_id, user_id), object()
+        live = self._live(team_id, user_id, job_id) if job_id is not None else None  # no lock held
         with self._lock:
-            if self._per_user.get(key, 0) >= self.limits.per_user_queue:
+            ahead = live - 1 if live is not None else self._per_user.get(key, 0)  # jobs before this one
+            if ahead >= self.limits.per_user_queue:
                 raise QueueFullError(self.limits.per_user_queue)
             self._check_quota_locked(team_id, user_id, images)
             self._per_user[key] = self._per_user.get(key, 0) + 1
@@ -141,6 +173,12 @@ class FairUse:
                 if ticket in self._waiting:  # on_queued raised before the wait
                     self._waiting.remove(ticket)
                     self._lock.notify_all()
+
+    def _live(self, team_id: str, user_id: str, up_to: int | None) -> int | None:
+        """The user's jobs with a fresh heartbeat in every replica; None without a shared journal."""
+        if self._jobs is None:
+            return None
+        return self._jobs.live(team_id, user_id, datetime.now(UTC) - self._stale_after, up_to)
 
     def _may_start(self, ticket: object) -> bool:
         """First in line and a slot free."""

@@ -1,4 +1,4 @@
-"""Jobs in progress: a journal row per turn with a heartbeat, so a killed process's turns are reported."""
+"""Jobs admitted: a journal row per turn with a heartbeat, so a killed process's turns are reported."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
+from bot.fair_use import QueueFullError, QuotaReachedError
 from bot.ports import JobRecord, ThreadRef
 
 logger = logging.getLogger(__name__)
+Outcome = Literal["done", "failed", "refused"]
 
 
 class JobJournal(Protocol):
@@ -23,20 +25,24 @@ class JobJournal(Protocol):
 
     worker: str
 
-    def begin(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
-        """Record a running job; return its id."""
+    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
+        """Record a queued job; return its id (one user's ids are committed in increasing order)."""
         ...
 
-    def finish(self, job_id: int, failed: bool = False) -> None:
-        """Close a job."""
+    def start(self, job_id: int) -> bool:
+        """Mark a queued job running; False when it was no longer queued."""
+        ...
+
+    def finish(self, job_id: int, outcome: Outcome = "done") -> None:
+        """Close a queued or running job."""
         ...
 
     def beat(self, job_ids: Sequence[int]) -> None:
-        """Refresh the heartbeat of running jobs."""
+        """Refresh the heartbeat of queued and running jobs."""
         ...
 
     def stale(self, older_than: datetime, limit: int = 100) -> list[JobRecord]:
-        """Running jobs whose heartbeat stopped before `older_than`."""
+        """Queued or running jobs whose heartbeat stopped before `older_than`."""
         ...
 
     def claim_interrupted(self, job_id: int) -> bool:
@@ -51,14 +57,14 @@ def worker_name() -> str:
 
 @dataclass
 class JobHandle:
-    """A running job; set `failed` when its outcome was an error message."""
+    """A journaled job; set `failed` when its outcome was an error message."""
 
     id: int
     failed: bool = False
 
 
 class JobTracker:
-    """Begins and finishes journal rows around turns, and beats their heartbeats from one thread."""
+    """Journals turns from admission to posted outcome, and beats their heartbeats from one thread."""
 
     def __init__(self, journal: JobJournal, heartbeat_s: float = 15.0, stale_after_s: float = 120.0) -> None:
         if heartbeat_s <= 0 or stale_after_s <= heartbeat_s:
@@ -66,30 +72,41 @@ class JobTracker:
         self._journal = journal
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
-        self._running: set[int] = set()
+        self._open: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
 
     @contextmanager
     def track(self, ref: ThreadRef, user_id: str, retry: str | None) -> Iterator[JobHandle]:
-        """Journal one turn from start to posted outcome (an exception marks it failed)."""
-        handle = JobHandle(self._journal.begin(ref, user_id, retry))
+        """Journal one turn, queued until start(); a fair-use refusal closes it refused, others failed."""
+        handle = JobHandle(self._journal.enqueue(ref, user_id, retry))
         with self._lock:
-            self._running.add(handle.id)
+            self._open.add(handle.id)
             self._ensure_beating()
+        outcome: Outcome = "done"
         try:
             yield handle
+        except (QueueFullError, QuotaReachedError):
+            outcome = "refused"
+            raise
         except BaseException:
             handle.failed = True
             raise
         finally:
             with self._lock:
-                self._running.discard(handle.id)
+                self._open.discard(handle.id)
+            if handle.failed:
+                outcome = "failed"
             try:
-                self._journal.finish(handle.id, handle.failed)
+                self._journal.finish(handle.id, outcome)
             except Exception:  # the turn's outcome is already posted; a stale row is reported later
                 logger.exception("could not close job %s", handle.id)
+
+    def start(self, handle: JobHandle) -> None:
+        """Mark a queued job running: it holds a fair-use slot now."""
+        if not self._journal.start(handle.id):  # its heartbeat stopped for longer than the stale age
+            logger.warning("job %s was already reported as interrupted; it runs anyway", handle.id)
 
     def interrupted(self, now: datetime | None = None) -> list[JobRecord]:
         """Claim jobs whose process stopped beating; each is returned to exactly one replica."""
@@ -109,11 +126,11 @@ class JobTracker:
             self._beater.start()
 
     def _beat(self) -> None:
-        """Refresh running jobs every heartbeat_s until closed."""
+        """Refresh queued and running jobs every heartbeat_s until closed."""
         while not self._stop.wait(self.heartbeat_s):
             with self._lock:
-                running = sorted(self._running)
+                open_jobs = sorted(self._open)
             try:
-                self._journal.beat(running)
+                self._journal.beat(open_jobs)
             except Exception:
-                logger.warning("could not refresh the heartbeat of %d job(s)", len(running), exc_info=True)
+                logger.warning("could not refresh the heartbeat of %d job(s)", len(open_jobs), exc_info=True)

@@ -1,4 +1,4 @@
-"""Turns a killed process left behind: found by their stopped heartbeat and reported in their threads."""
+"""Turns a killed process left behind, queued or running: found by their stopped heartbeat, reported."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def client_for_app(app: App) -> ClientFor:
 
 
 def report_interrupted(services: Services, client_for: ClientFor) -> int:
-    """Claim interrupted jobs and say so in their threads, with Retry; return how many were reported."""
+    """Claim interrupted jobs (waiting or running) and say so in their threads, with Retry; count them."""
     if services.jobs is None:
         return 0
     reported = 0

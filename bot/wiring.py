@@ -220,16 +220,17 @@ def assemble_services(
     from storage.settings_store import SqlSettingsStore
 
     sessions = store.sessions
+    journal = SqlJobJournal(sessions, worker_name())  # the per-user cap counts its rows in every replica
     return Services(
         conversation=conversation,
         threads=store,
         settings=SqlSettingsStore(sessions),
         feedback=SqlFeedbackStore(sessions),
         ledger=SqlEventLedger(sessions),
-        fair_use=FairUse(limits, SqlUsageCounters(sessions)),
+        fair_use=FairUse(limits, SqlUsageCounters(sessions), jobs=journal, stale_after_s=job_stale_s),
         recent=store,
         logger=logger or logging.getLogger("bot.app"),
-        jobs=JobTracker(SqlJobJournal(sessions, worker_name()), job_stale_s / 8, job_stale_s),
+        jobs=JobTracker(journal, job_stale_s / 8, job_stale_s),
     )
 
 

@@ -1,13 +1,14 @@
-"""SqlJobJournal: which turns are in progress, their heartbeats, and the claim of interrupted ones."""
+"""SqlJobJournal: jobs waiting or running, their heartbeats, the per-user count and interrupted claims."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ports import JobRecord, ThreadRef
@@ -17,20 +18,46 @@ from storage.models import Job, utcnow
 
 logger = logging.getLogger(__name__)
 
-RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
+QUEUED, RUNNING, DONE, FAILED, REFUSED, INTERRUPTED = (
+    "queued",
+    "running",
+    "done",
+    "failed",
+    "refused",
+    "interrupted",
+)
+OPEN = (QUEUED, RUNNING)  # a job waiting for a slot or holding one: heart-beaten, counted, recoverable
+CLOSED = (DONE, FAILED, REFUSED)
+
+
+def _user_lock_key(team_id: str, user_id: str) -> int:
+    """A signed 64-bit key for Postgres's advisory lock on one user's admissions."""
+    digest = hashlib.blake2b(f"imagine-jobs\x00{team_id}\x00{user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_user(session: Session, team_id: str, user_id: str) -> None:
+    """Serialize one user's job inserts until commit, so their ids are committed in id order.
+
+    SQLite has one writer at a time, which already gives that order; Postgres hands out ids from a
+    sequence before commit, so concurrent inserts could otherwise commit out of order.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_user_lock_key(team_id, user_id))))
 
 
 class SqlJobJournal:
-    """Jobs are written when a turn starts and closed when its outcome is posted."""
+    """Jobs are written when a turn is admitted, marked running with a slot, closed once posted."""
 
     def __init__(self, sessions: sessionmaker[Session], worker: str) -> None:
         self._sessions = sessions
         self._url = bound_url(sessions)
         self.worker = worker
 
-    def begin(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
-        """Record a running job of this worker; return its id."""
+    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
+        """Record a queued job of this worker; return its id (a user's ids commit in increasing order)."""
         with translated(self._url), self._sessions.begin() as session:
+            _lock_user(session, ref.team_id, user_id)
             job = Job(
                 team_id=ref.team_id,
                 channel_id=ref.channel_id,
@@ -38,37 +65,65 @@ class SqlJobJournal:
                 user_id=user_id,
                 retry=retry,
                 worker=self.worker,
-                state=RUNNING,
+                state=QUEUED,
             )
             session.add(job)
             session.flush()
             return job.id
 
-    def finish(self, job_id: int, failed: bool = False) -> None:
-        """Close a job (done, or failed with its error already posted)."""
-        with translated(self._url), self._sessions.begin() as session:
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == RUNNING)
-                .values(state=FAILED if failed else DONE)
+    def live(self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None) -> int:
+        """The user's queued and running jobs (in every replica) that beat since `fresh_after`.
+
+        With `up_to`, only jobs with an id up to it: those admitted before it, and itself.
+        """
+        query = (
+            select(func.count())
+            .select_from(Job)
+            .where(
+                Job.state.in_(OPEN),
+                Job.heartbeat_utc >= fresh_after,
+                Job.team_id == team_id,
+                Job.user_id == user_id,
             )
+        )
+        if up_to is not None:
+            query = query.where(Job.id <= up_to)
+        with translated(self._url), self._sessions() as session:
+            return int(session.execute(query).scalar_one())
+
+    def start(self, job_id: int) -> bool:
+        """Mark a queued job running; False when it is no longer queued (a replica claimed it)."""
+        with translated(self._url), self._sessions.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == QUEUED)
+                .values(state=RUNNING, heartbeat_utc=utcnow())
+            )
+            return cast(CursorResult[Any], result).rowcount == 1
+
+    def finish(self, job_id: int, outcome: str = DONE) -> None:
+        """Close a queued or running job as done, failed (its error already posted) or refused."""
+        if outcome not in CLOSED:
+            raise ValueError(f"a job cannot be closed as {outcome!r}")
+        with translated(self._url), self._sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id, Job.state.in_(OPEN)).values(state=outcome))
 
     def beat(self, job_ids: Sequence[int]) -> None:
-        """Refresh the heartbeat of this worker's running jobs."""
+        """Refresh the heartbeat of this worker's queued and running jobs."""
         if not job_ids:
             return
         with translated(self._url), self._sessions.begin() as session:
             session.execute(
                 update(Job)
-                .where(Job.id.in_(list(job_ids)), Job.state == RUNNING)
+                .where(Job.id.in_(list(job_ids)), Job.state.in_(OPEN))
                 .values(heartbeat_utc=utcnow())
             )
 
     def stale(self, older_than: datetime, limit: int = 100) -> list[JobRecord]:
-        """Running jobs whose heartbeat stopped before `older_than` (their process is gone)."""
+        """Queued or running jobs whose heartbeat stopped before `older_than` (their process is gone)."""
         query = (
             select(Job)
-            .where(Job.state == RUNNING, Job.heartbeat_utc < older_than)
+            .where(Job.state.in_(OPEN), Job.heartbeat_utc < older_than)
             .order_by(Job.id)
             .limit(limit)
         )
@@ -89,6 +144,6 @@ class SqlJobJournal:
         """Mark a stale job interrupted; True only for the one replica that wins the claim."""
         with translated(self._url), self._sessions.begin() as session:
             result = session.execute(
-                update(Job).where(Job.id == job_id, Job.state == RUNNING).values(state=INTERRUPTED)
+                update(Job).where(Job.id == job_id, Job.state.in_(OPEN)).values(state=INTERRUPTED)
             )
             return cast(CursorResult[Any], result).rowcount == 1

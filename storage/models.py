@@ -314,7 +314,7 @@ class UsageCounter(Base):
 
 
 class Job(Base):
-    """A turn being worked on: running until finished, so a killed process leaves a trace to report."""
+    """A turn admitted: queued, then running until closed; a killed process leaves a trace to report."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_heartbeat_utc", "state", "heartbeat_utc"),)

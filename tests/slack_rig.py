@@ -82,12 +82,14 @@ def serve(
     slack: dict[str, Any] | None = None,
     images: ImageModel | None = None,
     health: Callable[[Services], Callable[[], HealthReport]] | None = None,
+    db_url: str | None = None,
 ) -> Iterator[Rig]:
     """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackSettings fields).
 
-    `health` builds GET /healthz's check from the services (e.g. bot.wiring.build_health).
+    `health` builds GET /healthz's check from the services (e.g. bot.wiring.build_health); `db_url`
+    names another database instead (a Postgres one, or one shared by two rigs as two replicas).
     """
-    engine = create_db_engine(f"sqlite:///{folder / 'imagine.db'}")
+    engine = create_db_engine(db_url or f"sqlite:///{folder / 'imagine.db'}")
     migrate(engine)
     store = SqlThreadStore(session_factory(engine))
     conversation = Conversation(

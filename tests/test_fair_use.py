@@ -1,18 +1,30 @@
-"""Fair use: global job slots in FIFO order, the per-user queue cap, and the daily quota on real storage."""
+"""Fair use: global job slots in FIFO order, the per-user queue cap (shared by replicas over one
+database), and the daily quota on real storage."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.fair_use import FairUse, FairUseLimits, QueueFullError, QuotaReachedError
-from storage.db import create_db_engine, migrate, session_factory
+from bot.jobs import JobHandle, JobTracker, worker_name
+from bot.ports import ThreadRef
+from storage.job_store import SqlJobJournal
 from storage.ledger import SqlUsageCounters
+from storage.models import Job
+from tests.storage_fixtures import db_url, engine, postgres_admin_url, sessions  # noqa: F401
 
 DAY = date(2026, 11, 25)
+REF = ThreadRef("T1", "C1", "1700000000.000100")
 
 
 def test_jobs_beyond_the_slots_wait_in_order_and_learn_their_position() -> None:
@@ -57,10 +69,8 @@ def test_a_user_over_the_queue_cap_is_refused_and_others_are_not() -> None:
         assert gate.running == 1
 
 
-def test_the_daily_quota_counts_generated_images_on_real_storage(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'quota.db'}")
-    migrate(engine)
-    counters = SqlUsageCounters(session_factory(engine))
+def test_the_daily_quota_counts_generated_images_on_real_storage(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    counters = SqlUsageCounters(sessions)
     gate = FairUse(FairUseLimits(daily_images=3), counters, today=lambda: DAY)
     with gate.slot("T1", "U1", 2):
         with pytest.raises(QuotaReachedError, match="today's 3 images"):
@@ -71,10 +81,115 @@ def test_the_daily_quota_counts_generated_images_on_real_storage(tmp_path: Path)
         gate.check_quota("T1", "U1", 2)
     gate.check_quota("T2", "U1", 3)  # another team's user of the same id has their own quota
     assert counters.get("T1", "U1", DAY) == 2
-    engine.dispose()
 
 
 def test_unlimited_quota_and_bad_limits() -> None:
     FairUse(FairUseLimits(daily_images=0)).check_quota("T1", "U1", 10_000)
     with pytest.raises(ValueError, match="out of range"):
         FairUse(FairUseLimits(max_concurrent_jobs=0))
+
+
+@dataclass
+class Replica:
+    """One serve process over the shared database: its fair use and its job journal."""
+
+    gate: FairUse
+    tracker: JobTracker
+
+
+def replica(sessions: sessionmaker[Session], cap: int = 2, stale_after_s: float = 120.0) -> Replica:  # noqa: F811
+    """A replica whose fair use counts the user's jobs in the database, as bot.wiring builds it."""
+    journal = SqlJobJournal(sessions, worker_name())
+    limits = FairUseLimits(max_concurrent_jobs=8, per_user_queue=cap)
+    gate = FairUse(limits, SqlUsageCounters(sessions), jobs=journal, stale_after_s=stale_after_s)
+    return Replica(gate, JobTracker(journal, stale_after_s / 8, stale_after_s))
+
+
+@contextmanager
+def admitted(replica: Replica, user: str) -> Iterator[JobHandle]:
+    """One of `user`'s jobs journaled, admitted and running in `replica` (as run_turn does it)."""
+    with replica.tracker.track(REF, user, None) as job, replica.gate.slot("T1", user, 1, job_id=job.id):
+        replica.tracker.start(job)
+        yield job
+
+
+def states(sessions: sessionmaker[Session]) -> Counter[str]:  # noqa: F811
+    """How many jobs are in each state."""
+    with sessions() as session:
+        return Counter(session.scalars(select(Job.state)))
+
+
+def test_two_replicas_together_admit_at_most_the_cap_for_a_user(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    a, b = replica(sessions), replica(sessions)
+    with ExitStack() as held:
+        for _ in range(2):
+            held.enter_context(admitted(a, "U1"))
+        with pytest.raises(QueueFullError, match="2 image jobs waiting or running"):
+            b.gate.check_admission("T1", "U1", 1)  # the early check in /imagine sees replica A's jobs
+        with pytest.raises(QueueFullError), admitted(b, "U1"):
+            pytest.fail("a third job of U1 was admitted")
+        with admitted(b, "U2"):  # another user is not affected
+            assert (a.gate.running, b.gate.running) == (2, 1)
+        assert states(sessions) == Counter(running=2, refused=1, done=1)
+    with admitted(b, "U1"), admitted(b, "U1"):  # A's jobs finished: B admits U1 again, up to the cap
+        b.gate.check_admission("T1", "U2", 1)
+        with pytest.raises(QueueFullError):
+            a.gate.check_admission("T1", "U1", 1)
+    assert states(sessions) == Counter(done=5, refused=1)
+    for each in (a, b):
+        each.tracker.close()
+
+
+def test_racing_admissions_over_two_replicas_let_exactly_the_cap_in(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    a, b = replica(sessions), replica(sessions)
+    attempts = 8
+    start = threading.Barrier(attempts)
+    release = threading.Event()
+    outcomes: list[str] = []
+
+    def attempt(side: Replica) -> None:
+        start.wait(5)
+        try:
+            with admitted(side, "U1"):
+                outcomes.append("admitted")
+                release.wait(10)  # hold the job until every attempt has its answer
+        except QueueFullError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=((a, b)[n % 2],)) for n in range(attempts)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while len(outcomes) < attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    admitted_now = a.gate.running + b.gate.running
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    # insert, then count the user's live jobs up to mine: the two first in the database get in, none more
+    assert Counter(outcomes) == Counter(admitted=2, refused=attempts - 2) and admitted_now == 2
+    assert states(sessions) == Counter(done=2, refused=attempts - 2)
+    for each in (a, b):
+        each.tracker.close()
+
+
+def test_a_dead_replicas_jobs_stop_counting_once_their_heartbeat_is_stale(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    dead = SqlJobJournal(sessions, "host:1:dead")  # a process killed with one job waiting, one running
+    dead.enqueue(REF, "U1", None)
+    assert dead.start(dead.enqueue(REF, "U1", None))
+    alive = replica(sessions, cap=2, stale_after_s=0.5)
+    with pytest.raises(QueueFullError):
+        alive.gate.check_admission("T1", "U1", 1)
+    with pytest.raises(QueueFullError), admitted(alive, "U1"):
+        pytest.fail("admitted while the dead replica's jobs were still fresh")
+    time.sleep(0.6)  # longer than the stale age: nobody beats the dead replica's jobs
+    with admitted(alive, "U1"), admitted(alive, "U1"):
+        time.sleep(0.6)  # this replica's heartbeat keeps its own jobs counting past the stale age
+        with pytest.raises(QueueFullError):
+            alive.gate.check_admission("T1", "U1", 1)
+    assert [job.user_id for job in alive.tracker.interrupted()] == ["U1", "U1"]  # reported, queued or not
+    alive.tracker.close()

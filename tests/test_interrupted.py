@@ -1,29 +1,50 @@
-"""A serve process killed mid-turn: after a restart the turn is reported as interrupted, with Retry."""
+"""A serve process killed mid-turn: after a restart the turn is reported as interrupted, with Retry;
+a job a dead replica left waiting in the queue is reported the same way."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
+from datetime import timedelta
 from pathlib import Path
 
+from slack_sdk import WebClient
+from sqlalchemy import select, update
+
+from bot.listeners.starting import retry_value
 from bot.ports import ThreadRef
+from bot.recovery import report_interrupted
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.slack_ids import ACTION_RETRY
+from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory
+from storage.job_store import SqlJobJournal
+from storage.models import Job, utcnow
 from storage.thread_store import SqlThreadStore
 from tests.fakes.bedrock_images import stability_v2
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
-from tests.test_serve import IMAGE, SECRET, _data_dir, _env, _results, _until, serving, serving_process
+from tests.slack_rig import TEAM, button_value, results, serve, wait_for
+from tests.storage_fixtures import db_url, postgres_admin_url  # noqa: F401
+from tests.test_serve import IMAGE, SECRET, _env, _results, _until, serving, serving_process
 
 
 def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
     small_index: Path, tmp_path: Path
 ) -> None:
-    data_dir = _data_dir(small_index, tmp_path)
+    check_a_kill_mid_turn_is_reported_and_retried(small_index, tmp_path)
+
+
+def check_a_kill_mid_turn_is_reported_and_retried(
+    small_index: Path, tmp_path: Path, database: str | None = None
+) -> None:
+    """Kill `serve` while its image call hangs, restart, see the notice, press Retry (`database`: a URL)."""
+    data_dir = tmp_path / "data"  # its own copy of the index: a module's retriever may hold the shared one
+    shutil.copytree(small_index, data_dir / "index" / "prompts")
     stuck = threading.Event()
     release = threading.Event()
 
@@ -38,6 +59,7 @@ def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
         env = _env(
             data_dir,
             slack,
+            **({"IMAGINE_DATABASE_URL": database} if database else {}),
             IMAGINE_IMAGE_MODEL=f"bedrock:{IMAGE}",
             IMAGINE_BEDROCK_ENDPOINT_URL=bedrock.url,
             IMAGINE_JOB_STALE_S="2",
@@ -71,7 +93,7 @@ def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
             driver.block_action(ACTION_RETRY, retry, ALICE, GENERAL, notices[0]["ts"])
             _until(lambda: _results(slack, root_ts), 60)
-        engine = create_db_engine(env_database(data_dir))
+        engine = create_db_engine(database or env_database(data_dir))
         store = SqlThreadStore(session_factory(engine))
         record = store.find_thread_by_ref(ThreadRef("T0001", GENERAL, root_ts))
         assert record is not None and [t.kind for t in store.turns("T0001", record.id)] == ["start"]
@@ -83,3 +105,31 @@ def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
 def env_database(data_dir: Path) -> str:
     """The default SQLite database of a data dir."""
     return f"sqlite:///{data_dir / 'imagine.db'}"
+
+
+def test_a_job_a_dead_replica_left_waiting_is_reported_and_retried(
+    fake: FakeSlackApi,
+    retriever: Retriever,
+    tmp_path: Path,
+    db_url: str,  # noqa: F811
+) -> None:
+    with serve(fake, retriever, tmp_path, db_url=db_url) as rig:
+        client = WebClient(token=fake.bot_token(), base_url=fake.api_url)
+        root_ts = str(client.chat_postMessage(channel=GENERAL, text="Alice imagined a kite")["ts"])
+        engine = create_db_engine(db_url)
+        sessions = session_factory(engine)
+        retry = retry_value("start", text="a kite over the dunes --ar 3:2")
+        dead = SqlJobJournal(sessions, "host:1:dead")  # killed while the job waited for a slot
+        dead.enqueue(ThreadRef(TEAM, GENERAL, root_ts), ALICE, retry)
+        with sessions.begin() as session:  # its heartbeat stopped an hour ago
+            session.execute(update(Job).values(heartbeat_utc=utcnow() - timedelta(hours=1)))
+        assert report_interrupted(rig.services, lambda _team: client) == 1
+        assert report_interrupted(rig.services, lambda _team: client) == 0  # reported once
+        with sessions() as session:
+            assert list(session.scalars(select(Job.state))) == ["interrupted"]
+        engine.dispose()
+        [notice] = [m for m in fake.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
+        retry_button = button_value(notice, ACTION_RETRY)
+        rig.driver.block_action(ACTION_RETRY, retry_button, ALICE, GENERAL, notice["ts"])
+        [result] = wait_for(lambda: results(fake, root_ts))  # the job never started; Retry draws it
+        assert "3:2" in json.dumps(result["blocks"]) and fake.message(GENERAL, notice["ts"]) is None

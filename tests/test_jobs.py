@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.fair_use import QueueFullError
 from bot.jobs import JobTracker, worker_name
 from bot.ports import ThreadRef
 from bot.thread_order import ThreadSequencer
 from storage.job_store import SqlJobJournal
+from storage.models import Job
 from tests.storage_fixtures import db_url, engine, postgres_admin_url, sessions  # noqa: F401
 
 REF = ThreadRef("T1", "C1", "1700000000.000100")
@@ -29,7 +31,7 @@ def test_a_job_runs_then_finishes_and_is_never_reported(sessions: sessionmaker[S
 
 def test_a_job_whose_process_died_is_claimed_once(sessions: sessionmaker[Session]) -> None:  # noqa: F811
     dead = SqlJobJournal(sessions, "host:1:dead")
-    job_id = dead.begin(REF, "U1", '{"op":"start","text":"a red fox"}')  # never finished: the process died
+    job_id = dead.enqueue(REF, "U1", '{"op":"start","text":"a red fox"}')  # never finished: the process died
     first = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
     second = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
     assert first.interrupted() == []  # its heartbeat is still fresh
@@ -55,6 +57,43 @@ def test_a_failed_turn_is_closed_as_failed(sessions: sessionmaker[Session]) -> N
     assert tracker.interrupted(datetime.now(UTC) + timedelta(hours=1)) == []
     with pytest.raises(ValueError, match="stale age"):
         JobTracker(SqlJobJournal(sessions, "w"), heartbeat_s=5, stale_after_s=5)
+
+
+def test_a_job_is_queued_until_it_starts_and_a_refusal_closes_it_as_refused(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    tracker = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
+
+    def state(job_id: int) -> str:
+        with sessions() as session:
+            return session.get_one(Job, job_id).state
+
+    with tracker.track(REF, "U1", None) as job:
+        assert state(job.id) == "queued"  # admitted, waiting for a fair-use slot
+        tracker.start(job)
+        assert state(job.id) == "running"
+    assert state(job.id) == "done"
+    with pytest.raises(QueueFullError), tracker.track(REF, "U1", None) as refused:
+        raise QueueFullError(1)
+    assert state(refused.id) == "refused"
+    assert tracker.interrupted(datetime.now(UTC) + timedelta(hours=1)) == []
+    tracker.close()
+
+
+def test_a_queued_job_whose_process_died_is_claimed_like_a_running_one(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    dead = SqlJobJournal(sessions, "host:1:dead")
+    queued = dead.enqueue(REF, "U1", '{"op":"refine","text":"at night"}')  # never got a slot
+    running = dead.enqueue(REF, "U2", None)
+    assert dead.start(running)
+    tracker = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
+    claimed = tracker.interrupted(datetime.now(UTC) + timedelta(seconds=10))
+    assert [(job.id, job.user_id, job.retry) for job in claimed] == [
+        (queued, "U1", '{"op":"refine","text":"at night"}'),
+        (running, "U2", None),
+    ]
+    assert not dead.start(queued)  # too late to start: it was reported as interrupted
 
 
 def test_turns_of_one_thread_run_one_at_a_time_in_arrival_order() -> None:

@@ -168,12 +168,15 @@ def run_turn(
         status[0] = _status(client, services, target, blocks.queued(position))
 
     ref = ThreadRef(requester.team_id, target.channel, target.thread_ts)
-    try:  # one turn at a time per thread (arrival order), then a fair-use slot, journaled until posted
+    team_id, user_id, images = requester.team_id, requester.user_id, requester.images
+    try:  # one turn at a time per thread (arrival order); journaled (queued) before the fair-use checks
         with (
             services.sequencer.turn(ref),
-            services.fair_use.slot(requester.team_id, requester.user_id, requester.images, queued),
-            _journal(services, ref, requester.user_id, retry) as job,
+            _journal(services, ref, user_id, retry) as job,
+            services.fair_use.slot(team_id, user_id, images, queued, job.id or None),  # 0: no journal
         ):
+            if services.jobs is not None:
+                services.jobs.start(job)
             result = _run(client, services, target, operation, requester, status, retry)
             job.failed = result is None
             return result
