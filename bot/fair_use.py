@@ -28,8 +28,14 @@ class UsageCounters(Protocol):
 class LiveJobs(Protocol):
     """Jobs waiting or running in every replica over one database (storage.job_store.SqlJobJournal)."""
 
-    def live(self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None) -> int:
-        """The user's queued and running jobs that beat since `fresh_after` (ids up to `up_to` if given)."""
+    def live(
+        self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None
+    ) -> tuple[int, int]:
+        """The user's open jobs that beat since `fresh_after` (ids up to `up_to`) and their images (< it)."""
+        ...
+
+    def drawn(self, job_id: int) -> None:
+        """The job's images are counted in the usage counters: it reserves none any more."""
         ...
 
 
@@ -69,9 +75,10 @@ def utc_today() -> date:
 class FairUse:
     """Admits, queues (FIFO) and counts image jobs; one instance per process.
 
-    The global slots and the quota's in-flight reservations belong to this process. The per-user cap
-    counts the user's journaled jobs in the shared database when `jobs` is given and slot() gets the
-    job's id, so replicas over one database admit at most the cap together; otherwise this process's.
+    The global slots belong to this process. When `jobs` is given (and slot() gets the job's id), the
+    per-user cap counts the user's journaled jobs in the shared database, and the daily quota the images
+    their rows reserve, so replicas over one database admit at most the cap and the quota together;
+    otherwise both count this process's jobs only.
     """
 
     def __init__(
@@ -99,31 +106,39 @@ class FairUse:
 
     def check_quota(self, team_id: str, user_id: str, images: int) -> None:
         """Raise QuotaReachedError when `images` more would pass the user's daily quota."""
+        live = self._live(team_id, user_id, None)  # a database read: no lock held
         with self._lock:
-            self._check_quota_locked(team_id, user_id, images)
+            self._check_quota_locked(team_id, user_id, images, live)
 
-    def _check_quota_locked(self, team_id: str, user_id: str, images: int) -> None:
+    def _check_quota_locked(
+        self, team_id: str, user_id: str, images: int, live: tuple[int, int] | None
+    ) -> None:
         """The quota check; the caller holds the lock, so admission and reservation are one step."""
         limit = self.limits.daily_images
         if not limit or self._counters is None:
             return
+        reserved = live[1] if live is not None else self._reserved.get((team_id, user_id), 0)
+        # read after the rows (`live`): count() adds to the counter before it zeroes the job's row, so a
+        # job's images are seen in the row, the counter or (briefly) both, never in neither
         used = self._counters.get(team_id, user_id, self._today())
-        if used + self._reserved.get((team_id, user_id), 0) + images > limit:
+        if used + reserved + images > limit:
             raise QuotaReachedError(limit)
 
     def check_admission(self, team_id: str, user_id: str, images: int) -> None:
         """Raise QueueFullError or QuotaReachedError now when a job would be refused (slot() re-checks)."""
         live = self._live(team_id, user_id, None)  # a database read: no lock held
         with self._lock:
-            jobs = live if live is not None else self._per_user.get((team_id, user_id), 0)
+            jobs = live[0] if live is not None else self._per_user.get((team_id, user_id), 0)
             if jobs >= self.limits.per_user_queue:
                 raise QueueFullError(self.limits.per_user_queue)
-            self._check_quota_locked(team_id, user_id, images)
+            self._check_quota_locked(team_id, user_id, images, live)
 
-    def count(self, team_id: str, user_id: str, images: int) -> None:
-        """Charge images that were generated to the user's day."""
+    def count(self, team_id: str, user_id: str, images: int, job_id: int | None = None) -> None:
+        """Charge images that were generated to the user's day; then job `job_id` reserves none."""
         if self._counters is not None and images > 0:
             self._counters.increment(team_id, user_id, self._today(), images)
+        if job_id is not None and self._jobs is not None:  # only after the increment (see the check)
+            self._jobs.drawn(job_id)
 
     @contextmanager
     def slot(
@@ -137,15 +152,16 @@ class FairUse:
         """Hold one of the global job slots; waits in FIFO order, calling `on_queued(position)` once.
 
         `job_id` is the job's journal row, already written: the cap then counts the user's live jobs
-        with ids up to it in every replica (insert, then count, so racing admissions never exceed it).
+        with ids up to it in every replica, and the quota the images of those before it (insert, then
+        count, so racing admissions never exceed either).
         """
         key, ticket = (team_id, user_id), object()
         live = self._live(team_id, user_id, job_id) if job_id is not None else None  # no lock held
         with self._lock:
-            ahead = live - 1 if live is not None else self._per_user.get(key, 0)  # jobs before this one
+            ahead = live[0] - 1 if live is not None else self._per_user.get(key, 0)  # jobs before this one
             if ahead >= self.limits.per_user_queue:
                 raise QueueFullError(self.limits.per_user_queue)
-            self._check_quota_locked(team_id, user_id, images)
+            self._check_quota_locked(team_id, user_id, images, live)
             self._per_user[key] = self._per_user.get(key, 0) + 1
             self._reserved[key] = self._reserved.get(key, 0) + images
             self._waiting.append(ticket)
@@ -174,8 +190,8 @@ class FairUse:
                     self._waiting.remove(ticket)
                     self._lock.notify_all()
 
-    def _live(self, team_id: str, user_id: str, up_to: int | None) -> int | None:
-        """The user's jobs with a fresh heartbeat in every replica; None without a shared journal."""
+    def _live(self, team_id: str, user_id: str, up_to: int | None) -> tuple[int, int] | None:
+        """The user's jobs with a fresh heartbeat in every replica, and their images; None without one."""
         if self._jobs is None:
             return None
         return self._jobs.live(team_id, user_id, datetime.now(UTC) - self._stale_after, up_to)

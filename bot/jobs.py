@@ -25,8 +25,8 @@ class JobJournal(Protocol):
 
     worker: str
 
-    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
-        """Record a queued job; return its id (one user's ids are committed in increasing order)."""
+    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0) -> int:
+        """Record a queued job that will draw `images`; return its id (a user's ids commit in order)."""
         ...
 
     def start(self, job_id: int) -> bool:
@@ -78,9 +78,9 @@ class JobTracker:
         self._beater: threading.Thread | None = None
 
     @contextmanager
-    def track(self, ref: ThreadRef, user_id: str, retry: str | None) -> Iterator[JobHandle]:
-        """Journal one turn, queued until start(); a fair-use refusal closes it refused, others failed."""
-        handle = JobHandle(self._journal.enqueue(ref, user_id, retry))
+    def track(self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0) -> Iterator[JobHandle]:
+        """Journal a turn drawing `images`, queued until start(); refusals close it refused, errors failed."""
+        handle = JobHandle(self._journal.enqueue(ref, user_id, retry, images))
         with self._lock:
             self._open.add(handle.id)
             self._ensure_beating()

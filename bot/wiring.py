@@ -220,7 +220,7 @@ def assemble_services(
     from storage.settings_store import SqlSettingsStore
 
     sessions = store.sessions
-    journal = SqlJobJournal(sessions, worker_name())  # the per-user cap counts its rows in every replica
+    journal = SqlJobJournal(sessions, worker_name())  # the cap and the quota count its rows in every replica
     return Services(
         conversation=conversation,
         threads=store,

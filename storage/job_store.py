@@ -1,4 +1,4 @@
-"""SqlJobJournal: jobs waiting or running, their heartbeats, the per-user count and interrupted claims."""
+"""SqlJobJournal: jobs waiting or running, their heartbeats, per-user jobs and images, interrupted claims."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ports import JobRecord, ThreadRef
@@ -54,8 +54,10 @@ class SqlJobJournal:
         self._url = bound_url(sessions)
         self.worker = worker
 
-    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
-        """Record a queued job of this worker; return its id (a user's ids commit in increasing order)."""
+    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0) -> int:
+        """Record a queued job of this worker that will draw `images`; return its id (in commit order)."""
+        if images < 0:
+            raise ValueError(f"a job cannot draw {images} images")
         with translated(self._url), self._sessions.begin() as session:
             _lock_user(session, ref.team_id, user_id)
             job = Job(
@@ -66,18 +68,23 @@ class SqlJobJournal:
                 retry=retry,
                 worker=self.worker,
                 state=QUEUED,
+                images=images,
             )
             session.add(job)
             session.flush()
             return job.id
 
-    def live(self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None) -> int:
-        """The user's queued and running jobs (in every replica) that beat since `fresh_after`.
+    def live(
+        self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None
+    ) -> tuple[int, int]:
+        """The user's open jobs in every replica that beat since `fresh_after`, and the images they reserve.
 
-        With `up_to`, only jobs with an id up to it: those admitted before it, and itself.
+        With `up_to`, only jobs with an id up to it (those admitted before it, and itself), and only the
+        images of those before it.
         """
+        images = Job.images if up_to is None else case((Job.id < up_to, Job.images), else_=0)
         query = (
-            select(func.count())
+            select(func.count(), func.coalesce(func.sum(images), 0))
             .select_from(Job)
             .where(
                 Job.state.in_(OPEN),
@@ -89,7 +96,13 @@ class SqlJobJournal:
         if up_to is not None:
             query = query.where(Job.id <= up_to)
         with translated(self._url), self._sessions() as session:
-            return int(session.execute(query).scalar_one())
+            jobs, reserved = session.execute(query).one()
+            return int(jobs), int(reserved)
+
+    def drawn(self, job_id: int) -> None:
+        """The job's images are counted in the user's usage: its row reserves none any more."""
+        with translated(self._url), self._sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(images=0))
 
     def start(self, job_id: int) -> bool:
         """Mark a queued job running; False when it is no longer queued (a replica claimed it)."""

@@ -317,7 +317,10 @@ class Job(Base):
     """A turn admitted: queued, then running until closed; a killed process leaves a trace to report."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_heartbeat_utc", "state", "heartbeat_utc"),)
+    __table_args__ = (
+        Index("ix_jobs_state_heartbeat_utc", "state", "heartbeat_utc"),
+        Index("ix_jobs_team_id_user_id_state", "team_id", "user_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(ID_LENGTH))
@@ -329,3 +332,5 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16))
     started_utc: Mapped[datetime] = _created()
     heartbeat_utc: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # images the job will draw, reserved against the user's daily quota until they are counted
+    images: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

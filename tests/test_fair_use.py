@@ -1,5 +1,5 @@
-"""Fair use: global job slots in FIFO order, the per-user queue cap (shared by replicas over one
-database), and the daily quota on real storage."""
+"""Fair use: global job slots in FIFO order, the per-user queue cap and the daily quota's in-flight
+images (both shared by replicas over one database), and the daily quota on real storage."""
 
 from __future__ import annotations
 
@@ -97,18 +97,28 @@ class Replica:
     tracker: JobTracker
 
 
-def replica(sessions: sessionmaker[Session], cap: int = 2, stale_after_s: float = 120.0) -> Replica:  # noqa: F811
+def replica(
+    sessions: sessionmaker[Session],  # noqa: F811
+    cap: int = 2,
+    stale_after_s: float = 120.0,
+    daily_images: int = 0,
+) -> Replica:
     """A replica whose fair use counts the user's jobs in the database, as bot.wiring builds it."""
     journal = SqlJobJournal(sessions, worker_name())
-    limits = FairUseLimits(max_concurrent_jobs=8, per_user_queue=cap)
-    gate = FairUse(limits, SqlUsageCounters(sessions), jobs=journal, stale_after_s=stale_after_s)
+    limits = FairUseLimits(max_concurrent_jobs=8, per_user_queue=cap, daily_images=daily_images)
+    gate = FairUse(
+        limits, SqlUsageCounters(sessions), today=lambda: DAY, jobs=journal, stale_after_s=stale_after_s
+    )
     return Replica(gate, JobTracker(journal, stale_after_s / 8, stale_after_s))
 
 
 @contextmanager
-def admitted(replica: Replica, user: str) -> Iterator[JobHandle]:
+def admitted(replica: Replica, user: str, images: int = 1) -> Iterator[JobHandle]:
     """One of `user`'s jobs journaled, admitted and running in `replica` (as run_turn does it)."""
-    with replica.tracker.track(REF, user, None) as job, replica.gate.slot("T1", user, 1, job_id=job.id):
+    with (
+        replica.tracker.track(REF, user, None, images) as job,
+        replica.gate.slot("T1", user, images, job_id=job.id),
+    ):
         replica.tracker.start(job)
         yield job
 
@@ -140,10 +150,19 @@ def test_two_replicas_together_admit_at_most_the_cap_for_a_user(sessions: sessio
         each.tracker.close()
 
 
-def test_racing_admissions_over_two_replicas_let_exactly_the_cap_in(
+@pytest.mark.parametrize(
+    ("cap", "daily_images", "refusal", "limit"),
+    [(2, 0, QueueFullError, 2), (8, 4, QuotaReachedError, 4)],
+    ids=["cap-2-jobs", "quota-4-images"],
+)
+def test_racing_admissions_over_two_replicas_let_exactly_the_limit_in(
     sessions: sessionmaker[Session],  # noqa: F811
+    cap: int,
+    daily_images: int,
+    refusal: type[Exception],
+    limit: int,
 ) -> None:
-    a, b = replica(sessions), replica(sessions)
+    a, b = (replica(sessions, cap=cap, daily_images=daily_images) for _ in range(2))
     attempts = 8
     start = threading.Barrier(attempts)
     release = threading.Event()
@@ -155,7 +174,7 @@ def test_racing_admissions_over_two_replicas_let_exactly_the_cap_in(
             with admitted(side, "U1"):
                 outcomes.append("admitted")
                 release.wait(10)  # hold the job until every attempt has its answer
-        except QueueFullError:
+        except refusal:
             outcomes.append("refused")
 
     threads = [threading.Thread(target=attempt, args=((a, b)[n % 2],)) for n in range(attempts)]
@@ -168,9 +187,10 @@ def test_racing_admissions_over_two_replicas_let_exactly_the_cap_in(
     release.set()
     for thread in threads:
         thread.join(10)
-    # insert, then count the user's live jobs up to mine: the two first in the database get in, none more
-    assert Counter(outcomes) == Counter(admitted=2, refused=attempts - 2) and admitted_now == 2
-    assert states(sessions) == Counter(done=2, refused=attempts - 2)
+    # insert, then count the user's live jobs (or their images) before mine: the first in the database
+    # get in, up to the limit, none more
+    assert Counter(outcomes) == Counter(admitted=limit, refused=attempts - limit) and admitted_now == limit
+    assert states(sessions) == Counter(done=limit, refused=attempts - limit)
     for each in (a, b):
         each.tracker.close()
 
@@ -192,4 +212,69 @@ def test_a_dead_replicas_jobs_stop_counting_once_their_heartbeat_is_stale(
         with pytest.raises(QueueFullError):
             alive.gate.check_admission("T1", "U1", 1)
     assert [job.user_id for job in alive.tracker.interrupted()] == ["U1", "U1"]  # reported, queued or not
+    alive.tracker.close()
+
+
+def reserved(sessions: sessionmaker[Session], job_id: int) -> int:  # noqa: F811
+    """The images a job's row reserves."""
+    with sessions() as session:
+        return session.get_one(Job, job_id).images
+
+
+def test_two_replicas_share_the_daily_quotas_in_flight_images(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    a, b = (replica(sessions, cap=3, daily_images=4) for _ in range(2))
+    with admitted(a, "U1", images=3) as drawing:  # 3 images reserved in replica A, none counted yet
+        with pytest.raises(QuotaReachedError, match="today's 4 images"):
+            b.gate.check_admission("T1", "U1", 2)  # the early check sees A's reservation: 3 + 2 > 4
+        with pytest.raises(QuotaReachedError), admitted(b, "U1", images=2):
+            pytest.fail("2 more images admitted over A's 3 in flight")
+        b.gate.check_admission("T2", "U1", 4)  # the same user id in another team has their own quota
+        with admitted(b, "U1", images=1) as one:  # 3 + 1 fits
+            with pytest.raises(QuotaReachedError):
+                a.gate.check_admission("T1", "U1", 1)  # A sees B's reservation too: 3 + 1 + 1 > 4
+            b.gate.count("T1", "U1", 1, one.id)
+        a.gate.count("T1", "U1", 3, drawing.id)  # A's images are drawn and counted; A still uploads
+        assert reserved(sessions, drawing.id) == 0  # counted once: in the usage counters, not its row
+        for gate in (a.gate, b.gate):
+            with pytest.raises(QuotaReachedError):
+                gate.check_admission("T1", "U1", 1)
+    for gate in (a.gate, b.gate):  # every job closed: the total of 4 drawn is still enforced
+        with pytest.raises(QuotaReachedError):
+            gate.check_admission("T1", "U1", 1)
+    with pytest.raises(QuotaReachedError), admitted(a, "U1", images=1):
+        pytest.fail("a fifth image admitted")
+    assert SqlUsageCounters(sessions).get("T1", "U1", DAY) == 4
+    assert states(sessions) == Counter(done=2, refused=2)
+    for each in (a, b):
+        each.tracker.close()
+
+
+def test_a_job_counted_while_it_still_runs_is_not_counted_twice(sessions: sessionmaker[Session]) -> None:  # noqa: F811
+    a, b = (replica(sessions, cap=3, daily_images=4) for _ in range(2))
+    with admitted(a, "U1", images=3) as drawing:
+        a.gate.count("T1", "U1", 3, drawing.id)  # drawn and counted; the job is still posting them
+        with admitted(b, "U1", images=1):  # 3 used + 0 reserved + 1 = 4: admitted (3 + 3 + 1 would not be)
+            pass
+    for each in (a, b):
+        each.tracker.close()
+
+
+def test_a_dead_replicas_reservation_lapses_once_its_heartbeat_is_stale(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    dead = SqlJobJournal(sessions, "host:1:dead")  # a process killed while a 3-image job waited
+    dead.enqueue(REF, "U1", None, 3)
+    alive = replica(sessions, cap=3, stale_after_s=0.5, daily_images=4)
+    with pytest.raises(QuotaReachedError):
+        alive.gate.check_admission("T1", "U1", 2)
+    with pytest.raises(QuotaReachedError), admitted(alive, "U1", images=2):
+        pytest.fail("admitted while the dead replica's reservation was still fresh")
+    time.sleep(0.6)  # longer than the stale age: nobody beats the dead replica's job
+    with admitted(alive, "U1", images=2):
+        time.sleep(0.6)  # this replica's heartbeat keeps its own reservation past the stale age
+        with pytest.raises(QuotaReachedError):
+            alive.gate.check_admission("T1", "U1", 3)
+        alive.gate.check_admission("T1", "U1", 2)
+    [interrupted] = alive.tracker.interrupted()
+    assert interrupted.worker == "host:1:dead"
     alive.tracker.close()

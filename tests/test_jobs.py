@@ -96,6 +96,30 @@ def test_a_queued_job_whose_process_died_is_claimed_like_a_running_one(
     assert not dead.start(queued)  # too late to start: it was reported as interrupted
 
 
+def test_the_journal_counts_a_users_open_fresh_jobs_and_the_images_they_reserve(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    journal = SqlJobJournal(sessions, worker_name())
+    tracker = JobTracker(journal, heartbeat_s=1, stale_after_s=5)
+    fresh = datetime.now(UTC) - timedelta(seconds=5)
+    with tracker.track(REF, "U1", None, 1):  # closed as done: neither counted nor reserving
+        pass
+    first, second = journal.enqueue(REF, "U1", None, 3), journal.enqueue(REF, "U1", None, 2)
+    journal.enqueue(REF, "U2", None, 4)  # another user
+    journal.enqueue(ThreadRef("T2", "C1", "1.2"), "U1", None, 4)  # the same user id in another team
+    assert journal.live("T1", "U1", fresh) == (2, 5)
+    assert journal.live("T1", "U1", fresh, up_to=second) == (2, 3)  # itself counted, its images not
+    assert journal.live("T1", "U1", fresh, up_to=first) == (1, 0)
+    assert journal.live("T1", "U1", datetime.now(UTC) + timedelta(seconds=1)) == (0, 0)  # none fresh
+    journal.drawn(first)  # its images are counted in the usage counters: it still runs, reserving none
+    assert journal.live("T1", "U1", fresh) == (2, 2)
+    journal.finish(second)
+    assert journal.live("T1", "U1", fresh) == (1, 0)
+    with pytest.raises(ValueError, match="cannot draw -1 images"):
+        journal.enqueue(REF, "U1", None, -1)
+    tracker.close()
+
+
 def test_turns_of_one_thread_run_one_at_a_time_in_arrival_order() -> None:
     sequencer = ThreadSequencer()
     order: list[int] = []

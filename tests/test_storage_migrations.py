@@ -213,7 +213,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         primary_key=("team_id", "event_id"),
         indexes={"ix_processed_events_team_id_created_utc": (("team_id", "created_utc"), False)},
     ),
-    # turns in progress; the recovery scan reads them by state and heartbeat across teams
+    # turns in progress; the recovery scan reads them by state and heartbeat across teams, admission
+    # counts a user's open jobs and the images they reserve
     "jobs": _table(
         {
             "id": ("int", NOT_NULL),
@@ -226,9 +227,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "state": ("str(16)", NOT_NULL),
             "started_utc": ("datetime", NOT_NULL),
             "heartbeat_utc": ("datetime", NOT_NULL),
+            "images": ("int", NOT_NULL),
         },
         primary_key=("id",),
-        indexes={"ix_jobs_state_heartbeat_utc": (("state", "heartbeat_utc"), False)},
+        indexes={
+            "ix_jobs_state_heartbeat_utc": (("state", "heartbeat_utc"), False),
+            "ix_jobs_team_id_user_id_state": (("team_id", "user_id", "state"), False),
+        },
     ),
     # slack_sdk's SQLAlchemy installation and state stores (OAuth installs), keyed by client_id, not team
     "slack_installations": _table(
@@ -341,7 +346,7 @@ def schema_of(bind: Engine) -> dict[str, dict[str, Any]]:
 
 
 def test_blank_database_migrates_to_exactly_the_expected_schema(engine: Engine) -> None:  # noqa: F811
-    assert current_revision(engine) == head_revision() == "0003"
+    assert current_revision(engine) == head_revision() == "0004"
     assert schema_of(engine) == EXPECTED
 
 
@@ -356,7 +361,7 @@ def test_models_match_the_migrated_schema(engine: Engine) -> None:  # noqa: F811
 
 def test_every_table_but_workspaces_is_indexed_by_team_first() -> None:
     for table, shape in EXPECTED.items():
-        if table in ("alembic_version", "workspaces", "jobs", *SLACK_OAUTH_TABLES):
+        if table in ("alembic_version", "workspaces", *SLACK_OAUTH_TABLES):
             continue
         leading = [
             shape["primary_key"],
@@ -374,14 +379,39 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine) -> None:  # noqa: F
     migrate(engine)
     assert schema_of(engine) == EXPECTED
     migrate(engine)  # at head already: a no-op
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
+
+
+def test_jobs_already_there_reserve_no_images_and_keep_their_rows_on_downgrade(
+    engine: Engine,  # noqa: F811
+) -> None:
+    downgrade(engine, "0003")
+    assert "images" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    row = "'T1', 'C1', '1.2', 'U1', 'w', 'running', '2026-11-27 10:00:00', '2026-11-27 10:00:00'"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO jobs (team_id, channel_id, thread_ts, user_id, worker, state, started_utc,"
+                f" heartbeat_utc) VALUES ({row})"
+            )
+        )
+    migrate(engine)  # 0004 adds jobs.images: 0 for the job already there
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT user_id, images FROM jobs")).all() == [("U1", 0)]
+    downgrade(engine, "0003")  # and back: the column and its index go, the row stays
+    assert "ix_jobs_team_id_user_id_state" not in {i["name"] for i in inspect(engine).get_indexes("jobs")}
+    assert "ix_jobs_state_heartbeat_utc" in {i["name"] for i in inspect(engine).get_indexes("jobs")}
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT user_id, state FROM jobs")).all() == [("U1", "running")]
+    migrate(engine)
+    assert schema_of(engine) == EXPECTED
 
 
 def test_migrate_accepts_a_url(db_url: str) -> None:  # noqa: F811
     migrate(db_url)
     checked = create_db_engine(db_url)
     try:
-        assert current_revision(checked) == "0003"
+        assert current_revision(checked) == "0004"
     finally:
         checked.dispose()
 
@@ -412,7 +442,7 @@ def test_alembic_cli_config_reads_the_bot_database_setting(
             logger.setLevel(level)
     migrated = create_db_engine(f"sqlite:///{tmp_path / 'state' / 'imagine.db'}")
     try:
-        assert current_revision(migrated) == "0003"
+        assert current_revision(migrated) == "0004"
     finally:
         migrated.dispose()
 

@@ -172,12 +172,12 @@ def run_turn(
     try:  # one turn at a time per thread (arrival order); journaled (queued) before the fair-use checks
         with (
             services.sequencer.turn(ref),
-            _journal(services, ref, user_id, retry) as job,
+            _journal(services, ref, user_id, retry, images) as job,
             services.fair_use.slot(team_id, user_id, images, queued, job.id or None),  # 0: no journal
         ):
             if services.jobs is not None:
                 services.jobs.start(job)
-            result = _run(client, services, target, operation, requester, status, retry)
+            result = _run(client, services, target, operation, requester, status, retry, job.id or None)
             job.failed = result is None
             return result
     except (QueueFullError, QuotaReachedError) as exc:
@@ -192,12 +192,12 @@ def run_turn(
 
 
 def _journal(
-    services: Services, ref: ThreadRef, user_id: str, retry: str | None
+    services: Services, ref: ThreadRef, user_id: str, retry: str | None, images: int
 ) -> AbstractContextManager[JobHandle]:
-    """The job journal around one turn (nothing when the services have no journal)."""
+    """The job journal around one turn drawing `images` (nothing when the services have no journal)."""
     if services.jobs is None:
         return nullcontext(JobHandle(0))
-    return services.jobs.track(ref, user_id, retry)
+    return services.jobs.track(ref, user_id, retry, images)
 
 
 def _run(
@@ -208,6 +208,7 @@ def _run(
     requester: Requester,
     status: list[str | None],
     retry: str | None,
+    job_id: int | None,
 ) -> TurnResult | None:
     """Run the operation holding a slot; `status[0]` is the status line's ts (deleted by the caller)."""
     if status[0] is None:
@@ -220,7 +221,7 @@ def _run(
 
     try:
         result = operation(show_hits)
-        services.fair_use.count(requester.team_id, requester.user_id, len(result.images))
+        services.fair_use.count(requester.team_id, requester.user_id, len(result.images), job_id)
         _set_status(client, services, target, status[0], "upload")
         post_result(client, target, result, lambda: _delete(client, services, target, status[0]))
         status[0] = None
