@@ -264,7 +264,7 @@ def not_in_channel(channel_id: str, bot_name: str) -> Message:
 def queued(position: int) -> Message:
     """The visible 'queued, position N' notice."""
     where = "You're next in the queue" if position <= 1 else f"Queued, position *{position}*"
-    return message([context(f":hourglass: {where}. Your job will start shortly.")])
+    return message([context(f":hourglass: {where}. Your job will start shortly.", block_id="status")])
 
 
 def quota_reached(limit: int) -> Message:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.ports import JobRecord
 from bot.services import Services
 
 logger = logging.getLogger(__name__)
+STATUS_CLOCK_SLACK_S = 5.0  # Slack's ts and the database's clock may differ a little
 INTERRUPTED = (
     "I was restarted while working on this, so it did not finish "
     "(it does not count against your images today)."
@@ -56,6 +59,7 @@ def report_interrupted(services: Services, client_for: ClientFor) -> int:
         )
         if client is None:
             continue
+        remove_status_line(client, job)
         notice = blocks.error_message(INTERRUPTED, job.retry)
         try:
             client.chat_postMessage(
@@ -68,6 +72,21 @@ def report_interrupted(services: Services, client_for: ClientFor) -> int:
         except SlackApiError as exc:
             logger.warning("could not report job %s: %s", job.id, exc.response.get("error"))
     return reported
+
+
+def remove_status_line(client: WebClient, job: JobRecord) -> None:
+    """Delete the dead turn's "Drawing…" or "Queued" line: the app's first status line since the job began."""
+    since = (job.started_utc or datetime.now(UTC)).replace(tzinfo=UTC).timestamp() - STATUS_CLOCK_SLACK_S
+    try:
+        bot_id = client.auth_test().get("bot_id")
+        replies = client.conversations_replies(channel=job.ref.channel_id, ts=job.ref.thread_ts, limit=200)
+        for message in replies.get("messages") or []:
+            ids = {block.get("block_id") for block in message.get("blocks") or [] if isinstance(block, dict)}
+            if "status" in ids and message.get("bot_id") == bot_id and float(message["ts"]) >= since:
+                client.chat_delete(channel=job.ref.channel_id, ts=message["ts"])
+                return
+    except (SlackApiError, KeyError, TypeError, ValueError) as exc:  # a courtesy: the notice still goes out
+        logger.info("could not remove the status line of job %s: %s", job.id, exc)
 
 
 class RecoveryLoop:

@@ -10,6 +10,7 @@ import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import select, update
@@ -37,6 +38,11 @@ def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
     small_index: Path, tmp_path: Path
 ) -> None:
     check_a_kill_mid_turn_is_reported_and_retried(small_index, tmp_path)
+
+
+def status_lines(thread: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The status lines ("Drawing…", "Queued") in a thread."""
+    return [m for m in thread if "status" in [b.get("block_id") for b in m.get("blocks") or []]]
 
 
 def check_a_kill_mid_turn_is_reported_and_retried(
@@ -79,11 +85,13 @@ def check_a_kill_mid_turn_is_reported_and_retried(
         release.set()
         thread = json.dumps(slack.messages(GENERAL, root_ts))
         assert "hit_1" in thread and not _results(slack, root_ts)
+        assert len(status_lines(slack.messages(GENERAL, root_ts))) == 1  # left behind by the killed process
         with serving(env) as port:
             notices = _until(
                 lambda: [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)], 30
             )
             assert len(notices) == 1
+            assert not status_lines(slack.messages(GENERAL, root_ts))  # the dead turn's "Drawing…" is gone
             retry = next(
                 e["value"]
                 for block in notices[0]["blocks"]
