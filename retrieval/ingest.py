@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from retrieval.blas import single_threaded_blas
 from retrieval.cleaning import clean_prompt, collapse_near_duplicates, dedupe_key, point_id
 from retrieval.ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
 from retrieval.safety import SafetyClassifier
@@ -201,7 +205,7 @@ class VectorScreen(Protocol):
         """Whether it was built for this embedding model."""
         ...
 
-    def screen(self, vectors: Sequence[Sequence[float]]) -> list[tuple[float, bool]]:
+    def screen(self, vectors: npt.NDArray[np.float32]) -> list[tuple[float, bool]]:
         """(score, flagged) for each vector."""
         ...
 
@@ -214,7 +218,9 @@ def _flag_by_vectors(
     summary: IngestSummary,
 ) -> list[int]:
     """Score the batch's vectors with every screen and mark unsafe payloads; returns positions to store."""
-    results = [screen.screen(dense) for screen in screens]
+    with single_threaded_blas():  # keeps BLAS threads from spinning against the embedder's
+        matrix = np.asarray(dense, dtype=np.float32)  # once for every screen
+        results = [screen.screen(matrix) for screen in screens]
     keep: list[int] = []
     for position, (_, payload) in enumerate(batch):
         flagged_now = []

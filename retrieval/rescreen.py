@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from retrieval.errors import IndexMissingError
 from retrieval.ingest import VectorScreen
 from retrieval.ports import IndexPoint, IndexSpec, PromptIndex
@@ -186,7 +188,7 @@ class _Run:
         with_vector = [i for i, point in enumerate(points) if len(point.dense) == self._dimension]
         per_point: list[list[ScreenResult]] = [[] for _ in points]
         if with_vector and self._screens:
-            vectors = [points[i].dense for i in with_vector]
+            vectors = np.asarray([points[i].dense for i in with_vector], dtype=np.float32)
             for screen in self._screens:
                 for i, (score, flagged) in zip(with_vector, screen.screen(vectors), strict=True):
                     per_point[i].append((screen, score, flagged))
