@@ -1,4 +1,4 @@
-"""Single-threaded BLAS for the small matrix products that run between embedding calls.
+"""Single-threaded BLAS while ingest embeds: its small matrix products run between embedding calls.
 
 numpy's OpenBLAS threads keep spinning for a while after a product; interleaved with onnxruntime's own
 threads on a 2-core machine they slowed the embedding calls of ingest by 6-10 % (bench_ingest: the

@@ -218,9 +218,8 @@ def _flag_by_vectors(
     summary: IngestSummary,
 ) -> list[int]:
     """Score the batch's vectors with every screen and mark unsafe payloads; returns positions to store."""
-    with single_threaded_blas():  # keeps BLAS threads from spinning against the embedder's
-        matrix = np.asarray(dense, dtype=np.float32)  # once for every screen
-        results = [screen.screen(matrix) for screen in screens]
+    matrix = np.asarray(dense, dtype=np.float32)  # once for every screen
+    results = [screen.screen(matrix) for screen in screens]
     keep: list[int] = []
     for position, (_, payload) in enumerate(batch):
         flagged_now = []
@@ -320,9 +319,10 @@ class Ingestor:
         todo = self._not_yet_indexed(prepared, summary)
         todo.sort(key=lambda item: len(item[1]["prompt"]))  # similar lengths batch with little padding
         progress.stage("Embedding", len(todo))
-        for start in range(0, len(todo), UPSERT_BATCH):
-            self._embed_and_upsert(todo[start : start + UPSERT_BATCH], options, summary)
-            progress.advance(len(todo[start : start + UPSERT_BATCH]))
+        with single_threaded_blas():  # the screens' products must not leave BLAS threads spinning
+            for start in range(0, len(todo), UPSERT_BATCH):
+                self._embed_and_upsert(todo[start : start + UPSERT_BATCH], options, summary)
+                progress.advance(len(todo[start : start + UPSERT_BATCH]))
         if options.build_index:
             progress.stage("Building HNSW")
             finalize_started = time.perf_counter()
