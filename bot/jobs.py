@@ -18,6 +18,7 @@ from bot.ports import JobRecord, ThreadRef
 
 logger = logging.getLogger(__name__)
 Outcome = Literal["done", "failed", "refused"]
+JOB_RETENTION = timedelta(days=7)  # finished jobs are kept this long for operators, then purged
 
 
 class JobJournal(Protocol):
@@ -47,6 +48,10 @@ class JobJournal(Protocol):
 
     def claim_interrupted(self, job_id: int) -> bool:
         """Mark a stale job interrupted; True for the one caller that wins."""
+        ...
+
+    def purge(self, finished_before: datetime, limit: int = 1000) -> int:
+        """Delete closed and interrupted jobs last seen before the cutoff; return how many."""
         ...
 
 
@@ -112,6 +117,10 @@ class JobTracker:
         """Claim jobs whose process stopped beating; each is returned to exactly one replica."""
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.stale_after_s)
         return [job for job in self._journal.stale(cutoff) if self._journal.claim_interrupted(job.id)]
+
+    def purge_finished(self, now: datetime | None = None) -> int:
+        """Forget jobs that finished more than JOB_RETENTION ago (the journal would otherwise only grow)."""
+        return self._journal.purge((now or datetime.now(UTC)) - JOB_RETENTION)
 
     def close(self) -> None:
         """Stop the heartbeat thread."""

@@ -114,6 +114,8 @@ class RecoveryLoop:
         while True:
             try:
                 report_interrupted(self._services, self._client_for)
+                if self._services.jobs is not None:
+                    self._services.jobs.purge_finished()
             except Exception:
                 logger.exception("the interrupted-job scan failed; trying again later")
             if self._stop.wait(self._interval_s):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, case, func, select, update
+from sqlalchemy import CursorResult, case, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ports import JobRecord, ThreadRef
@@ -160,3 +160,18 @@ class SqlJobJournal:
                 update(Job).where(Job.id == job_id, Job.state.in_(OPEN)).values(state=INTERRUPTED)
             )
             return cast(CursorResult[Any], result).rowcount == 1
+
+    def purge(self, finished_before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` closed or interrupted jobs whose last heartbeat is older than the cutoff."""
+        finished = (*CLOSED, INTERRUPTED)
+        oldest = (
+            select(Job.id)
+            .where(Job.state.in_(finished), Job.heartbeat_utc < finished_before)
+            .order_by(Job.id)
+            .limit(limit)
+        )
+        with translated(self._url), self._sessions.begin() as session:
+            ids = list(session.scalars(oldest))
+            if ids:
+                session.execute(delete(Job).where(Job.id.in_(ids)))
+            return len(ids)

@@ -41,6 +41,24 @@ def test_a_job_whose_process_died_is_claimed_once(sessions: sessionmaker[Session
     assert second.interrupted(later) == []  # another replica does not report it again
 
 
+def test_finished_jobs_are_purged_after_the_retention_and_open_ones_never(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    journal = SqlJobJournal(sessions, worker_name())
+    tracker = JobTracker(journal, heartbeat_s=1, stale_after_s=5)
+    with tracker.track(REF, "U1", None):
+        pass  # done
+    open_id = journal.enqueue(REF, "U2", None)
+    dead_id = SqlJobJournal(sessions, "host:1:dead").enqueue(REF, "U3", None)
+    assert journal.claim_interrupted(dead_id)  # as recovery does once its heartbeat is stale
+    assert tracker.purge_finished() == 0  # nothing is older than the retention yet
+    later = datetime.now(UTC) + timedelta(seconds=10)
+    assert journal.purge(later) == 2  # the done job and the interrupted one
+    with sessions() as session:
+        assert [job.id for job in session.query(Job).order_by(Job.id)] == [open_id]  # open: never purged
+    tracker.close()
+
+
 def test_the_heartbeat_keeps_a_long_job_alive(sessions: sessionmaker[Session]) -> None:  # noqa: F811
     tracker = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=0.05, stale_after_s=0.5)
     watcher = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=0.05, stale_after_s=0.5)
