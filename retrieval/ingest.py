@@ -6,7 +6,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -210,6 +210,33 @@ class VectorScreen(Protocol):
         ...
 
 
+def applicable_screens(
+    spec: IndexSpec,
+    embedding_classifier: EmbeddingSafetyClassifier | Literal["packaged"] | None = "packaged",
+    exemplars: SafetyExemplars | Literal["packaged"] | None = "packaged",
+) -> list[VectorScreen]:
+    """The vector screens (the packaged ones unless given; None = skip) that fit the embedding model."""
+    chosen: list[VectorScreen] = []
+    if embedding_classifier is not None:
+        chosen.append(
+            EmbeddingSafetyClassifier.load() if embedding_classifier == "packaged" else embedding_classifier
+        )
+    if exemplars is not None:
+        chosen.append(SafetyExemplars.load() if exemplars == "packaged" else exemplars)
+    fitting: list[VectorScreen] = []
+    for screen in chosen:
+        if screen.applies_to(spec.embed_model, spec.dimension):
+            fitting.append(screen)
+        else:
+            logger.info(
+                "%s safety screen was built for %s, not %s: skipped",
+                screen.label,
+                screen.model_id,
+                spec.embed_model,
+            )
+    return fitting
+
+
 def _flag_by_vectors(
     batch: list[tuple[str, dict[str, Any]]],
     dense: Sequence[Sequence[float]],
@@ -261,28 +288,8 @@ class Ingestor:
         self._sparse = sparse
         self._index = index
         self._classifier = classifier or SafetyClassifier()
-        chosen = (
-            self._resolve(embedding_classifier, EmbeddingSafetyClassifier.load),
-            self._resolve(exemplars, SafetyExemplars.load),
-        )
-        self._screens = [screen for screen in chosen if screen is not None]
-
-    def _resolve(
-        self, choice: VectorScreen | Literal["packaged"] | None, load: Callable[[], VectorScreen]
-    ) -> VectorScreen | None:
-        """The screen to apply, or None when there is none for this embedding model."""
-        if choice is None:
-            return None
-        found = load() if choice == "packaged" else choice
-        if found.applies_to(self._embedder.model_id, self._embedder.dimension):
-            return found
-        logger.info(
-            "%s safety screen was built for %s, not %s: skipped",
-            found.label,
-            found.model_id,
-            self._embedder.model_id,
-        )
-        return None
+        spec = IndexSpec(embedder.model_id, embedder.dimension)
+        self._screens = applicable_screens(spec, embedding_classifier, exemplars)
 
     def ingest_files(
         self, paths: Sequence[Path], options: IngestOptions, progress: IngestProgress | None = None

@@ -5,8 +5,8 @@ embedding classifier, new known-unsafe exemplars) keeps its old flags. Rescreeni
 point's safety fields exactly as ingest writes them (`safe`, `flagged_by`, the lexicon's `nsfw_score` and
 `nsfw_categories`, and each vector screen's score under its payload key), using the stored dense vector
 (no re-embedding), and writes back only the points whose fields changed. Screens that are not run here
-(not configured, or built for another embedding model) cannot be re-checked, so their flags are kept:
-rescreening never unflags a prompt on a screen it did not run.
+(not configured, or built for another embedding model: `applicable_screens` skips them) cannot be
+re-checked, so their flags are kept: rescreening never unflags a prompt on a screen it did not run.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from retrieval.errors import IndexMissingError
-from retrieval.ingest import VectorScreen
-from retrieval.ports import IndexPoint, IndexSpec, PromptIndex
+from retrieval.ingest import VectorScreen, applicable_screens
+from retrieval.ports import IndexPoint, PromptIndex
 from retrieval.safety import SafetyClassifier, SafetyVerdict
-from retrieval.safety_embedding import EmbeddingSafetyClassifier
-from retrieval.safety_exemplars import SafetyExemplars
 
 __all__ = ["RescreenSummary", "Rescreened", "applicable_screens", "rescreen_index", "rescreen_payload"]
 
@@ -90,33 +88,6 @@ class Rescreened:
     changed: bool
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-
-
-def applicable_screens(
-    spec: IndexSpec,
-    embedding_classifier: EmbeddingSafetyClassifier | Literal["packaged"] | None = "packaged",
-    exemplars: SafetyExemplars | Literal["packaged"] | None = "packaged",
-) -> list[VectorScreen]:
-    """The vector screens (the packaged ones unless given) that fit the index's embedding model."""
-    chosen: list[VectorScreen] = []
-    if embedding_classifier is not None:
-        chosen.append(
-            EmbeddingSafetyClassifier.load() if embedding_classifier == "packaged" else embedding_classifier
-        )
-    if exemplars is not None:
-        chosen.append(SafetyExemplars.load() if exemplars == "packaged" else exemplars)
-    fitting: list[VectorScreen] = []
-    for screen in chosen:
-        if screen.applies_to(spec.embed_model, spec.dimension):
-            fitting.append(screen)
-        else:
-            logger.info(
-                "%s safety screen was built for %s, not %s: skipped (its flags are kept)",
-                screen.label,
-                screen.model_id,
-                spec.embed_model,
-            )
-    return fitting
 
 
 def _stored_labels(payload: dict[str, Any]) -> list[str]:
