@@ -330,12 +330,21 @@ def _median(rows: list[dict[str, Any]], key: str) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def _session_medians(part: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Median first-answer seconds and peak RSS of the baseline's and our sessions (b, ours, b, ours)."""
+    bs, os_ = part["baseline_sessions"], part["ours_sessions"]
+    return (
+        _median(bs, "process_s"),
+        _median(os_, "process_s"),
+        _median(bs, "peak_rss_mb"),
+        _median(os_, "peak_rss_mb"),
+    )
+
+
 def baseline_summary(b: dict[str, Any]) -> str:
     """Headline of bench_baseline: the AWS sample's pipeline vs ours."""
     prep, ingest = b["baseline_prep"], b["ours_ingest"]
-    bs, os_ = b["baseline_sessions"], b["ours_sessions"]
-    first_b, first_o = _median(bs, "process_s"), _median(os_, "process_s")
-    rss_b, rss_o = _median(bs, "peak_rss_mb"), _median(os_, "peak_rss_mb")
+    first_b, first_o, rss_b, rss_o = _session_medians(b)
     return (
         f"\n* **AWS sample vs ours** on the first {prep['rows']:,} library rows, same MiniLM embedder: the "
         f"sample's O(n²) Levenshtein dedupe took {prep['dedupe_s']:.0f} s ({prep['levenshtein_calls']:,} "
@@ -351,9 +360,7 @@ def _whole_library_summary(whole: dict[str, Any] | None) -> str:
     """The baseline's per-session path measured over the whole library (bench_baseline --whole-library)."""
     if not whole:
         return ""
-    bs, os_ = whole["baseline_sessions"], whole["ours_sessions"]
-    first_b, first_o = _median(bs, "process_s"), _median(os_, "process_s")
-    rss_b, rss_o = _median(bs, "peak_rss_mb"), _median(os_, "peak_rss_mb")
+    first_b, first_o, rss_b, rss_o = _session_medians(whole)
     return (
         f" At the whole library ({whole['baseline_prep']['rows']:,} rows; the baseline without its dedupe, "
         f"re-embedding {whole['baseline_prep']['filtered']:,} prompts per session): first answer median "
