@@ -33,7 +33,16 @@ from common import (
     setup_logging,
     write_outputs,
 )
-from train_safety import I2P_FILE, SPLIT_TEXT, embed_all, file_sha256, library_bucket, load_i2p, load_library
+from train_safety import (
+    I2P_FILE,
+    SPLIT_TEXT,
+    embed_all,
+    file_sha256,
+    library_bucket,
+    load_i2p,
+    load_library,
+    rate,
+)
 
 from retrieval.safety import SafetyClassifier
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
@@ -42,11 +51,6 @@ from retrieval.safety_exemplars import SafetyExemplars
 logger = logging.getLogger("train_safety_exemplars")
 EXEMPLARS_OUT = REPO / "retrieval" / "data" / "safety_exemplars.npz"
 GRID = tuple(round(0.70 + 0.01 * i, 2) for i in range(26))
-
-
-def rate(flags: np.ndarray) -> float:
-    """Share of True values (0 for none)."""
-    return float(flags.mean()) if len(flags) else 0.0
 
 
 def pick_threshold(sims: FloatArray, already: np.ndarray, budget: float) -> float:
