@@ -23,11 +23,13 @@ $(VENV)/.installed: pyproject.toml
 	  assert len(E().embed_query('offline model check')) == 384"
 	touch $@
 
-# Ingest (idempotent: a second run only checks), one search, then the main event: a scripted Slack
+# Ingest (idempotent: a second run only checks), rescreen (an index kept from an older version gets
+# today's safety flags; 6 s when nothing changed), one search, then the main event: a scripted Slack
 # conversation through the real app against the sandbox workspace, printed as a transcript; the images
 # and transcript.txt land in $(DEMO_OUT).
 demo: setup
 	$(BIN)/imagine-bot ingest "$(LIBRARY)"
+	$(BIN)/imagine-bot index rescreen
 	$(BIN)/imagine-bot search "$(IDEA)" -k 3
 	$(BIN)/imagine-bot demo --idea "$(IDEA)" --out "$(DEMO_OUT)"
 
