@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 if TYPE_CHECKING:
     from bot.sandbox.slack_api import FakeSlackApi
@@ -19,6 +20,12 @@ SHARED_DATA = Path(
 )
 LIBRARY = SHARED_DATA / "sd_prompts_real_users.parquet"
 I2P = SHARED_DATA / "sd_prompts_i2p_inappropriate.parquet"
+
+# CI (`.ci/run`) draws the same examples every run, so a red run is a regression, not a lucky draw;
+# local runs keep exploring at random and print the blob that replays what they find.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
 
 
 @pytest.fixture(autouse=True)

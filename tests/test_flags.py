@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.flags import (
     FLAG_NAMES,
+    MAX_CANDIDATES,
     MAX_IDEA_CHARS,
+    MAX_IMAGES,
     MODEL_ALIASES,
     FlagError,
     clean_text,
@@ -69,6 +71,8 @@ def test_bad_flags_are_named(text: str, flag: str) -> None:
 
 
 @given(st.text(max_size=300))
+@example("--AVATAR")  # an avatar brainstorm draws 2..9 candidates, not 1..4 images (a CI find)
+@example("robots --avatar --n 9")
 def test_any_text_parses_or_raises_flag_error(text: str) -> None:
     try:
         command = parse_imagine(text)
@@ -78,7 +82,8 @@ def test_any_text_parses_or_raises_flag_error(text: str) -> None:
         assert not any(token.lower() in FLAG_NAMES for token in command.idea.split())
         assert command.idea == command.idea.strip() and len(command.idea) <= MAX_IDEA_CHARS
         assert not any(ord(char) < 32 or ord(char) == 127 for char in command.idea)
-        assert 1 <= command.options.count <= 4
+        low, high = (2, MAX_CANDIDATES) if command.avatar else (1, MAX_IMAGES)
+        assert low <= command.options.count <= high
 
 
 @pytest.mark.parametrize(
