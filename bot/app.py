@@ -24,6 +24,7 @@ from bot.listeners import register_listeners
 from bot.log_redaction import install_log_redaction
 from bot.oauth import build_oauth_settings, engine_of
 from bot.services import Services
+from bot.shutdown import DrainingExecutor
 from bot.slack_settings import SlackSettings
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,14 @@ def slack_retry_handlers() -> list[RetryHandler]:
     ]
 
 
-def build_app(settings: SlackSettings, services: Services, *, engine: Engine | None = None) -> App:
-    """A Bolt app (HTTP mode, acks before slow work); with SLACK_CLIENT_ID, installs are kept via `engine`."""
+def build_app(
+    settings: SlackSettings,
+    services: Services,
+    *,
+    engine: Engine | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> App:
+    """A Bolt app acking before slow work (run on `executor`); OAuth installs are kept via `engine`."""
     install_log_redaction(settings.bot_token, settings.signing_secret, settings.client_secret)
     oauth_settings = None
     token = None
@@ -62,10 +69,15 @@ def build_app(settings: SlackSettings, services: Services, *, engine: Engine | N
         oauth_settings=oauth_settings,
         process_before_response=True,
         logger=services.logger,
-        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener"),
+        listener_executor=executor or listener_executor(),
     )
     register_listeners(app, services)
     return app
+
+
+def listener_executor() -> DrainingExecutor:
+    """The threads lazy listeners (the turns) run on; serve drains them before it stops."""
+    return DrainingExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener")
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bot.settings import Settings, SettingsError
+from bot.shutdown import StopSignals, drain_turns
 from bot.socket_mode import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, connection_count, run_socket_mode
 
 if TYPE_CHECKING:
@@ -41,8 +42,8 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Build the app from settings and serve until interrupted."""
-    from bot.app import build_app, make_wsgi_server
+    """Build the app from settings and serve until SIGTERM or Ctrl-C; then let running turns finish."""
+    from bot.app import build_app, listener_executor, make_wsgi_server, serving_in_background
     from bot.recovery import RecoveryLoop, client_for_app
     from bot.slack_settings import load_slack_settings
 
@@ -52,35 +53,53 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
     services, close = build_services(settings)
     recovery: RecoveryLoop | None = None
+    executor = listener_executor()
+    abandoned, code = 0, 0
     try:
-        app = build_app(slack, services)
+        app = build_app(slack, services, executor=executor)
         recovery = RecoveryLoop(services, client_for_app(app), settings.job_stale_s / 2).start()
-        if app_token:
-            logger.warning(
-                "imagine-bot: connecting to Slack in Socket Mode (%d connections)", args.connections
+        with StopSignals() as signals:
+            if app_token:
+                logger.warning(
+                    "imagine-bot: connecting to Slack in Socket Mode (%d connections)", args.connections
+                )
+                if slack.oauth:
+                    logger.warning("imagine-bot: Socket Mode serves no /slack/install; install in HTTP mode")
+                abandoned = run_socket_mode(
+                    app, app_token, args.connections, signals, executor, settings.drain_s
+                )
+                code = signals.exit_code()
+                return code
+            server = make_wsgi_server(
+                app,
+                args.host,
+                args.port,
+                signing_secret=slack.signing_secret.get_secret_value(),
+                health=build_health(services),
             )
-            if slack.oauth:
-                logger.warning("imagine-bot: Socket Mode serves no /slack/install; install in HTTP mode")
-            run_socket_mode(app, app_token, args.connections)
-            return 0
-        server = make_wsgi_server(
-            app,
-            args.host,
-            args.port,
-            signing_secret=slack.signing_secret.get_secret_value(),
-            health=build_health(services),
-        )
-        host, port = server.server_address[:2]
-        logger.warning("imagine-bot: serving Slack at http://%s:%s/slack/events", host, port)
-        logger.info("imagine-bot: readiness check at http://%s:%s/healthz", host, port)
-        if slack.oauth:
-            logger.warning("imagine-bot: install into a workspace at http://%s:%s/slack/install", host, port)
-        try:
-            server.serve_forever()
-        finally:
-            server.server_close()
+            host, port = server.server_address[:2]
+            with serving_in_background(server, poll_interval=0.5):
+                logger.warning("imagine-bot: serving Slack at http://%s:%s/slack/events", host, port)
+                logger.info("imagine-bot: readiness check at http://%s:%s/healthz", host, port)
+                if slack.oauth:
+                    logger.warning(
+                        "imagine-bot: install into a workspace at http://%s:%s/slack/install", host, port
+                    )
+                signals.wait()
+                logger.warning("imagine-bot: %s; no longer taking requests", signals.reason())
+            abandoned = drain_turns(executor, settings.drain_s, signals)
+            code = signals.exit_code()
+            return code
     finally:
         if recovery is not None:
             recovery.stop()
+        if abandoned:
+            _exit_now(code)
         close()
-    return 0
+        executor.shutdown(wait=False)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without waiting for turns still running (their jobs stay open for recovery to report)."""
+    logging.shutdown()
+    os._exit(code)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import UpstreamError
 from bot.settings import SettingsError
+from bot.shutdown import DrainingExecutor, StopSignals, drain_turns
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -102,30 +100,18 @@ def _close(handler: SocketModeHandler) -> None:
         logger.warning("could not close a Socket Mode connection cleanly", exc_info=True)
 
 
-def wait_for_stop(stop: threading.Event | None = None) -> int | None:
-    """Block until SIGINT or SIGTERM (handled only on the main thread) or `stop`; returns the signal."""
-    event = stop or threading.Event()
-    received: list[int] = []
+def run_socket_mode(
+    app: App,
+    app_token: str,
+    count: int,
+    signals: StopSignals,
+    executor: DrainingExecutor | None = None,
+    drain_s: float = 0.0,
+) -> int:
+    """Open `count` connections, serve until a stop signal, close them all, then drain running turns.
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        event.set()
-
-    previous: dict[signal.Signals, signal._HANDLER] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-    try:
-        while not event.wait(0.5):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return received[0] if received else None
-
-
-def run_socket_mode(app: App, app_token: str, count: int, stop: threading.Event | None = None) -> None:
-    """Open `count` Socket Mode connections, serve until SIGINT/SIGTERM (or `stop`), then close them all."""
+    Returns how many turns were still running when the drain gave up (0: all finished).
+    """
     connections = SocketModeConnections(app, app_token, count)
     connections.connect()
     logger.info(
@@ -134,8 +120,8 @@ def run_socket_mode(app: App, app_token: str, count: int, stop: threading.Event 
         count,
     )
     try:
-        signum = wait_for_stop(stop)
-        reason = signal.Signals(signum).name if signum is not None else "stop requested"
-        logger.warning("imagine-bot: %s; closing %d Socket Mode connections", reason, count)
+        signals.wait()
+        logger.warning("imagine-bot: %s; closing %d Socket Mode connections", signals.reason(), count)
     finally:
         connections.close()
+    return drain_turns(executor, drain_s, signals) if executor is not None else 0

@@ -47,11 +47,13 @@ class SocketServe:
 
 
 @contextmanager
-def socket_mode_serve(small_index: Path, tmp_path: Path, connections: int) -> Iterator[SocketServe]:
-    """`imagine-bot serve --connections N` with SLACK_APP_TOKEN, until all N connections said hello."""
+def socket_mode_serve(
+    small_index: Path, tmp_path: Path, connections: int, **extra: str
+) -> Iterator[SocketServe]:
+    """`imagine-bot serve --connections N` with SLACK_APP_TOKEN (and `extra` env), once all N said hello."""
     with FakeSlackApi() as slack, FakeSlackSocket() as socket:
         slack.attach_socket_mode(socket.issue_url)
-        env = _env(_data_dir(small_index, tmp_path), slack, SLACK_APP_TOKEN=slack.app_token())
+        env = _env(_data_dir(small_index, tmp_path), slack, SLACK_APP_TOKEN=slack.app_token(), **extra)
         log = tmp_path / "serve.log"
         with log.open("w") as sink:
             process = subprocess.Popen(
