@@ -32,6 +32,7 @@ from bot.ports import (
 )
 from bot.turn_log import StageTimes, log_turn
 from bot.turns import (
+    FOLLOW_UP_IMAGES,
     PromptSearch,
     StoredImage,
     ThreadNotFoundError,
@@ -376,5 +377,5 @@ class Conversation:
 
 
 def _model_only(defaults: UserDefaults | None) -> TurnOptions:
-    """Options carrying only the default image model (the thread's own memory keeps the rest)."""
-    return TurnOptions(model=defaults.image_model if defaults else None)
+    """A follow-up's options: FOLLOW_UP_IMAGES and the default image model (the thread keeps the rest)."""
+    return TurnOptions(count=FOLLOW_UP_IMAGES, model=defaults.image_model if defaults else None)

@@ -26,7 +26,10 @@ class UsageCounters(Protocol):
 
 
 class LiveJobs(Protocol):
-    """Jobs waiting or running in every replica over one database (storage.job_store.SqlJobJournal)."""
+    """Jobs queued or running in every replica over one database (storage.job_store.SqlJobJournal).
+
+    A turn still waiting behind another turn of its thread is no job yet: live() never counts it.
+    """
 
     def live(
         self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None

@@ -1,4 +1,4 @@
-"""Jobs admitted: a journal row per turn with a heartbeat, so a killed process's turns are reported."""
+"""A journal row per turn (waiting or admitted) with a heartbeat, so a killed process's turns are reported."""
 
 from __future__ import annotations
 
@@ -26,8 +26,21 @@ class JobJournal(Protocol):
 
     worker: str
 
-    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0) -> int:
-        """Record a queued job that will draw `images`; return its id (a user's ids commit in order)."""
+    def wait(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
+        """Record a turn waiting behind another of its thread (never counted by fair use); return its id."""
+        ...
+
+    def enqueue(
+        self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0, replaces: int | None = None
+    ) -> int:
+        """Record a queued job drawing `images`, deleting waiting row `replaces` in the same transaction.
+
+        Return its id (a user's ids commit in order).
+        """
+        ...
+
+    def stop_waiting(self, job_id: int) -> None:
+        """Delete a waiting row whose turn ended before its go."""
         ...
 
     def start(self, job_id: int) -> bool:
@@ -39,11 +52,11 @@ class JobJournal(Protocol):
         ...
 
     def beat(self, job_ids: Sequence[int]) -> None:
-        """Refresh the heartbeat of queued and running jobs."""
+        """Refresh the heartbeat of waiting, queued and running jobs."""
         ...
 
     def stale(self, older_than: datetime, limit: int = 100) -> list[JobRecord]:
-        """Queued or running jobs whose heartbeat stopped before `older_than`."""
+        """Waiting, queued or running jobs whose heartbeat stopped before `older_than`."""
         ...
 
     def claim_interrupted(self, job_id: int) -> bool:
@@ -68,6 +81,14 @@ class JobHandle:
     failed: bool = False
 
 
+@dataclass
+class WaitingHandle:
+    """A turn's `waiting` row; `replaced` once track() swapped it for the turn's queued row."""
+
+    id: int
+    replaced: bool = False
+
+
 class JobTracker:
     """Journals turns from admission to posted outcome, and beats their heartbeats from one thread."""
 
@@ -83,10 +104,47 @@ class JobTracker:
         self._beater: threading.Thread | None = None
 
     @contextmanager
-    def track(self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0) -> Iterator[JobHandle]:
-        """Journal a turn drawing `images`, queued until start(); refusals close it refused, errors failed."""
-        handle = JobHandle(self._journal.enqueue(ref, user_id, retry, images))
+    def waiting(self, ref: ThreadRef, user_id: str, retry: str | None) -> Iterator[WaitingHandle]:
+        """Journal a turn waiting behind another turn of its thread, until track() replaces the row.
+
+        The row is beaten and reported like a queued one when the process dies, but fair use never counts
+        it: a turn in a thread's line is not admitted yet (20 replies in one thread must not hit the cap).
+        Only a turn that really waits gets one (bot.thread_order), so the common path writes nothing more.
+        """
+        handle = WaitingHandle(self._journal.wait(ref, user_id, retry))
         with self._lock:
+            self._open.add(handle.id)
+            self._ensure_beating()
+        try:
+            yield handle
+        finally:
+            with self._lock:
+                self._open.discard(handle.id)
+            if not handle.replaced:  # the turn ended before its go: it never ran, nothing to report
+                try:
+                    self._journal.stop_waiting(handle.id)
+                except Exception:  # its heartbeat stops: reported as interrupted later, never lost
+                    logger.exception("could not delete waiting job %s", handle.id)
+
+    @contextmanager
+    def track(
+        self,
+        ref: ThreadRef,
+        user_id: str,
+        retry: str | None,
+        images: int = 0,
+        replaces: WaitingHandle | None = None,
+    ) -> Iterator[JobHandle]:
+        """Journal a turn drawing `images`, queued until start(); refusals close it refused, errors failed.
+
+        `replaces` is the turn's waiting row: swapped for the queued row in one transaction.
+        """
+        waited = replaces.id if replaces is not None and not replaces.replaced else None
+        handle = JobHandle(self._journal.enqueue(ref, user_id, retry, images, waited))
+        with self._lock:
+            if replaces is not None and waited is not None:
+                replaces.replaced = True
+                self._open.discard(waited)
             self._open.add(handle.id)
             self._ensure_beating()
         outcome: Outcome = "done"
@@ -135,7 +193,7 @@ class JobTracker:
             self._beater.start()
 
     def _beat(self) -> None:
-        """Refresh queued and running jobs every heartbeat_s until closed."""
+        """Refresh waiting, queued and running jobs every heartbeat_s until closed."""
         while not self._stop.wait(self.heartbeat_s):
             with self._lock:
                 open_jobs = sorted(self._open)

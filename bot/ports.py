@@ -154,6 +154,7 @@ class JobRecord:
     retry: str | None
     worker: str
     started_utc: datetime | None = None
+    waiting: bool = False  # it waited behind another turn of its thread: no status line of its own yet
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Turns a killed process left behind, queued or running: found by their stopped heartbeat, reported."""
+"""Turns a killed process left behind (in a thread's line, queued or running): stale heartbeats, reported."""
 
 from __future__ import annotations
 
@@ -43,10 +43,11 @@ def client_for_app(app: App) -> ClientFor:
 
 
 def report_interrupted(services: Services, client_for: ClientFor) -> int:
-    """Claim interrupted jobs (waiting or running) and say so in their threads, with Retry; count them."""
+    """Claim interrupted turns (waiting, queued or running), say so in their threads with Retry; count."""
     if services.jobs is None:
         return 0
     reported = 0
+    bot_ids: dict[str, str | None] = {}  # auth.test once per team, not per job
     for job in services.jobs.interrupted():
         client = client_for(job.ref.team_id)
         logger.warning(
@@ -59,7 +60,10 @@ def report_interrupted(services: Services, client_for: ClientFor) -> int:
         )
         if client is None:
             continue
-        remove_status_line(client, job)
+        if not job.waiting:  # a waiting turn has no line; the newest one may be a live turn's
+            if job.ref.team_id not in bot_ids:
+                bot_ids[job.ref.team_id] = _bot_id(client)
+            remove_status_line(client, job, bot_ids[job.ref.team_id])
         notice = blocks.error_message(INTERRUPTED, job.retry)
         try:
             client.chat_postMessage(
@@ -74,11 +78,21 @@ def report_interrupted(services: Services, client_for: ClientFor) -> int:
     return reported
 
 
-def remove_status_line(client: WebClient, job: JobRecord) -> None:
+def _bot_id(client: WebClient) -> str | None:
+    """The app's bot id in the client's workspace (None when auth.test fails: no line is removed)."""
+    try:
+        return client.auth_test().get("bot_id")
+    except SlackApiError as exc:
+        logger.info("auth.test failed, so no status line is removed: %s", exc.response.get("error"))
+        return None
+
+
+def remove_status_line(client: WebClient, job: JobRecord, bot_id: str | None) -> None:
     """Delete the dead turn's "Drawing…" or "Queued" line: the app's first status line since the job began."""
+    if bot_id is None:
+        return
     since = (job.started_utc or datetime.now(UTC)).replace(tzinfo=UTC).timestamp() - STATUS_CLOCK_SLACK_S
     try:
-        bot_id = client.auth_test().get("bot_id")
         replies = client.conversations_replies(channel=job.ref.channel_id, ts=job.ref.thread_ts, limit=200)
         for message in replies.get("messages") or []:
             ids = {block.get("block_id") for block in message.get("blocks") or [] if isinstance(block, dict)}

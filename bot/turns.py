@@ -21,6 +21,9 @@ from bot.ports import (
 SDXL_PROMPT_CHARS = 380  # CLIP truncates at 77 tokens; ~5 characters a token in SD prompts
 NOVA_PROMPT_CHARS = 1000  # Nova Canvas / Titan Image accept 1-1,024 characters
 DEFAULT_PROMPT_CHARS = 1000  # SD3.5 / Stable Image take 10,000, but focused prompts work better
+# what every turn in an existing thread draws (refine, use #n, vary, re-roll, edit, pick), whatever the
+# thread's own --n: only a start draws its --n and a brainstorm its candidates; the quota reserves this
+FOLLOW_UP_IMAGES = 1
 
 
 class LibraryHit(Protocol):

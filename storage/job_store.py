@@ -1,4 +1,4 @@
-"""SqlJobJournal: jobs waiting or running, their heartbeats, per-user jobs and images, interrupted claims."""
+"""SqlJobJournal: turns waiting, queued or running, their heartbeats, per-user jobs and images, claims."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from storage.models import Job, utcnow
 
 logger = logging.getLogger(__name__)
 
-QUEUED, RUNNING, DONE, FAILED, REFUSED, INTERRUPTED = (
+WAITING, QUEUED, RUNNING, DONE, FAILED, REFUSED, INTERRUPTED = (
+    "waiting",
     "queued",
     "running",
     "done",
@@ -26,7 +27,10 @@ QUEUED, RUNNING, DONE, FAILED, REFUSED, INTERRUPTED = (
     "refused",
     "interrupted",
 )
-OPEN = (QUEUED, RUNNING)  # a job waiting for a slot or holding one: heart-beaten, counted, recoverable
+OPEN = (QUEUED, RUNNING)  # a job waiting for a slot or holding one: counted by fair use
+# heart-beaten and recoverable: the open jobs and the turns waiting behind another turn of their thread
+# (those are not admitted yet, so the cap and the quota never count them)
+WATCHED = (WAITING, *OPEN)
 CLOSED = (DONE, FAILED, REFUSED)
 
 
@@ -47,32 +51,47 @@ def _lock_user(session: Session, team_id: str, user_id: str) -> None:
 
 
 class SqlJobJournal:
-    """Jobs are written when a turn is admitted, marked running with a slot, closed once posted."""
+    """Jobs are written when a turn is admitted, marked running with a slot, closed once posted.
+
+    A turn that must wait behind another turn of its thread is written before that as a `waiting` row
+    (see wait()); enqueue() replaces it with a fresh `queued` row when the turn's go comes.
+    """
 
     def __init__(self, sessions: sessionmaker[Session], worker: str) -> None:
         self._sessions = sessions
         self._url = bound_url(sessions)
         self.worker = worker
 
-    def enqueue(self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0) -> int:
-        """Record a queued job of this worker that will draw `images`; return its id (in commit order)."""
+    def wait(self, ref: ThreadRef, user_id: str, retry: str | None) -> int:
+        """Record a turn of this worker waiting behind another turn of its thread; return its row's id.
+
+        The row reserves no images and live() never counts it, so its id needs no commit order.
+        """
+        with translated(self._url), self._sessions.begin() as session:
+            return _insert(session, self.worker, ref, user_id, retry, WAITING, 0)
+
+    def enqueue(
+        self, ref: ThreadRef, user_id: str, retry: str | None, images: int = 0, replaces: int | None = None
+    ) -> int:
+        """Record a queued job of this worker that will draw `images`; return its id (in commit order).
+
+        `replaces` is the turn's `waiting` row: deleted in the same transaction, so a kill leaves exactly
+        one of the two rows. The queued row is always a new one (never the waiting row promoted): its id
+        must be newer than every job of the user admitted while it waited, or live(up_to=id) would miss
+        them and let racing admissions pass the cap.
+        """
         if images < 0:
             raise ValueError(f"a job cannot draw {images} images")
         with translated(self._url), self._sessions.begin() as session:
             _lock_user(session, ref.team_id, user_id)
-            job = Job(
-                team_id=ref.team_id,
-                channel_id=ref.channel_id,
-                thread_ts=ref.thread_ts,
-                user_id=user_id,
-                retry=retry,
-                worker=self.worker,
-                state=QUEUED,
-                images=images,
-            )
-            session.add(job)
-            session.flush()
-            return job.id
+            if replaces is not None and not _delete_waiting(session, replaces):
+                logger.warning("waiting job %s was already reported as interrupted; it runs anyway", replaces)
+            return _insert(session, self.worker, ref, user_id, retry, QUEUED, images)
+
+    def stop_waiting(self, job_id: int) -> None:
+        """Delete a waiting row whose turn ended before its go (nothing to report: it never ran)."""
+        with translated(self._url), self._sessions.begin() as session:
+            _delete_waiting(session, job_id)
 
     def live(
         self, team_id: str, user_id: str, fresh_after: datetime, up_to: int | None = None
@@ -122,21 +141,21 @@ class SqlJobJournal:
             session.execute(update(Job).where(Job.id == job_id, Job.state.in_(OPEN)).values(state=outcome))
 
     def beat(self, job_ids: Sequence[int]) -> None:
-        """Refresh the heartbeat of this worker's queued and running jobs."""
+        """Refresh the heartbeat of this worker's waiting, queued and running jobs."""
         if not job_ids:
             return
         with translated(self._url), self._sessions.begin() as session:
             session.execute(
                 update(Job)
-                .where(Job.id.in_(list(job_ids)), Job.state.in_(OPEN))
+                .where(Job.id.in_(list(job_ids)), Job.state.in_(WATCHED))
                 .values(heartbeat_utc=utcnow())
             )
 
     def stale(self, older_than: datetime, limit: int = 100) -> list[JobRecord]:
-        """Queued or running jobs whose heartbeat stopped before `older_than` (their process is gone)."""
+        """Waiting, queued or running jobs whose heartbeat stopped before `older_than` (process gone)."""
         query = (
             select(Job)
-            .where(Job.state.in_(OPEN), Job.heartbeat_utc < older_than)
+            .where(Job.state.in_(WATCHED), Job.heartbeat_utc < older_than)
             .order_by(Job.id)
             .limit(limit)
         )
@@ -149,20 +168,25 @@ class SqlJobJournal:
                     retry=job.retry,
                     worker=job.worker,
                     started_utc=job.started_utc,
+                    waiting=job.state == WAITING,
                 )
                 for job in session.scalars(query)
             ]
 
     def claim_interrupted(self, job_id: int) -> bool:
-        """Mark a stale job interrupted; True only for the one replica that wins the claim."""
+        """Mark a stale job (waiting too) interrupted; True only for the one replica that wins the claim."""
         with translated(self._url), self._sessions.begin() as session:
             result = session.execute(
-                update(Job).where(Job.id == job_id, Job.state.in_(OPEN)).values(state=INTERRUPTED)
+                update(Job).where(Job.id == job_id, Job.state.in_(WATCHED)).values(state=INTERRUPTED)
             )
             return cast(CursorResult[Any], result).rowcount == 1
 
     def purge(self, finished_before: datetime, limit: int = 1000) -> int:
-        """Delete up to `limit` closed or interrupted jobs whose last heartbeat is older than the cutoff."""
+        """Delete up to `limit` closed or interrupted jobs whose last heartbeat is older than the cutoff.
+
+        A waiting row is deleted when its turn gets its go or ends; one left by a killed process is
+        claimed as interrupted and purged with the rest.
+        """
         finished = (*CLOSED, INTERRUPTED)
         oldest = (
             select(Job.id)
@@ -175,3 +199,28 @@ class SqlJobJournal:
             if ids:
                 session.execute(delete(Job).where(Job.id.in_(ids)))
             return len(ids)
+
+
+def _insert(
+    session: Session, worker: str, ref: ThreadRef, user_id: str, retry: str | None, state: str, images: int
+) -> int:
+    """Add one job row in `state`; return its id."""
+    job = Job(
+        team_id=ref.team_id,
+        channel_id=ref.channel_id,
+        thread_ts=ref.thread_ts,
+        user_id=user_id,
+        retry=retry,
+        worker=worker,
+        state=state,
+        images=images,
+    )
+    session.add(job)
+    session.flush()
+    return job.id
+
+
+def _delete_waiting(session: Session, job_id: int) -> bool:
+    """Delete a row still waiting; False when it is not (a replica claimed it as interrupted)."""
+    result = session.execute(delete(Job).where(Job.id == job_id, Job.state == WAITING))
+    return cast(CursorResult[Any], result).rowcount == 1

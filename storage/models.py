@@ -314,7 +314,7 @@ class UsageCounter(Base):
 
 
 class Job(Base):
-    """A turn admitted: queued, then running until closed; a killed process leaves a trace to report."""
+    """A turn waiting behind its thread, admitted (queued), running until closed: a kill leaves a trace."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -329,6 +329,7 @@ class Job(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     retry: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str] = mapped_column(String(SETTING_LENGTH))
+    # waiting (behind another turn of its thread), queued, running; done, failed, refused, interrupted
     state: Mapped[str] = mapped_column(String(16))
     started_utc: Mapped[datetime] = _created()
     heartbeat_utc: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -278,3 +278,31 @@ def test_a_dead_replicas_reservation_lapses_once_its_heartbeat_is_stale(
     [interrupted] = alive.tracker.interrupted()
     assert interrupted.worker == "host:1:dead"
     alive.tracker.close()
+
+
+def test_turns_waiting_in_a_thread_count_toward_neither_the_cap_nor_the_quota(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    a, b = (replica(sessions, cap=1, daily_images=1) for _ in range(2))
+    with ExitStack() as line:  # five of U1's turns wait behind another turn of their thread in replica A
+        waiting = [line.enter_context(a.tracker.waiting(REF, "U1", None)) for _ in range(5)]
+        for gate in (a.gate, b.gate):
+            gate.check_admission("T1", "U1", 1)  # not admitted yet: no job, no image reserved
+        with admitted(b, "U1", images=1), pytest.raises(QueueFullError):  # cap 1, quota 1: still room
+            a.gate.check_admission("T1", "U1", 1)
+        # the first one's go: a queued row replaces its waiting row and counts from then on
+        with (
+            a.tracker.track(REF, "U1", None, 1, replaces=waiting[0]) as job,
+            a.gate.slot("T1", "U1", 1, job_id=job.id),
+        ):
+            a.tracker.start(job)
+            assert states(sessions) == Counter(waiting=4, running=1, done=1)
+            with pytest.raises(QueueFullError):
+                b.gate.check_admission("T1", "U1", 1)
+            a.gate.count("T1", "U1", 1, job.id)
+        second = a.tracker.track(REF, "U1", None, 1, replaces=waiting[1])
+        with pytest.raises(QuotaReachedError), second as job, a.gate.slot("T1", "U1", 1, job_id=job.id):
+            pytest.fail("admitted past the quota")  # the quota's one image is drawn
+    assert states(sessions) == Counter(done=2, refused=1)  # the other waiting rows left with their turns
+    for each in (a, b):
+        each.tracker.close()

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import threading
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bot.ports import ThreadRef
 from bot.recovery import report_interrupted
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, GENERAL
+from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack_ids import ACTION_RETRY
 from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory
@@ -141,3 +142,123 @@ def test_a_job_a_dead_replica_left_waiting_is_reported_and_retried(
         rig.driver.block_action(ACTION_RETRY, retry_button, ALICE, GENERAL, notice["ts"])
         [result] = wait_for(lambda: results(fake, root_ts))  # the job never started; Retry draws it
         assert "3:2" in json.dumps(result["blocks"]) and fake.message(GENERAL, notice["ts"]) is None
+
+
+def test_recovery_removes_only_the_dead_running_turns_status_line_and_asks_auth_test_once(
+    fake: FakeSlackApi,
+    retriever: Retriever,
+    tmp_path: Path,
+    db_url: str,  # noqa: F811
+) -> None:
+    with serve(fake, retriever, tmp_path, db_url=db_url) as rig:
+        client = WebClient(token=fake.bot_token(), base_url=fake.api_url)
+        root_ts = str(client.chat_postMessage(channel=GENERAL, text="Alice imagined a kite")["ts"])
+        ref = ThreadRef(TEAM, GENERAL, root_ts)
+        engine = create_db_engine(db_url)
+        sessions = session_factory(engine)
+        dead = SqlJobJournal(sessions, "host:1:dead")  # one turn drew, one reply waited behind it
+        running = dead.enqueue(ref, ALICE, retry_value("start", text="a kite"))
+        assert dead.start(running)
+        dead.wait(ref, BOB, retry_value("refine", text="make it red"))
+        status = {"type": "section", "block_id": "status", "text": {"type": "mrkdwn", "text": "Drawing…"}}
+        for text in ("Drawing… (the dead turn)", "Drawing… (a live turn on another replica)"):
+            client.chat_postMessage(channel=GENERAL, thread_ts=root_ts, text=text, blocks=[status])
+        with sessions.begin() as session:  # the worker stopped beating an hour ago
+            session.execute(update(Job).values(heartbeat_utc=utcnow() - timedelta(hours=1)))
+        fake.clear_calls()
+        assert report_interrupted(rig.services, lambda _team: client) == 2
+        engine.dispose()
+        left = [m["text"] for m in status_lines(fake.messages(GENERAL, root_ts))]
+        assert left == ["Drawing… (a live turn on another replica)"]
+        assert len(fake.calls_to("auth.test")) == 1
+        assert len([m for m in fake.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]) == 2
+
+
+def test_a_turn_waiting_behind_another_in_its_thread_is_reported_too_after_a_kill(
+    small_index: Path,
+    tmp_path: Path,
+    db_url: str,  # noqa: F811
+) -> None:
+    check_a_kill_while_a_turn_waits_is_reported_and_retried(small_index, tmp_path, db_url)
+
+
+def job_states(database: str) -> Counter[str]:
+    """How many jobs are in each state."""
+    engine = create_db_engine(database)
+    try:
+        with session_factory(engine)() as session:
+            return Counter(session.scalars(select(Job.state)))
+    finally:
+        engine.dispose()
+
+
+def retry_spec(notice: dict[str, Any]) -> dict[str, Any]:
+    """The spec behind a notice's Retry button."""
+    return dict(json.loads(button_value(notice, ACTION_RETRY)))
+
+
+def check_a_kill_while_a_turn_waits_is_reported_and_retried(
+    small_index: Path, tmp_path: Path, database: str
+) -> None:
+    """Kill `serve` while one turn draws and a reply waits behind it in the thread; both are reported."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(small_index, data_dir / "index" / "prompts")
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def image_model(request: RecordedRequest) -> FakeResponse:
+        if not release.is_set():
+            stuck.set()
+            release.wait(60)  # the first process is killed while its image call hangs here
+        return stability_v2(request)
+
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
+        bedrock.register("invoke", "stability.sd3", image_model)
+        env = _env(
+            data_dir,
+            slack,
+            IMAGINE_DATABASE_URL=database,
+            IMAGINE_IMAGE_MODEL=f"bedrock:{IMAGE}",
+            IMAGINE_BEDROCK_ENDPOINT_URL=bedrock.url,
+            IMAGINE_JOB_STALE_S="2",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
+        )
+        with serving_process(env) as (port, process):
+            driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
+            assert driver.slash_command("/imagine", "a lighthouse at dusk", ALICE, GENERAL).status == 200
+            [root] = _until(lambda: slack.messages(GENERAL))
+            root_ts = str(root["ts"])
+            assert stuck.wait(60), "the image call never started"
+            driver.user_posts(GENERAL, "add a full moon", ALICE, thread_ts=root_ts)  # waits its turn
+            _until(lambda: job_states(database) == Counter(running=1, waiting=1))
+            os.kill(process.pid, signal.SIGKILL)  # both rows stay open, their heartbeats stop
+            process.wait(timeout=20)
+        release.set()
+        assert not _results(slack, root_ts) and len(status_lines(slack.messages(GENERAL, root_ts))) == 1
+
+        def notices() -> list[dict[str, Any]]:
+            return [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
+
+        with serving(env) as port:
+            first, second = _until(lambda: len(notices()) == 2 and notices(), 30)  # in arrival order
+            assert retry_spec(first)["op"] == "start" and "lighthouse" in retry_spec(first)["text"]
+            assert retry_spec(second) == {"op": "refine", "text": "add a full moon"}
+            assert not status_lines(slack.messages(GENERAL, root_ts))  # the dead turn's "Drawing…" is gone
+            assert job_states(database) == Counter(interrupted=2)
+            driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
+            for count, notice in enumerate((first, second), start=1):  # Retry each, in turn
+                retry = button_value(notice, ACTION_RETRY)
+                driver.block_action(ACTION_RETRY, retry, ALICE, GENERAL, notice["ts"])
+                _until(lambda: len(_results(slack, root_ts)) == count, 60)  # noqa: B023
+            assert notices() == []  # each notice went away when its Retry was pressed
+        engine = create_db_engine(database)
+        store = SqlThreadStore(session_factory(engine))
+        record = store.find_thread_by_ref(ThreadRef("T0001", GENERAL, root_ts))
+        assert record is not None
+        turns = store.turns("T0001", record.id)
+        engine.dispose()
+        assert [t.kind for t in turns] == ["start", "refine"] and "moon" in (turns[1].prompt or "")
+        assert job_states(database) == Counter(interrupted=2, done=2)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -169,3 +171,117 @@ def test_turns_of_one_thread_run_one_at_a_time_in_arrival_order() -> None:
     for worker in workers:
         worker.join(5)
     assert order == list(range(10)) and most == 1 and sequencer.waiting("thread-1") == 0
+
+
+def rows(sessions: sessionmaker[Session]) -> list[tuple[int, str, int]]:  # noqa: F811
+    """(id, state, images) of every job row, by id."""
+    with sessions() as session:
+        return [(job.id, job.state, job.images) for job in session.query(Job).order_by(Job.id)]
+
+
+def test_a_turn_waiting_in_its_thread_is_beaten_never_counted_then_replaced_by_a_new_queued_row(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    journal = SqlJobJournal(sessions, worker_name())
+    tracker = JobTracker(journal, heartbeat_s=0.05, stale_after_s=0.5)
+    watcher = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=0.05, stale_after_s=0.5)
+    fresh = datetime.now(UTC) - timedelta(seconds=5)
+    retry = '{"op":"refine","text":"at night"}'
+    with tracker.waiting(REF, "U1", retry) as waiting:
+        assert rows(sessions) == [(waiting.id, "waiting", 0)]
+        assert journal.live("T1", "U1", fresh) == (0, 0)  # not admitted yet: neither a job nor images
+        time.sleep(0.8)  # longer than the stale age: only the heartbeat keeps it from being reported
+        assert watcher.interrupted() == []
+        other = journal.enqueue(REF, "U1", None, 1)  # the user's job elsewhere, admitted while it waits
+        with tracker.track(REF, "U1", retry, 2, replaces=waiting) as job:
+            assert waiting.replaced and job.id > other  # a fresh id: newer than every job admitted meanwhile
+            assert rows(sessions) == [(other, "queued", 1), (job.id, "queued", 2)]  # one transaction
+            assert journal.live("T1", "U1", fresh, up_to=job.id) == (2, 1)
+            tracker.start(job)
+    assert rows(sessions) == [(other, "queued", 1), (job.id, "done", 2)]
+    with tracker.waiting(REF, "U1", retry):  # the turn ended before its go (a refused or failed wait)
+        pass
+    assert rows(sessions) == [(other, "queued", 1), (job.id, "done", 2)]  # its row is gone, not reported
+    tracker.close()
+    watcher.close()
+
+
+def test_a_waiting_turn_whose_process_died_is_claimed_once_and_purged_after_the_retention(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    dead = SqlJobJournal(sessions, "host:1:dead")
+    running = dead.enqueue(REF, "U1", '{"op":"start","text":"a red fox"}')
+    assert dead.start(running)
+    waiting = dead.wait(REF, "U2", '{"op":"refine","text":"add a moon"}')  # behind it when the kill came
+    first = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
+    second = JobTracker(SqlJobJournal(sessions, worker_name()), heartbeat_s=1, stale_after_s=5)
+    assert first.interrupted() == []  # their heartbeats are still fresh
+    later = datetime.now(UTC) + timedelta(seconds=10)
+    claimed = first.interrupted(later)
+    assert [(job.id, job.user_id, job.retry) for job in claimed] == [
+        (running, "U1", '{"op":"start","text":"a red fox"}'),
+        (waiting, "U2", '{"op":"refine","text":"add a moon"}'),  # reported in arrival order, with Retry
+    ]
+    assert second.interrupted(later) == []  # another replica does not report them again
+    journal = SqlJobJournal(sessions, worker_name())
+    still_waiting = journal.wait(REF, "U3", None)
+    assert first.purge_finished() == 0  # nothing is older than the retention yet
+    assert journal.purge(later) == 2  # both interrupted rows, the waiting turn's included
+    assert rows(sessions) == [(still_waiting, "waiting", 0)]  # a waiting row is never purged
+
+
+def test_a_waiting_row_claimed_meanwhile_stays_interrupted_and_its_turn_still_runs(
+    sessions: sessionmaker[Session],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = SqlJobJournal(sessions, worker_name())
+    waiting = journal.wait(REF, "U1", None)
+    assert journal.claim_interrupted(waiting)  # the process stalled past the stale age; a replica reported it
+    queued = journal.enqueue(REF, "U1", None, 1, replaces=waiting)
+    assert rows(sessions) == [(waiting, "interrupted", 0), (queued, "queued", 1)]
+    assert f"waiting job {waiting} was already reported as interrupted" in caplog.text
+    journal.stop_waiting(queued)  # only a waiting row is ever deleted that way
+    assert rows(sessions) == [(waiting, "interrupted", 0), (queued, "queued", 1)]
+
+
+def test_only_a_turn_that_waits_enters_on_wait_outside_the_lock_and_a_failing_one_leaves_the_line() -> None:
+    sequencer = ThreadSequencer()
+    entered: list[str] = []
+
+    def lock_is_free() -> bool:
+        """True when another thread can take the sequencer's lock (its own thread could re-enter it)."""
+        probe = threading.Thread(target=sequencer.waiting, args=("thread-1",))
+        probe.start()
+        probe.join(1)
+        return not probe.is_alive()
+
+    @contextmanager
+    def on_wait(name: str) -> Iterator[str]:
+        assert lock_is_free() and sequencer.waiting("thread-1") >= 2  # in line, no lock held while journaling
+        entered.append(name)
+        yield f"row of {name}"
+        entered.append(f"{name} left")
+
+    def broken() -> AbstractContextManager[str]:
+        raise RuntimeError("the database is down")
+
+    got: dict[str, str | None] = {}
+
+    def turn(name: str) -> None:
+        with sequencer.turn("thread-1", lambda: on_wait(name)) as waited:
+            got[name] = waited
+
+    with sequencer.turn("thread-1", lambda: on_wait("first")) as first:
+        assert first is None and entered == []  # nobody ahead: no journal row, the common path
+        second = threading.Thread(target=turn, args=("second",))
+        second.start()
+        deadline = time.monotonic() + 5
+        while "second" not in entered and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert entered == ["second"], "the waiting turn never journaled its wait without the lock"
+        with pytest.raises(RuntimeError, match="database is down"), sequencer.turn("thread-1", broken):
+            pytest.fail("a turn whose wait could not be journaled ran")
+        assert sequencer.waiting("thread-1") == 2  # the failed one left the line; the second still waits
+    second.join(5)
+    assert got == {"second": "row of second"} and entered == ["second", "second left"]
+    assert sequencer.waiting("thread-1") == 0

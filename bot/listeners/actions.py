@@ -28,7 +28,7 @@ from bot.slack_ids import (
     ACTION_VARY,
     ACTION_VOTE,
 )
-from bot.turns import TurnResult
+from bot.turns import FOLLOW_UP_IMAGES, TurnResult
 
 OUT_OF_DATE = "That button is out of date; start again with /imagine."
 TURN_ACTIONS = (ACTION_USE_HIT, ACTION_REROLL, ACTION_VARY, ACTION_PICK_WINNER)
@@ -166,7 +166,8 @@ def on_turn_click(services: Services, client: WebClient, body: dict[str, Any]) -
         click.action_id, "reroll"
     )
     retry = retry_value(op, n=number) if number is not None and op in ("use_hit", "pick") else retry_value(op)
-    if run_turn(client, services, target, operation, Requester(click.team_id, click.user_id), retry) is None:
+    requester = Requester(click.team_id, click.user_id, FOLLOW_UP_IMAGES)  # Use #n, Re-roll, Vary, Pick: 1
+    if run_turn(client, services, target, operation, requester, retry) is None:
         forget_delivery(services, click.team_id, key, "click")  # it failed: the same click may try again
 
 

@@ -18,6 +18,7 @@ from bot.listeners.starting import begin, first_delivery, retry_value, team_of
 from bot.ports import ThreadRecord, ThreadRef
 from bot.services import Services
 from bot.slack_ids import EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_REACTION_REMOVED
+from bot.turns import FOLLOW_UP_IMAGES
 
 MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -54,7 +55,8 @@ def refine_reply(services: Services, client: WebClient, team: str, event: dict[s
         return conversation.refine(team, thread.id, instruction, defaults)
 
     retry = retry_value("refine", text=instruction)
-    run_turn(client, services, ThreadTarget(channel, thread_ts), refine, Requester(team, user), retry)
+    requester = Requester(team, user, FOLLOW_UP_IMAGES)  # one image, whatever the thread's --n
+    run_turn(client, services, ThreadTarget(channel, thread_ts), refine, requester, retry)
 
 
 def start_here(services: Services, client: WebClient, team: str, event: dict[str, Any]) -> None:

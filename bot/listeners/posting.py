@@ -19,7 +19,7 @@ from bot.blocks import Message
 from bot.conversation import OnHits
 from bot.errors import BotError
 from bot.fair_use import QueueFullError, QuotaReachedError
-from bot.jobs import JobHandle
+from bot.jobs import JobHandle, WaitingHandle
 from bot.ports import HitForPrompt, ThreadRecord, ThreadRef
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
@@ -143,11 +143,14 @@ def _offer_votes(client: WebClient, channel: str, ts: str, candidates: int) -> N
 
 @dataclass(frozen=True)
 class Requester:
-    """Who a job is for: the team and user (fair use, ephemerals) and how many images it will draw."""
+    """Who a job is for: the team and user (fair use, ephemerals) and how many images it will draw.
+
+    `images` is what the quota reserves until the drawn images are counted, so every caller states it.
+    """
 
     team_id: str
     user_id: str
-    images: int = 1
+    images: int
 
 
 Operation = Callable[[OnHits], TurnResult]
@@ -161,7 +164,7 @@ def run_turn(
     requester: Requester,
     retry: str | None = None,
 ) -> TurnResult | None:
-    """Wait for a fair-use slot, run one engine operation, post its outcome (or an error) in the thread."""
+    """Wait for the thread's turn and a fair-use slot, run one operation, post its outcome in the thread."""
     status: list[str | None] = [None]
 
     def queued(position: int) -> None:
@@ -169,10 +172,12 @@ def run_turn(
 
     ref = ThreadRef(requester.team_id, target.channel, target.thread_ts)
     team_id, user_id, images = requester.team_id, requester.user_id, requester.images
-    try:  # one turn at a time per thread (arrival order); journaled (queued) before the fair-use checks
+    # one turn at a time per thread (arrival order), journaled `waiting` only when another is ahead of it;
+    # then journaled `queued` (a fresh row replacing that one) before the fair-use checks
+    try:
         with (
-            services.sequencer.turn(ref),
-            _journal(services, ref, user_id, retry, images) as job,
+            services.sequencer.turn(ref, _waiting(services, ref, user_id, retry)) as waited,
+            _journal(services, ref, user_id, retry, images, waited) as job,
             services.fair_use.slot(team_id, user_id, images, queued, job.id or None),  # 0: no journal
         ):
             if services.jobs is not None:
@@ -184,20 +189,39 @@ def run_turn(
         services.logger.info("fair use refused a job of %s: %s", requester.user_id, exc)
         notice = blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
         tell_user(client, services, target, requester.user_id, notice or blocks.error_message(str(exc)))
-    except Exception as exc:  # a storage failure in the quota check; never leave the user in silence
+    except Exception as exc:  # a storage failure journaling or admitting it; never leave the user in silence
         _fail(client, services, target, exc, retry, "could not admit a job")
     finally:
         _delete(client, services, target, status[0])
     return None
 
 
+def _waiting(
+    services: Services, ref: ThreadRef, user_id: str, retry: str | None
+) -> Callable[[], AbstractContextManager[WaitingHandle]] | None:
+    """The journal row of a turn waiting behind another of its thread (None without a journal).
+
+    A kill while it waits leaves a stale `waiting` row, reported with Retry like a queued job's; fair use
+    never counts it, so a burst of replies in one thread waits its turn instead of meeting the user's cap.
+    """
+    jobs = services.jobs
+    if jobs is None:
+        return None
+    return lambda: jobs.waiting(ref, user_id, retry)
+
+
 def _journal(
-    services: Services, ref: ThreadRef, user_id: str, retry: str | None, images: int
+    services: Services,
+    ref: ThreadRef,
+    user_id: str,
+    retry: str | None,
+    images: int,
+    waited: WaitingHandle | None,
 ) -> AbstractContextManager[JobHandle]:
-    """The job journal around one turn drawing `images` (nothing when the services have no journal)."""
+    """The job journal around one turn drawing `images`, replacing its waiting row (nothing without one)."""
     if services.jobs is None:
         return nullcontext(JobHandle(0))
-    return services.jobs.track(ref, user_id, retry, images)
+    return services.jobs.track(ref, user_id, retry, images, replaces=waited)
 
 
 def _run(

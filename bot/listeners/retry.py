@@ -18,6 +18,7 @@ from bot.listeners.starting import begin, first_delivery
 from bot.ports import ThreadRecord, ThreadRef
 from bot.services import Services
 from bot.slack_ids import ACTION_RETRY
+from bot.turns import FOLLOW_UP_IMAGES
 
 OUT_OF_DATE = "That Retry button is out of date; reply in the thread or run /imagine again."
 
@@ -83,7 +84,8 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
             client, services, target, click.user_id, blocks.error_message("That Retry button is out of date.")
         )
         return
-    run_turn(client, services, target, operation, Requester(click.team_id, click.user_id), click.value)
+    requester = Requester(click.team_id, click.user_id, FOLLOW_UP_IMAGES)  # a start or avatar went to begin()
+    run_turn(client, services, target, operation, requester, click.value)
 
 
 def _remove(services: Services, client: WebClient, channel: str, ts: str) -> None:

@@ -13,6 +13,7 @@ from bot.listeners.registry import Registrar
 from bot.listeners.starting import first_delivery, retry_value, team_of, user_of
 from bot.services import Services
 from bot.slack_ids import VIEW_EDIT_PROMPT
+from bot.turns import FOLLOW_UP_IMAGES
 
 
 def submitted(body: dict[str, Any]) -> tuple[int | None, str, str]:
@@ -61,7 +62,7 @@ def draw_edit(services: Services, client: WebClient, body: dict[str, Any]) -> No
 
     retry = retry_value("edit", text=prompt, negative=negative)
     target = ThreadTarget(channel, thread.ref.thread_ts)
-    run_turn(client, services, target, edit, Requester(team, user_id), retry)
+    run_turn(client, services, target, edit, Requester(team, user_id, FOLLOW_UP_IMAGES), retry)
 
 
 def register(registrar: Registrar, services: Services) -> None:
