@@ -85,14 +85,20 @@ def _progress() -> Progress:
 
 def _summary_table(summary: IngestSummary) -> Table:
     """A rich table of what the ingest did."""
-    table = Table(title="Ingest summary", show_header=False)
+    caption = None
+    if summary.already_indexed:
+        caption = (
+            "Prompts already in the index keep their stored safety flags (not counted above); "
+            "`imagine-bot index rescreen` re-applies today's screens to them."
+        )
+    table = Table(title="Ingest summary", show_header=False, caption=caption)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("read", f"{summary.read:,}")
     table.add_row("kept", f"{summary.kept:,}")
     table.add_row("  newly embedded", f"{summary.embedded:,}")
+    table.add_row("    of which flagged unsafe (hidden in safe search)", f"{summary.flagged_unsafe:,}")
     table.add_row("  already in the index", f"{summary.already_indexed:,}")
-    table.add_row("  flagged unsafe (hidden in safe search)", f"{summary.flagged_unsafe:,}")
     for reason, count in summary.dropped.most_common():
         table.add_row(f"dropped: {reason.replace('_', ' ')}", f"{count:,}")
     rate = summary.embedded / summary.embed_seconds if summary.embed_seconds else 0.0

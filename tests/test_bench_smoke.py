@@ -1,4 +1,4 @@
-"""Smoke test of bench/bench_baseline.py and bench/bench_slack.py on tiny inputs, so they do not rot."""
+"""Smoke tests of bench_baseline.py, bench_slack.py and bench_ingest.py on tiny inputs, so they do not rot."""
 
 from __future__ import annotations
 
@@ -99,3 +99,41 @@ def test_slack_bench_measures_acks_answers_and_memory(
     args = argparse.Namespace(wanted_sizes=[result["size"]], skip_note="")
     markdown = slack.render([result], {}, args)
     assert "ack latency" in markdown and "bedrock" in markdown
+
+
+def test_ingest_bench_interleaves_raw_and_ingest_and_writes_the_cache(tmp_path: Path) -> None:
+    ingest = bench_module("bench_ingest")
+    common = bench_module("common")
+    calls: list[tuple[int, str]] = []
+
+    def side(name: str) -> Any:
+        def work(block: int) -> int:
+            calls.append((block, name))
+            return 10
+
+        return work
+
+    sides = {name: side(name) for name in ("raw", "ingest")}
+    times = common.interleave([0, 1, 2], sides)
+    assert calls == [(0, "raw"), (0, "ingest"), (1, "ingest"), (1, "raw"), (2, "raw"), (2, "ingest")]
+    assert [done for done, _, _ in times["ingest"]] == [10, 10, 10]
+    out = tmp_path / "out"
+    args = [
+        "--limit",
+        "150",
+        "--block-size",
+        "50",
+        "--out-dir",
+        str(out),
+        "--shared-data",
+        str(LIBRARY.parent),
+    ]
+    result = ingest.run(ingest.parse_args([*args, "--no-padding-check"]))
+    ab, kept = result["ab"], result["summary"]["kept"]
+    assert ab["blocks"] == round(kept / 50) and ab["base_items"] == ab["test_items"] == kept
+    assert ab["min"] <= ab["median"] <= ab["max"] and ab["ratio"] > 0
+    cache = common.load_library_cache(out)
+    assert len(cache) == kept == result["count_in_index"] and cache.ids == sorted(cache.ids)
+    assert not (out / ingest.SCRATCH).exists()
+    markdown = ingest.render(result)
+    assert "Interleaved A/B" in markdown and "per-block ratio" in markdown

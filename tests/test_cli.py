@@ -85,6 +85,13 @@ def test_reingest_is_idempotent(
     assert re.search(r"newly embedded\W+0\b", again.stdout)
     kept = re.search(r"kept\W+(\d+)", first.stdout)
     assert kept and re.search(rf"already in the index\W+{kept.group(1)}\b", again.stdout)
+    flagged = r"flagged unsafe \(hidden in safe search\)\W+(\d+)"
+    first_flags, again_flags = re.search(flagged, first.stdout), re.search(flagged, again.stdout)
+    assert first_flags and int(first_flags.group(1)) >= 1  # the explicit row of the slice
+    assert again_flags and again_flags.group(1) == "0"  # nothing embedded, nothing counted
+    assert "index rescreen" not in first.stdout
+    assert "keep their stored safety flags" in " ".join(again.stdout.split())
+    assert "imagine-bot index rescreen" in " ".join(again.stdout.split())
     info = run_cli("info", data_dir=data_dir)
     assert "local:all-MiniLM-L6-v2 (384-d)" in info.stdout
 

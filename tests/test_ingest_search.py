@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -84,6 +85,25 @@ def test_reingest_is_idempotent_and_interrupted_runs_resume(
     again = Ingestor(embedder, Bm25SparseEncoder(), index).ingest_rows(rows(prompts), IngestOptions())
     assert (again.embedded, again.already_indexed) == (0, resumed.kept)
     assert index.count() == resumed.kept
+    index.close()
+
+
+def test_a_rerun_counts_flags_of_the_prompts_it_embeds_only(
+    embedder: OnnxMiniLMEmbedder, library_slice: list[str], tmp_path: Path
+) -> None:
+    first_prompts = [*library_slice[:60], "naked woman lying on a bed, erotic photo"]
+    index = EdgePromptIndex(tmp_path / "index")
+    first = Ingestor(embedder, Bm25SparseEncoder(), index).ingest_rows(rows(first_prompts), IngestOptions())
+    assert first.already_indexed == 0 and first.flagged_unsafe >= 1 and first.flagged_by["lexicon"] >= 1
+    again = Ingestor(embedder, Bm25SparseEncoder(), index).ingest_rows(
+        rows([*first_prompts, UNSAFE]), IngestOptions()
+    )
+    assert (again.embedded, again.already_indexed) == (1, first.kept)
+    assert again.flagged_unsafe == 1 and again.flagged_by["lexicon"] == 1  # UNSAFE only, not the stored ones
+    unchanged = Ingestor(embedder, Bm25SparseEncoder(), index).ingest_rows(
+        rows([*first_prompts, UNSAFE]), IngestOptions()
+    )
+    assert (unchanged.embedded, unchanged.flagged_unsafe, +unchanged.flagged_by) == (0, 0, Counter())
     index.close()
 
 
