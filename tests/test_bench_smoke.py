@@ -103,7 +103,9 @@ def test_slack_bench_measures_acks_answers_and_memory(
 
 def test_ingest_bench_interleaves_raw_and_ingest_and_writes_the_cache(tmp_path: Path) -> None:
     ingest = bench_module("bench_ingest")
+    ingest_ab = bench_module("ingest_ab")
     common = bench_module("common")
+    interleaved = bench_module("interleaved")
     calls: list[tuple[int, str]] = []
 
     def side(name: str) -> Any:
@@ -114,7 +116,7 @@ def test_ingest_bench_interleaves_raw_and_ingest_and_writes_the_cache(tmp_path: 
         return work
 
     sides = {name: side(name) for name in ("raw", "ingest")}
-    times = common.interleave([0, 1, 2], sides)
+    times = interleaved.interleave([0, 1, 2], sides)
     assert calls == [(0, "raw"), (0, "ingest"), (1, "ingest"), (1, "raw"), (2, "raw"), (2, "ingest")]
     assert [done for done, _, _ in times["ingest"]] == [10, 10, 10]
     out = tmp_path / "out"
@@ -134,6 +136,6 @@ def test_ingest_bench_interleaves_raw_and_ingest_and_writes_the_cache(tmp_path: 
     assert ab["min"] <= ab["median"] <= ab["max"] and ab["ratio"] > 0
     cache = common.load_library_cache(out)
     assert len(cache) == kept == result["count_in_index"] and cache.ids == sorted(cache.ids)
-    assert not (out / ingest.SCRATCH).exists()
+    assert not (out / ingest_ab.SCRATCH).exists()
     markdown = ingest.render(result)
     assert "Interleaved A/B" in markdown and "per-block ratio" in markdown
