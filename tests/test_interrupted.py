@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -28,17 +27,22 @@ from storage.db import create_db_engine, session_factory
 from storage.job_store import SqlJobJournal
 from storage.models import Job, utcnow
 from storage.thread_store import SqlThreadStore
-from tests.fakes.bedrock_images import stability_v2
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
+from tests.fakes.bedrock_images import HeldImageCalls
+from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 from tests.slack_rig import TEAM, button_value, results, serve, wait_for
 from tests.storage_fixtures import db_url, postgres_admin_url  # noqa: F401
-from tests.test_serve import IMAGE, SECRET, _env, _results, _until, serving, serving_process
+from tests.test_serve import SECRET, _env, _results, _until, bedrock_env, serving, serving_process
 
 
 def test_a_turn_cut_short_by_a_kill_is_reported_after_restart_and_retried(
     small_index: Path, tmp_path: Path
 ) -> None:
     check_a_kill_mid_turn_is_reported_and_retried(small_index, tmp_path)
+
+
+def restarted_notices(slack: FakeSlackApi, root_ts: str) -> list[dict[str, Any]]:
+    """The "I was restarted while working on this" notices in a #general thread."""
+    return [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
 
 
 def status_lines(thread: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,53 +56,34 @@ def check_a_kill_mid_turn_is_reported_and_retried(
     """Kill `serve` while its image call hangs, restart, see the notice, press Retry (`database`: a URL)."""
     data_dir = tmp_path / "data"  # its own copy of the index: a module's retriever may hold the shared one
     shutil.copytree(small_index, data_dir / "index" / "prompts")
-    stuck = threading.Event()
-    release = threading.Event()
+    image_calls = HeldImageCalls()  # the first process is killed while its image call is held
 
-    def image_model(request: RecordedRequest) -> FakeResponse:
-        if not release.is_set():
-            stuck.set()
-            release.wait(60)  # the first process is killed while its image call hangs here
-        return stability_v2(request)
-
-    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
-        bedrock.register("invoke", "stability.sd3", image_model)
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock, image_calls:
+        bedrock.register("invoke", "stability.sd3", image_calls)
         env = _env(
             data_dir,
             slack,
             **({"IMAGINE_DATABASE_URL": database} if database else {}),
-            IMAGINE_IMAGE_MODEL=f"bedrock:{IMAGE}",
-            IMAGINE_BEDROCK_ENDPOINT_URL=bedrock.url,
+            **bedrock_env(bedrock, tmp_path),
             IMAGINE_JOB_STALE_S="2",
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
         )
         with serving_process(env) as (port, process):
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
             assert driver.slash_command("/imagine", "a lighthouse at dusk", ALICE, GENERAL).status == 200
             [root] = _until(lambda: slack.messages(GENERAL))
             root_ts = str(root["ts"])
-            assert stuck.wait(60), "the image call never started"
+            assert image_calls.held.wait(60), "the image call never started"
             os.kill(process.pid, signal.SIGKILL)  # no goodbye: the job stays 'running', its heartbeat stops
             process.wait(timeout=20)
-        release.set()
+        image_calls.release.set()
         thread = json.dumps(slack.messages(GENERAL, root_ts))
         assert "hit_1" in thread and not _results(slack, root_ts)
         assert len(status_lines(slack.messages(GENERAL, root_ts))) == 1  # left behind by the killed process
         with serving(env) as port:
-            notices = _until(
-                lambda: [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)], 30
-            )
+            notices = _until(lambda: restarted_notices(slack, root_ts), 30)
             assert len(notices) == 1
             assert not status_lines(slack.messages(GENERAL, root_ts))  # the dead turn's "Drawing…" is gone
-            retry = next(
-                e["value"]
-                for block in notices[0]["blocks"]
-                for e in block.get("elements") or []
-                if e.get("action_id") == ACTION_RETRY
-            )
+            retry = button_value(notices[0], ACTION_RETRY)
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
             driver.block_action(ACTION_RETRY, retry, ALICE, GENERAL, notices[0]["ts"])
             _until(lambda: _results(slack, root_ts), 60)
@@ -107,8 +92,7 @@ def check_a_kill_mid_turn_is_reported_and_retried(
         record = store.find_thread_by_ref(ThreadRef("T0001", GENERAL, root_ts))
         assert record is not None and [t.kind for t in store.turns("T0001", record.id)] == ["start"]
         engine.dispose()
-        restarted = [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
-        assert restarted == []  # the notice went away when Retry was pressed; no half-written turn
+        assert restarted_notices(slack, root_ts) == []  # gone when Retry was pressed; no half-written turn
 
 
 def env_database(data_dir: Path) -> str:
@@ -137,7 +121,7 @@ def test_a_job_a_dead_replica_left_waiting_is_reported_and_retried(
         with sessions() as session:
             assert list(session.scalars(select(Job.state))) == ["interrupted"]
         engine.dispose()
-        [notice] = [m for m in fake.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
+        [notice] = restarted_notices(fake, root_ts)
         retry_button = button_value(notice, ACTION_RETRY)
         rig.driver.block_action(ACTION_RETRY, retry_button, ALICE, GENERAL, notice["ts"])
         [result] = wait_for(lambda: results(fake, root_ts))  # the job never started; Retry draws it
@@ -171,7 +155,7 @@ def test_recovery_removes_only_the_dead_running_turns_status_line_and_asks_auth_
         left = [m["text"] for m in status_lines(fake.messages(GENERAL, root_ts))]
         assert left == ["Drawing… (a live turn on another replica)"]
         assert len(fake.calls_to("auth.test")) == 1
-        assert len([m for m in fake.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]) == 2
+        assert len(restarted_notices(fake, root_ts)) == 2
 
 
 def test_a_turn_waiting_behind_another_in_its_thread_is_reported_too_after_a_kill(
@@ -203,44 +187,32 @@ def check_a_kill_while_a_turn_waits_is_reported_and_retried(
     """Kill `serve` while one turn draws and a reply waits behind it in the thread; both are reported."""
     data_dir = tmp_path / "data"
     shutil.copytree(small_index, data_dir / "index" / "prompts")
-    stuck = threading.Event()
-    release = threading.Event()
+    image_calls = HeldImageCalls()  # the first process is killed while its image call is held
 
-    def image_model(request: RecordedRequest) -> FakeResponse:
-        if not release.is_set():
-            stuck.set()
-            release.wait(60)  # the first process is killed while its image call hangs here
-        return stability_v2(request)
-
-    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
-        bedrock.register("invoke", "stability.sd3", image_model)
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock, image_calls:
+        bedrock.register("invoke", "stability.sd3", image_calls)
         env = _env(
             data_dir,
             slack,
             IMAGINE_DATABASE_URL=database,
-            IMAGINE_IMAGE_MODEL=f"bedrock:{IMAGE}",
-            IMAGINE_BEDROCK_ENDPOINT_URL=bedrock.url,
+            **bedrock_env(bedrock, tmp_path),
             IMAGINE_JOB_STALE_S="2",
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
         )
         with serving_process(env) as (port, process):
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
             assert driver.slash_command("/imagine", "a lighthouse at dusk", ALICE, GENERAL).status == 200
             [root] = _until(lambda: slack.messages(GENERAL))
             root_ts = str(root["ts"])
-            assert stuck.wait(60), "the image call never started"
+            assert image_calls.held.wait(60), "the image call never started"
             driver.user_posts(GENERAL, "add a full moon", ALICE, thread_ts=root_ts)  # waits its turn
             _until(lambda: job_states(database) == Counter(running=1, waiting=1))
             os.kill(process.pid, signal.SIGKILL)  # both rows stay open, their heartbeats stop
             process.wait(timeout=20)
-        release.set()
+        image_calls.release.set()
         assert not _results(slack, root_ts) and len(status_lines(slack.messages(GENERAL, root_ts))) == 1
 
         def notices() -> list[dict[str, Any]]:
-            return [m for m in slack.messages(GENERAL, root_ts) if "restarted" in json.dumps(m)]
+            return restarted_notices(slack, root_ts)
 
         with serving(env) as port:
             first, second = _until(lambda: len(notices()) == 2 and notices(), 30)  # in arrival order

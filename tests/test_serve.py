@@ -97,6 +97,18 @@ def _env(data_dir: Path, slack: FakeSlackApi, **extra: str) -> dict[str, str]:
     return env
 
 
+def bedrock_env(bedrock: FakeBedrockRuntime, tmp_path: Path) -> dict[str, str]:
+    """The variables that point a serve process's image model at the stand-in, with dummy AWS keys."""
+    return {
+        "IMAGINE_IMAGE_MODEL": f"bedrock:{IMAGE}",
+        "IMAGINE_BEDROCK_ENDPOINT_URL": bedrock.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
+
+
 def _results(slack: FakeSlackApi, root_ts: str) -> list[dict[str, Any]]:
     """Result messages (with the button row) in a #general thread."""
     return [
@@ -126,12 +138,7 @@ def test_serve_on_bedrock_refines_across_a_restart(small_index: Path, tmp_path: 
             data_dir,
             slack,
             IMAGINE_CHAT_MODEL=f"bedrock:{CHAT}",
-            IMAGINE_IMAGE_MODEL=f"bedrock:{IMAGE}",
-            IMAGINE_BEDROCK_ENDPOINT_URL=bedrock.url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
+            **bedrock_env(bedrock, tmp_path),
         )
         with serving(env) as port:
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)

@@ -7,19 +7,16 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.shutdown import DrainingExecutor
-from tests.fakes.bedrock_images import stability_v2
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
+from tests.fakes.bedrock_images import HeldImageCalls
+from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 from tests.slack_rig import wait_for
-from tests.test_serve import IMAGE, SECRET, _data_dir, _env, _results, serving_process
+from tests.test_serve import SECRET, _data_dir, _env, _results, bedrock_env, serving_process
 from tests.test_socket_mode import socket_mode_serve
 
 
@@ -56,44 +53,6 @@ def test_a_failing_task_is_counted_out_and_an_interrupt_ends_the_drain_early() -
 
 
 # serve, both modes -------------------------------------------------------------------------------------
-@dataclass
-class HangingImages:
-    """A Bedrock stand-in whose image call hangs until `release` (so a turn is running at the stop)."""
-
-    bedrock: FakeBedrockRuntime
-    started: threading.Event
-    release: threading.Event
-
-    def env(self, tmp_path: Path) -> dict[str, str]:
-        """The image-model variables pointing the bot at this stand-in."""
-        return {
-            "IMAGINE_IMAGE_MODEL": f"bedrock:{IMAGE}",
-            "IMAGINE_BEDROCK_ENDPOINT_URL": self.bedrock.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        }
-
-
-@contextmanager
-def hanging_images() -> Iterator[HangingImages]:
-    """The stand-in, released on the way out so that no server thread stays blocked."""
-    started, release = threading.Event(), threading.Event()
-
-    def image_model(request: RecordedRequest) -> FakeResponse:
-        started.set()
-        release.wait(60)
-        return stability_v2(request)
-
-    with FakeBedrockRuntime() as bedrock:
-        bedrock.register("invoke", "stability.sd3", image_model)
-        try:
-            yield HangingImages(bedrock, started, release)
-        finally:
-            release.set()
-
-
 def _refuses_connections(port: int) -> bool:
     """True once nothing listens on the port any more."""
     try:
@@ -106,12 +65,15 @@ def _refuses_connections(port: int) -> bool:
 def test_sigterm_in_http_mode_stops_intake_and_lets_the_running_turn_finish(
     small_index: Path, tmp_path: Path
 ) -> None:
-    with FakeSlackApi() as slack, hanging_images() as images:
-        env = _env(_data_dir(small_index, tmp_path), slack, IMAGINE_DRAIN_S="60", **images.env(tmp_path))
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock, HeldImageCalls() as images:
+        bedrock.register("invoke", "stability.sd3", images)
+        env = _env(
+            _data_dir(small_index, tmp_path), slack, IMAGINE_DRAIN_S="60", **bedrock_env(bedrock, tmp_path)
+        )
         with serving_process(env) as (port, process):
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
             assert driver.slash_command("/imagine", "a lighthouse at dusk", ALICE, GENERAL).status == 200
-            assert images.started.wait(60), "the image call never started"
+            assert images.held.wait(60), "the image call never started"
             process.send_signal(signal.SIGTERM)
             wait_for(lambda: _refuses_connections(port), 10)  # no new requests...
             time.sleep(1.0)
@@ -129,11 +91,12 @@ def test_sigterm_in_http_mode_stops_intake_and_lets_the_running_turn_finish(
 def test_ctrl_c_in_socket_mode_gives_up_after_the_drain_time_and_leaves_the_turn_to_recovery(
     small_index: Path, tmp_path: Path
 ) -> None:
-    with hanging_images() as images:
-        extra = {"IMAGINE_DRAIN_S": "1", **images.env(tmp_path)}
+    with FakeBedrockRuntime() as bedrock, HeldImageCalls() as images:
+        bedrock.register("invoke", "stability.sd3", images)
+        extra = {"IMAGINE_DRAIN_S": "1", **bedrock_env(bedrock, tmp_path)}
         with socket_mode_serve(small_index, tmp_path, connections=1, **extra) as served:
             served.driver.slash_command("/imagine", "a red fox in snow", ALICE, GENERAL)
-            assert images.started.wait(60), "the image call never started"
+            assert images.held.wait(60), "the image call never started"
             started = time.monotonic()
             served.process.send_signal(signal.SIGINT)
             assert served.process.wait(timeout=30) == 130, served.stderr()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import threading
+from types import TracebackType
 from typing import Any
 
 from tests.fakes.bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
@@ -102,6 +104,31 @@ def install_image_handlers(fake: FakeBedrockRuntime) -> FakeBedrockRuntime:
     fake.register("invoke", "amazon.nova-canvas", nova)
     fake.register("invoke", "amazon.titan-image", nova)
     return fake
+
+
+class HeldImageCalls:
+    """A stability_v2 handler that holds each call until `release`; `held` is set once one is held.
+
+    As a context manager it releases on the way out, so no stand-in thread stays blocked.
+    """
+
+    def __init__(self) -> None:
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request: RecordedRequest) -> FakeResponse:
+        if not self.release.is_set():
+            self.held.set()
+            self.release.wait(60)
+        return stability_v2(request)
+
+    def __enter__(self) -> HeldImageCalls:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release.set()
 
 
 # Stability SD3.5 / Stable Image Core / Ultra -------------------------------------------------------------
