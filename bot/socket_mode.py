@@ -105,8 +105,8 @@ def run_socket_mode(
     app_token: str,
     count: int,
     signals: StopSignals,
-    executor: DrainingExecutor | None = None,
-    drain_s: float = 0.0,
+    executor: DrainingExecutor,
+    drain_s: float,
 ) -> int:
     """Open `count` connections, serve until a stop signal, close them all, then drain running turns.
 
@@ -124,4 +124,4 @@ def run_socket_mode(
         logger.warning("imagine-bot: %s; closing %d Socket Mode connections", signals.reason(), count)
     finally:
         connections.close()
-    return drain_turns(executor, drain_s, signals) if executor is not None else 0
+    return drain_turns(executor, drain_s, signals)
