@@ -144,7 +144,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _mine_modifiers(index: PromptIndex, settings: Settings) -> int:
     """Mine style-modifier statistics from the whole stored library for the offline composer."""
-    from bot.modifiers import mine_modifiers
+    from retrieval.modifiers import mine_modifiers
 
     stats = mine_modifiers(index.iter_prompts())
     stats.save(modifier_stats_path(settings))

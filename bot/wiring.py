@@ -118,7 +118,7 @@ def build_chat_model(settings: Settings) -> ChatModel:
             model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
         )
     from bot.adapters.offline_composer import OfflineComposer
-    from bot.modifiers import ModifierStats
+    from retrieval.modifiers import ModifierStats
 
     path = modifier_stats_path(settings)
     stats = None

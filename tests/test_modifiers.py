@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.modifiers import (
+from retrieval.modifiers import (
     Modifier,
     ModifierStats,
     classify_modifier,

@@ -8,9 +8,9 @@ import pytest
 
 from bot.adapters.offline_composer import LABEL, OfflineComposer
 from bot.errors import BotError
-from bot.modifiers import ModifierStats, mine_modifiers
 from bot.ports import ComposeRequest, ComposeResult, HitForPrompt, TurnMemory, UserDefaults
 from bot.prompting import validate_drafts
+from retrieval.modifiers import ModifierStats, mine_modifiers
 
 IDEA = "a red fox in the snow"
 HITS = (
