@@ -200,7 +200,7 @@ def baseline_session(config: dict[str, Any]) -> dict[str, Any]:
 
 def ours_ingest(config: dict[str, Any]) -> dict[str, Any]:
     """Our ingest of the same first rows into a fresh Edge index (as bench_ingest.py composes it)."""
-    from bot.settings import Settings
+    from bot.config import Settings
     from bot.wiring import build_embedder, build_index, build_sparse_encoder
     from retrieval.ingest import IngestOptions, Ingestor
     from retrieval.safety import SafetyClassifier

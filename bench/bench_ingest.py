@@ -128,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole-library ingest, then the interleaved A/B over its kept prompts; return every number."""
-    from bot.settings import Settings
+    from bot.config import Settings
     from bot.wiring import build_embedder, build_index, build_sparse_encoder
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
     from retrieval.ingest import IngestOptions, Ingestor

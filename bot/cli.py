@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.config import SettingsError, load_settings
 from bot.errors import BotError
 from bot.log_redaction import install_log_redaction
-from bot.settings import SettingsError, load_settings
 from bot.turn_log import TURN_LOGGER
 from retrieval.errors import RetrievalError
 from retrieval.ports import SearchMode

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from bot.settings import Settings
+from bot.config import Settings
 from bot.wiring import build_index, build_ingestor, build_retriever, modifier_stats_path
 from retrieval.errors import IngestError
 from retrieval.ports import PromptIndex, SearchMode

@@ -11,8 +11,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.config import Settings
 from bot.demo_script import IDEA, POLL_S, BeforeStep, DemoError, Script
-from bot.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

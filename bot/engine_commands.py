@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import BotError
 from bot.flags import normalize_aspect_ratio
 from bot.ports import ThreadRef
-from bot.settings import Settings
 from bot.turns import TurnOptions, TurnResult
 from bot.wiring import build_conversation
 

@@ -14,9 +14,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
 from bot.errors import BotError
 from bot.ports import ASPECT_RATIOS
-from bot.settings import PROVIDERS_IMAGE, SettingsError, split_provider
 from bot.turns import TurnOptions
 
 MAX_SEED = 4_294_967_294

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from bot.settings import Settings
+from bot.config import Settings
 from retrieval.adapters.index_common import mismatch_message, spec_from_record, spec_record
 from retrieval.errors import IndexMismatchError, IndexMissingError, IngestError
 from retrieval.ports import IndexPoint, IndexSpec, PromptIndex, SparseVector

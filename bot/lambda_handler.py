@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from bot.settings import SettingsError
+from bot.config import SettingsError
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
@@ -109,7 +109,7 @@ def build_handler(
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
     from bot.app import build_app
-    from bot.settings import load_settings
+    from bot.config import load_settings
     from bot.slack_settings import load_slack_settings
 
     applied = load_secrets_into_env(fetch=fetch)

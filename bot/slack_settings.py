@@ -7,7 +7,7 @@ from typing import Any, Self
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.settings import SettingsError
+from bot.config import SettingsError
 
 DEFAULT_API_URL = "https://slack.com/api/"
 

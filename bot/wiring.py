@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.ports import ChatModel, ImageModel
-from bot.settings import (
+from bot.config import (
     PROVIDERS_CHAT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,
@@ -17,6 +16,7 @@ from bot.settings import (
     SettingsError,
     split_provider,
 )
+from bot.ports import ChatModel, ImageModel
 from retrieval.ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 

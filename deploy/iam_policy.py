@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python deploy/iam_policy.py` from a checkout
     sys.path.insert(0, str(ROOT))
 
-from bot.settings import (  # noqa: E402
+from bot.config import (  # noqa: E402
     PROVIDERS_CHAT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,

@@ -10,10 +10,10 @@ import pytest
 
 from bot import demo
 from bot.cli import main
+from bot.config import Settings
 from bot.demo_script import BeforeStep
 from bot.demo_transcript import Renderer
 from bot.sandbox.slack_api import FakeSlackApi
-from bot.settings import Settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from bot import lambda_handler
+from bot.config import Settings, SettingsError
 from bot.sandbox.slack_api import FakeSlackApi
-from bot.settings import Settings, SettingsError
 from bot.slack_settings import SlackSettings
 
 ROOT = Path(__file__).resolve().parents[1]

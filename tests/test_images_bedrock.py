@@ -15,8 +15,8 @@ from PIL import Image
 from bot import errors
 from bot.adapters import image_bodies as bodies
 from bot.adapters.bedrock_images import BedrockImageModel, SageMakerSdxlModel, family_for
+from bot.config import DEFAULT_IMAGE_MODEL
 from bot.ports import ImageRequest
-from bot.settings import DEFAULT_IMAGE_MODEL
 from tests.fakes import bedrock_images as stand_in
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 from tests.fakes.sagemaker_runtime import FakeSageMakerRuntime

@@ -12,8 +12,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bot.cli import main
+from bot.config import load_settings
 from bot.index_commands import FORMAT, export_index, import_index, read_header
-from bot.settings import load_settings
 from bot.wiring import build_index
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
@@ -189,7 +189,7 @@ def test_shard_settings_default_to_one_and_are_validated(monkeypatch: pytest.Mon
     settings = load_settings()
     assert settings.qdrant_shards == 1 and settings.qdrant_replication == 1
     monkeypatch.setenv("IMAGINE_QDRANT_SHARDS", "0")
-    from bot.settings import SettingsError
+    from bot.config import SettingsError
 
     with pytest.raises(SettingsError, match="IMAGINE_QDRANT_SHARDS"):
         load_settings()

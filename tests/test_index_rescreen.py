@@ -14,7 +14,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bot.cli import main
-from bot.settings import load_settings
+from bot.config import load_settings
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import SettingsError, load_settings
 from bot.errors import BotError, RefusedError
 from bot.policy import MESSAGES, Denylist, PromptPolicy, normalized_views
-from bot.settings import SettingsError, load_settings
 from bot.wiring import build_policy
 from retrieval.safety import SafetyClassifier
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import SettingsError
 from bot.ports import ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL, RANDOM
-from bot.settings import SettingsError
 from bot.slack_ids import ACTION_REROLL, ACTION_USE_HIT, COMMAND_IMAGINE
 from bot.slack_settings import load_slack_settings
 from retrieval.search import Retriever

@@ -388,8 +388,8 @@ def test_an_unreachable_qdrant_fails_new_ideas_clearly_while_other_threads_carry
 ) -> None:
     from qdrant_client import QdrantClient
 
+    from bot.config import Settings
     from bot.ports import ThreadRef
-    from bot.settings import Settings
     from bot.wiring import build_index
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder

@@ -18,11 +18,11 @@ from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from sqlalchemy import Engine, func, inspect, select
 
+from bot.config import SettingsError
 from bot.oauth import BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE, engine_of, oauth_metadata
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
-from bot.settings import SettingsError
 from bot.slack_ids import BOT_SCOPES, COMMAND_IMAGINE
 from bot.slack_settings import load_slack_settings
 from retrieval.search import Retriever

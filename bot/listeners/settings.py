@@ -21,12 +21,12 @@ from bot.blocks_modals import (
     parse_settings_submission,
     settings_modal,
 )
+from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
 from bot.listeners.posting import slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.starting import team_of, user_of
 from bot.ports import ASPECT_RATIOS, UserDefaults
 from bot.services import Services
-from bot.settings import PROVIDERS_IMAGE, SettingsError, split_provider
 from bot.slack_ids import VIEW_CHANNEL_SETTINGS
 
 MEMBER_PAGE = 1000  # conversations.members allows up to 1000 ids a page
