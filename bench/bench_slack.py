@@ -151,16 +151,16 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     """The real Bolt app over HTTP (as tests/slack_rig.serve), with offline or Bedrock stand-in models."""
     from pydantic import SecretStr
 
-    from bot.adapters.offline_composer import OfflineComposer
-    from bot.adapters.offline_images import OfflinePreviewImageModel
     from bot.app import build_app, make_wsgi_server, serving_in_background
     from bot.contact_sheet import contact_sheet
     from bot.conversation import Conversation
+    from bot.drawing.offline_images import OfflinePreviewImageModel
     from bot.fair_use import FairUseLimits
     from bot.policy import Denylist, PromptPolicy
     from bot.sandbox.driver import SlackDriver
     from bot.slack_settings import SlackSettings
     from bot.wiring import assemble_services
+    from bot.writing.offline_composer import OfflineComposer
     from retrieval.safety import SafetyClassifier
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
@@ -170,8 +170,8 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     migrate(engine)
     store = SqlThreadStore(session_factory(engine))
     if models == "bedrock":
-        from bot.adapters.bedrock_chat import BedrockChatModel
-        from bot.adapters.bedrock_images import BedrockImageModel
+        from bot.drawing.bedrock_images import BedrockImageModel
+        from bot.writing.claude import BedrockChatModel
 
         composer: Any = BedrockChatModel(CHAT, region="us-east-1", endpoint_url=bedrock_url)
         images: Any = BedrockImageModel(IMAGE, region="us-east-1", endpoint_url=bedrock_url)

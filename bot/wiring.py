@@ -112,12 +112,12 @@ def build_chat_model(settings: Settings) -> ChatModel:
     """The chat model named by IMAGINE_CHAT_MODEL ('offline' or 'bedrock:<model-id>')."""
     provider, model_id = split_provider(settings.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
     if provider == "bedrock":
-        from bot.adapters.bedrock_chat import BedrockChatModel
+        from bot.writing.claude import BedrockChatModel
 
         return BedrockChatModel(
             model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
         )
-    from bot.adapters.offline_composer import OfflineComposer
+    from bot.writing.offline_composer import OfflineComposer
     from retrieval.modifiers import ModifierStats
 
     path = modifier_stats_path(settings)
@@ -135,16 +135,16 @@ def build_image_model(settings: Settings, model: str | None = None) -> ImageMode
     value = model or settings.image_model
     provider, model_id = split_provider(value, "IMAGINE_IMAGE_MODEL", PROVIDERS_IMAGE)
     if provider == "bedrock":
-        from bot.adapters.bedrock_images import BedrockImageModel
+        from bot.drawing.bedrock_images import BedrockImageModel
 
         return BedrockImageModel(
             model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
         )
     if provider == "sagemaker":
-        from bot.adapters.bedrock_images import SageMakerSdxlModel
+        from bot.drawing.bedrock_images import SageMakerSdxlModel
 
         return SageMakerSdxlModel(model_id, region=settings.aws_region)
-    from bot.adapters.offline_images import OfflinePreviewImageModel
+    from bot.drawing.offline_images import OfflinePreviewImageModel
 
     return OfflinePreviewImageModel()
 

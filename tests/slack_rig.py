@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from bot.adapters.offline_composer import OfflineComposer
-from bot.adapters.offline_images import OfflinePreviewImageModel
 from bot.app import build_app, make_wsgi_server, serving_in_background
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
+from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.fair_use import FairUseLimits
 from bot.health import HealthReport
 from bot.policy import Denylist, PromptPolicy
@@ -28,6 +27,7 @@ from bot.services import Services
 from bot.slack_ids import COMMAND_IMAGINE
 from bot.slack_settings import SlackSettings
 from bot.wiring import assemble_services
+from bot.writing.offline_composer import OfflineComposer
 from retrieval.safety import SafetyClassifier
 from retrieval.search import Retriever
 from storage.db import create_db_engine, migrate, session_factory

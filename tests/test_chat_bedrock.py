@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.bedrock_chat import BedrockChatModel, split_model_id
 from bot.errors import (
     AccessDeniedError,
     ConfigError,
@@ -18,7 +17,8 @@ from bot.errors import (
     UpstreamError,
 )
 from bot.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
-from bot.prompting import SYSTEM_PROMPT
+from bot.writing.claude import BedrockChatModel, split_model_id
+from bot.writing.prompt_template import SYSTEM_PROMPT
 from tests.fakes import FakeBedrockRuntime, FakeResponse
 from tests.fakes.bedrock_converse import ConverseScript, install_converse_handlers
 
@@ -334,7 +334,7 @@ def test_langchain_request_dumps_are_not_logged(
     assert not any("a secret launch plan" in r.getMessage() for r in ours)
     assert not any(r.exc_info for r in ours)
     assert not any("AKIAABCDEFGHIJKLMNOP" in r.getMessage() for r in ours)
-    assert any(r.name == "bot.adapters.bedrock_chat" and "access" in r.getMessage() for r in ours)
+    assert any(r.name == "bot.writing.claude" and "access" in r.getMessage() for r in ours)
 
 
 def test_split_model_id() -> None:

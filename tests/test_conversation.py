@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.offline_composer import OfflineComposer
-from bot.adapters.offline_images import OfflinePreviewImageModel
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
+from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.errors import BotError
 from bot.ports import ThreadRef
 from bot.turns import ThreadNotFoundError, TurnOptions
+from bot.writing.offline_composer import OfflineComposer
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder

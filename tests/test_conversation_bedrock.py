@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.bedrock_chat import BedrockChatModel
-from bot.adapters.bedrock_images import BedrockImageModel
 from bot.conversation import Conversation
+from bot.drawing.bedrock_images import BedrockImageModel
 from bot.errors import ContentFilteredError, ThrottledError
 from bot.ports import ThreadRef
 from bot.turns import TurnOptions
+from bot.writing.claude import BedrockChatModel
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.offline_composer import LABEL, OfflineComposer
 from bot.errors import BotError
 from bot.ports import ComposeRequest, ComposeResult, HitForPrompt, TurnMemory, UserDefaults
-from bot.prompting import validate_drafts
+from bot.writing.offline_composer import LABEL, OfflineComposer
+from bot.writing.prompt_template import validate_drafts
 from retrieval.modifiers import ModifierStats, mine_modifiers
 
 IDEA = "a red fox in the snow"

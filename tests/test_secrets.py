@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from bot.adapters.bedrock_images import BedrockImageModel
 from bot.blocks_modals import (
     DEFAULT_NEGATIVE_BLOCK,
     DEFAULT_NEGATIVE_INPUT,
@@ -37,6 +36,7 @@ from bot.blocks_modals import (
     STYLE_BLOCK,
     STYLE_INPUT,
 )
+from bot.drawing.bedrock_images import BedrockImageModel
 from bot.log_redaction import MASK, SecretsFilter, add_secrets, install_log_redaction, redact
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi

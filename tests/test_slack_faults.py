@@ -18,7 +18,7 @@ from urllib.error import URLError
 
 import pytest
 
-from bot.adapters.bedrock_images import BedrockImageModel
+from bot.drawing.bedrock_images import BedrockImageModel
 from bot.fault_messages import LIBRARY_UNREACHABLE, describe
 from bot.sandbox.slack_api import FakeSlackApi, Reply
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bot.adapters.bedrock_images import BedrockImageModel
 from bot.blocks_modals import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
+from bot.drawing.bedrock_images import BedrockImageModel
 from bot.fair_use import FairUseLimits
 from bot.ports import ThreadRef, UserDefaults
 from bot.sandbox.slack_api import FakeSlackApi

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.adapters.offline_images import OfflinePreviewImageModel
+from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.fair_use import FairUseLimits
 from bot.ports import GeneratedImage, ImageRequest, ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi

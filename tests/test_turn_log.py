@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.offline_composer import OfflineComposer
-from bot.adapters.offline_images import OfflinePreviewImageModel
 from bot.cli import _configure_logging, main
 from bot.contact_sheet import contact_sheet
 from bot.conversation import Conversation
+from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.ports import ThreadRef
 from bot.pricing import estimate_cost, image_price, token_prices
 from bot.turn_log import STAGES, TURN_LOGGER, JsonFormatter
+from bot.writing.offline_composer import OfflineComposer
 from retrieval.search import Retriever
 from storage.db import create_db_engine, migrate, session_factory
 from storage.thread_store import SqlThreadStore

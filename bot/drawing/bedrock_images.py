@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.adapters import image_bodies as bodies
+from bot.drawing import image_bodies as bodies
 from bot.errors import (
     AccessDeniedError,
     BotError,

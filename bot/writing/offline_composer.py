@@ -8,8 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.ports import ComposeRequest, ComposeResult, HitForPrompt, PromptDraft, TurnMemory
-from bot.prompting import MAX_NEGATIVE_CHARS, MAX_RATIONALE_CHARS, aspect_from_text, aspect_hint, clean_line
-from bot.prompting import normalize_aspect_ratio as ratio_or_none
+from bot.writing.prompt_template import (
+    MAX_NEGATIVE_CHARS,
+    MAX_RATIONALE_CHARS,
+    aspect_from_text,
+    aspect_hint,
+    clean_line,
+)
+from bot.writing.prompt_template import normalize_aspect_ratio as ratio_or_none
 from retrieval.modifiers import STYLE_CATEGORIES, ModifierStats, classify_modifier, normalize_modifier
 
 logger = logging.getLogger(__name__)

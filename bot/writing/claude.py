@@ -19,7 +19,7 @@ from bot.errors import (
     UpstreamError,
 )
 from bot.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
-from bot.prompting import (
+from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,
     MAX_STYLE_CHARS,

@@ -8,7 +8,7 @@ import random
 import textwrap
 from typing import TYPE_CHECKING
 
-from bot.adapters.image_bodies import aspect_value
+from bot.drawing.image_bodies import aspect_value
 from bot.ports import GeneratedImage, ImageRequest
 
 if TYPE_CHECKING:

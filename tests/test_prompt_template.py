@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import UpstreamError
 from bot.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory, UserDefaults
-from bot.prompting import (
+from bot.writing.prompt_template import (
     HISTORY_TURNS,
     SYSTEM_PROMPT,
     aspect_from_text,
