@@ -152,11 +152,11 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     from pydantic import SecretStr
 
     from bot.app import build_app, make_wsgi_server, serving_in_background
-    from bot.contact_sheet import contact_sheet
-    from bot.conversation import Conversation
     from bot.drawing.offline_images import OfflinePreviewImageModel
+    from bot.engine.contact_sheet import contact_sheet
+    from bot.engine.conversation import Conversation
+    from bot.engine.policy import Denylist, PromptPolicy
     from bot.fair_use import FairUseLimits
-    from bot.policy import Denylist, PromptPolicy
     from bot.sandbox.driver import SlackDriver
     from bot.slack_settings import SlackSettings
     from bot.wiring import assemble_services

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from bot import slack_ids as ids
-from bot.flags import MAX_IMAGES, MAX_SEED
-from bot.ports import ASPECT_RATIOS, HitForPrompt, PromptDraft
-from bot.turns import TurnResult
+from bot.engine.options import MAX_IMAGES, MAX_SEED
+from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, PromptDraft
+from bot.engine.turns import TurnResult
 
 Block = dict[str, Any]
 
@@ -217,7 +217,7 @@ def help_message() -> Message:
             "Diffusion prompt from them and draws it in a thread. Reply in the thread to refine it."
         ),
         section(
-            "*Flags*\n"
+            "*Options*\n"
             f"• `--ar W:H` aspect ratio ({ratios})\n"
             f"• `--seed N` repeat a picture (0 to {MAX_SEED})\n"
             "• `--no words` things to keep out, comma separated\n"
@@ -239,9 +239,9 @@ def help_message() -> Message:
     return message(blocks, escape("How to use /imagine: /imagine <idea> [--ar W:H] [--seed N] …"))
 
 
-def flag_error(text: str) -> Message:
-    """The ephemeral reply to bad flags; `text` names the flag."""
-    blocks = [section(f":warning: {user_line(text, 1500)}"), context("`/imagine help` lists every flag.")]
+def option_error(text: str) -> Message:
+    """The ephemeral reply to bad options; `text` names the option."""
+    blocks = [section(f":warning: {user_line(text, 1500)}"), context("`/imagine help` lists every option.")]
     return message(blocks)
 
 

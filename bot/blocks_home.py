@@ -10,7 +10,7 @@ from typing import Protocol
 
 from bot.blocks import Block, actions, button, context, header, mrkdwn, section, truncate, user_line
 from bot.blocks_modals import View
-from bot.ports import UserDefaults
+from bot.engine.ports import UserDefaults
 from bot.slack_ids import ACTION_OPEN_SETTINGS
 
 HOME_ITEMS = 10
@@ -87,7 +87,7 @@ def home_view(
         header(":art: imagine"),
         section(
             "Turn an idea into a picture with `/imagine your idea` in any channel I'm in, then reply in "
-            "its thread to refine it. `/imagine help` lists the flags."
+            "its thread to refine it. `/imagine help` lists the options."
         ),
         divider,
         header("Recent images"),

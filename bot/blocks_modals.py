@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.blocks import VOTE_EMOJI, Block, clean, clip, context, one_line, plain, user_line
-from bot.ports import ASPECT_RATIOS, UserDefaults
+from bot.engine.ports import ASPECT_RATIOS, UserDefaults
 from bot.slack_ids import VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS
 
 View = dict[str, Any]

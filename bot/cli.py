@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import SettingsError, load_settings
-from bot.errors import BotError
+from bot.engine.errors import BotError
+from bot.engine.turn_log import TURN_LOGGER
 from bot.log_redaction import install_log_redaction
-from bot.turn_log import TURN_LOGGER
 from retrieval.errors import RetrievalError
 from retrieval.ports import SearchMode
 
@@ -88,7 +88,7 @@ def _configure_logging(verbosity: int, log_format: str = "text") -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        from bot.turn_log import JsonFormatter
+        from bot.engine.turn_log import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     chat_model: str = "offline"
     image_model: str = "offline"
     log_format: str = Field(default="text", pattern="^(text|json)$")  # IMAGINE_LOG_FORMAT: text | json
-    denylist: Path | None = None  # IMAGINE_DENYLIST: workspace denylist file (bot/policy.py)
+    denylist: Path | None = None  # IMAGINE_DENYLIST: workspace denylist file (bot/engine/policy.py)
 
     @field_validator("denylist", mode="before")
     @classmethod

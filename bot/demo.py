@@ -130,8 +130,8 @@ def check_index(settings: Settings) -> None:
 
 def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> tuple[Services, Engine]:
     """Services over the configured index and a throwaway SQLite database and image folder in `scratch`."""
-    from bot.contact_sheet import contact_sheet
-    from bot.conversation import Conversation
+    from bot.engine.contact_sheet import contact_sheet
+    from bot.engine.conversation import Conversation
     from bot.fair_use import FairUseLimits
     from bot.wiring import (
         assemble_services,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.demo_transcript import Action, ChannelLog, Json, Renderer, SavedImage, png_size, shown_path
-from bot.errors import BotError
+from bot.engine.errors import BotError
 from bot.sandbox.slack_models import ALICE, BOB, DEFAULT_TEAM_ID, GENERAL
 from bot.slack_ids import (
     ACTION_PICK_WINNER,

@@ -14,11 +14,11 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from bot.config import Settings
-from bot.conversation import Conversation
-from bot.errors import BotError
-from bot.flags import normalize_aspect_ratio
-from bot.ports import ThreadRef
-from bot.turns import TurnOptions, TurnResult
+from bot.engine.conversation import Conversation
+from bot.engine.errors import BotError
+from bot.engine.options import normalize_aspect_ratio
+from bot.engine.ports import ThreadRef
+from bot.engine.turns import TurnOptions, TurnResult
 from bot.wiring import build_conversation
 
 LOCAL_TEAM = "local"

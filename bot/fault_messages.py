@@ -16,7 +16,7 @@ from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.errors import (
+from bot.engine.errors import (
     AccessDeniedError,
     BotError,
     ContentFilteredError,
@@ -45,7 +45,7 @@ LIBRARY_UNREACHABLE = (
 )
 DROP_ABOVE = 0.3  # a lexicon term weighing more than this alone is left out of the suggestion
 _WORD = re.compile(r"[^\W_]+")
-_FLAGS = re.compile(r"(?:^|\s)--[a-z]")
+_OPTIONS = re.compile(r"(?:^|\s)--[a-z]")
 _ATTEMPTS = re.compile(r"after (\d+) (?:of \d+ )?attempts")
 
 
@@ -61,7 +61,7 @@ def describe(error: BaseException, attempted: str | None = None, command: str = 
     """The user's message for `error`; `attempted` is what the user asked (the idea or instruction).
 
     For a content-filtered request the suggestion is `attempted` without the words that most likely
-    tripped the filter, prefixed by `command` (e.g. "/imagine"); flags (--ar …) are kept as typed.
+    tripped the filter, prefixed by `command` (e.g. "/imagine"); options (--ar …) are kept as typed.
     """
     if isinstance(error, ContentFilteredError):
         return _filtered(error, attempted, command)
@@ -114,9 +114,9 @@ def slack_code(error: SlackApiError) -> str:
 
 
 def reword(text: str) -> tuple[str, tuple[str, ...]]:
-    """`text` without the words the safety lexicon weighs heavily, and those words (flags kept as typed)."""
-    flags = _FLAGS.search(text)
-    body, tail = (text[: flags.start()], text[flags.start() :]) if flags else (text, "")
+    """`text` without the words the safety lexicon weighs heavily, and those words (options kept as typed)."""
+    options = _OPTIONS.search(text)
+    body, tail = (text[: options.start()], text[options.start() :]) if options else (text, "")
     classifier = _classifier()
     heavy = [
         term for term in classifier.classify(body).matched if classifier.classify(term).score > DROP_ABOVE

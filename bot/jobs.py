@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from bot.engine.ports import JobRecord, ThreadRef
 from bot.fair_use import QueueFullError, QuotaReachedError
-from bot.ports import JobRecord, ThreadRef
 
 logger = logging.getLogger(__name__)
 Outcome = Literal["done", "failed", "refused"]

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.ports import JobRecord
+from bot.engine.ports import JobRecord
 from bot.services import Services
 
 logger = logging.getLogger(__name__)

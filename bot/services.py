@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.blocks_home import SavedPromptLike
-from bot.conversation import Conversation
+from bot.engine.conversation import Conversation
+from bot.engine.ports import RecentImage, ThreadStore, UserDefaults
 from bot.fair_use import FairUse
 from bot.jobs import JobTracker
-from bot.ports import RecentImage, ThreadStore, UserDefaults
 from bot.thread_order import ThreadSequencer
 
 

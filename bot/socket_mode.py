@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 
 from bot.config import SettingsError
-from bot.errors import UpstreamError
+from bot.engine.errors import UpstreamError
 from bot.shutdown import DrainingExecutor, StopSignals, drain_turns
 
 if TYPE_CHECKING:

@@ -16,15 +16,15 @@ from bot.config import (
     SettingsError,
     split_provider,
 )
-from bot.ports import ChatModel, ImageModel
+from bot.engine.ports import ChatModel, ImageModel
 from retrieval.ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
 if TYPE_CHECKING:
-    from bot.conversation import Conversation
+    from bot.engine.conversation import Conversation
+    from bot.engine.policy import PromptPolicy
     from bot.fair_use import FairUseLimits
     from bot.health import HealthReport
-    from bot.policy import PromptPolicy
     from bot.services import Services
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
@@ -90,7 +90,7 @@ def build_ingestor(settings: Settings) -> tuple[Ingestor, PromptIndex]:
 
 def build_policy(settings: Settings) -> PromptPolicy:
     """The prompt policy: built-in refusals (minor-age logic from the lexicon) and IMAGINE_DENYLIST."""
-    from bot.policy import Denylist, PromptPolicy
+    from bot.engine.policy import Denylist, PromptPolicy
     from retrieval.safety import SafetyClassifier
 
     denylist = Denylist()
@@ -151,7 +151,7 @@ def build_image_model(settings: Settings, model: str | None = None) -> ImageMode
 
 def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
     """Builds (once each) the image models a turn may name with --model or a default."""
-    from bot.errors import BotError
+    from bot.engine.errors import BotError
 
     built: dict[str, ImageModel] = {}
     lock = threading.Lock()
@@ -265,8 +265,8 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
 
 def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:
     """Build the engine and its thread store once."""
-    from bot.contact_sheet import contact_sheet
-    from bot.conversation import Conversation
+    from bot.engine.contact_sheet import contact_sheet
+    from bot.engine.conversation import Conversation
 
     retriever = build_retriever(settings)
     store, dispose = build_thread_store(settings)

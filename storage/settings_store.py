@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.ports import UserDefaults
+from bot.engine.ports import UserDefaults
 from storage.db import RACE_RETRIES, bound_url
 from storage.errors import translated
 from storage.models import ChannelSettings, SavedPrompt, UserSettings

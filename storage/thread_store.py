@@ -1,4 +1,4 @@
-"""SqlThreadStore: threads, turns and images in SQL; satisfies bot.ports.ThreadStore structurally."""
+"""SqlThreadStore: threads, turns and images in SQL; satisfies bot.engine.ports.ThreadStore structurally."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.ports import ImageRecord, RecentImage, ThreadRecord, ThreadRef, TurnRecord
+from bot.engine.ports import ImageRecord, RecentImage, ThreadRecord, ThreadRef, TurnRecord
 from storage.db import RACE_RETRIES, bound_url
 from storage.errors import NotFoundError, translated
 from storage.models import Image, Thread, Turn, TurnImage, Workspace

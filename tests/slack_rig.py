@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from bot.app import build_app, make_wsgi_server, serving_in_background
-from bot.contact_sheet import contact_sheet
-from bot.conversation import Conversation
 from bot.drawing.offline_images import OfflinePreviewImageModel
+from bot.engine.contact_sheet import contact_sheet
+from bot.engine.conversation import Conversation
+from bot.engine.policy import Denylist, PromptPolicy
+from bot.engine.ports import ImageModel
 from bot.fair_use import FairUseLimits
 from bot.health import HealthReport
-from bot.policy import Denylist, PromptPolicy
-from bot.ports import ImageModel
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL

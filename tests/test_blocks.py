@@ -20,11 +20,11 @@ from slack_sdk.models.views import View
 from bot import blocks as b
 from bot import blocks_home as home
 from bot import blocks_modals as modals
-from bot.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDraft, ThreadRef, UserDefaults
-from bot.ports import ThreadRecord as Thread
-from bot.ports import TurnRecord as Turn
+from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDraft, ThreadRef, UserDefaults
+from bot.engine.ports import ThreadRecord as Thread
+from bot.engine.ports import TurnRecord as Turn
+from bot.engine.turns import StoredImage, TurnResult
 from bot.slack_ids import ACTIONS, VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS, VIEWS
-from bot.turns import StoredImage, TurnResult
 from storage.settings_store import SavedPromptRecord
 
 Json = dict[str, Any]
@@ -249,8 +249,8 @@ def all_messages() -> list[tuple[str, b.Message]]:
     """Every message builder, with ordinary and extreme inputs."""
     return [
         ("help", b.help_message()),
-        ("flag_error", b.flag_error("--seed 'x' must be a whole number")),
-        ("flag_error_nasty", b.flag_error(NASTY + LONG)),
+        ("option_error", b.option_error("--seed 'x' must be a whole number")),
+        ("option_error_nasty", b.option_error(NASTY + LONG)),
         ("not_in_channel", b.not_in_channel("C0123ABC", "imagine")),
         ("not_in_dm", b.not_in_channel("D0123ABC", "@imagine")),
         ("not_in_nasty", b.not_in_channel("C<!here>", NASTY)),
@@ -349,7 +349,7 @@ def test_mentions_and_links_in_untrusted_text_are_neutralised() -> None:
         b.result_message(7, make_result(NASTY, NASTY, offline=True, labels=(NASTY,))),
         b.brainstorm_message(7, [PromptDraft(NASTY, style=NASTY)], (NASTY,)),
         b.error_message(NASTY),
-        b.flag_error(NASTY),
+        b.option_error(NASTY),
     ]
     for dumped in [json.dumps(message) for message in samples] + [json.dumps(home_view(2, 2, NASTY))]:
         for danger in DANGEROUS:
@@ -465,7 +465,7 @@ def test_brainstorm_and_winner() -> None:
 
 
 def test_fallback_text_comes_from_the_blocks() -> None:
-    message = b.flag_error("--ar '7' is not an aspect ratio")
+    message = b.option_error("--ar '7' is not an aspect ratio")
     assert message["text"].startswith(":warning: --ar")
     assert b.fallback_text([]) == "imagine"
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from bot.errors import (
+from bot.engine.errors import (
     AccessDeniedError,
     ConfigError,
     ModelUnavailableError,
     ThrottledError,
     UpstreamError,
 )
-from bot.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
+from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
 from bot.writing.claude import BedrockChatModel, split_model_id
 from bot.writing.prompt_template import SYSTEM_PROMPT
 from tests.fakes import FakeBedrockRuntime, FakeResponse

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.contact_sheet import contact_sheet
-from bot.conversation import Conversation
 from bot.drawing.offline_images import OfflinePreviewImageModel
-from bot.errors import BotError
-from bot.ports import ThreadRef
-from bot.turns import ThreadNotFoundError, TurnOptions
+from bot.engine.contact_sheet import contact_sheet
+from bot.engine.conversation import Conversation
+from bot.engine.errors import BotError
+from bot.engine.ports import ThreadRef
+from bot.engine.turns import ThreadNotFoundError, TurnOptions
 from bot.writing.offline_composer import OfflineComposer
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
 from bot.drawing.bedrock_images import BedrockImageModel
-from bot.errors import ContentFilteredError, ThrottledError
-from bot.ports import ThreadRef
-from bot.turns import TurnOptions
+from bot.engine.conversation import Conversation
+from bot.engine.errors import ContentFilteredError, ThrottledError
+from bot.engine.ports import ThreadRef
+from bot.engine.turns import TurnOptions
 from bot.writing.claude import BedrockChatModel
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
@@ -123,7 +123,7 @@ def test_filtered_and_throttled_turns_leave_nothing_half_written(
 
 
 def test_prompt_length_follows_the_image_model() -> None:
-    from bot.turns import prompt_limit
+    from bot.engine.turns import prompt_limit
 
     assert prompt_limit("bedrock:stability.stable-diffusion-xl-v1") < 400
     assert prompt_limit("sagemaker:my-sdxl-endpoint") < 400

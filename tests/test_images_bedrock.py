@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot import errors
 from bot.config import DEFAULT_IMAGE_MODEL
 from bot.drawing import image_bodies as bodies
 from bot.drawing.bedrock_images import BedrockImageModel, SageMakerSdxlModel, family_for
-from bot.ports import ImageRequest
+from bot.engine import errors
+from bot.engine.ports import ImageRequest
 from tests.fakes import bedrock_images as stand_in
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 from tests.fakes.sagemaker_runtime import FakeSageMakerRuntime

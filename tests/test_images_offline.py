@@ -7,9 +7,9 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from bot.contact_sheet import BACKGROUND, BADGE, LETTERBOX, contact_sheet, sheet_gap, sheet_layout
 from bot.drawing.offline_images import LABEL, OfflinePreviewImageModel, preview_lines, preview_size
-from bot.ports import ASPECT_RATIOS, ImageRequest
+from bot.engine.contact_sheet import BACKGROUND, BADGE, LETTERBOX, contact_sheet, sheet_gap, sheet_layout
+from bot.engine.ports import ASPECT_RATIOS, ImageRequest
 
 FOX = ImageRequest("a red fox in the snow, golden hour", aspect_ratio="1:1", seed=42)
 

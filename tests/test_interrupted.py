@@ -15,8 +15,8 @@ from typing import Any
 from slack_sdk import WebClient
 from sqlalchemy import select, update
 
+from bot.engine.ports import ThreadRef
 from bot.listeners.starting import retry_value
-from bot.ports import ThreadRef
 from bot.recovery import report_interrupted
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi

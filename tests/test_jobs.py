@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.engine.ports import ThreadRef
 from bot.fair_use import QueueFullError
 from bot.jobs import JobTracker, worker_name
-from bot.ports import ThreadRef
 from bot.thread_order import ThreadSequencer
 from storage.job_store import SqlJobJournal
 from storage.models import Job

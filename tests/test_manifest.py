@@ -18,7 +18,7 @@ import yaml
 from slack_bolt import App
 
 from bot import slack_ids
-from bot.flags import FLAG_NAMES
+from bot.engine.options import OPTION_NAMES
 from bot.listeners import register_listeners
 from bot.listeners.registry import Registered
 from bot.sandbox.slack_api import FakeSlackApi
@@ -122,7 +122,7 @@ def test_manifest_settings(manifest: dict[str, Any]) -> None:
     assert settings["socket_mode_enabled"] is True and settings["org_deploy_enabled"] is False
     imagine = features["slash_commands"][0]
     for flag in ("--ar", "--seed", "--no", "--style", "--n", "--model"):
-        assert flag in FLAG_NAMES and flag in imagine["usage_hint"]
+        assert flag in OPTION_NAMES and flag in imagine["usage_hint"]
     assert all(command["should_escape"] is False for command in features["slash_commands"])
     # Slack's split-view assistant needs its own events; only declare it together with them.
     if "assistant_view" in features:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import SettingsError, load_settings
-from bot.errors import BotError, RefusedError
-from bot.policy import MESSAGES, Denylist, PromptPolicy, normalized_views
+from bot.engine.errors import BotError, RefusedError
+from bot.engine.policy import MESSAGES, Denylist, PromptPolicy, normalized_views
 from bot.wiring import build_policy
 from retrieval.safety import SafetyClassifier
 

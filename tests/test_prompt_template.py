@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.errors import UpstreamError
-from bot.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory, UserDefaults
+from bot.engine.errors import UpstreamError
+from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory, UserDefaults
 from bot.writing.prompt_template import (
     HISTORY_TURNS,
     SYSTEM_PROMPT,

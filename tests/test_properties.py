@@ -37,23 +37,24 @@ from hypothesis import strategies as st
 from bot import blocks as b
 from bot import blocks_home as home
 from bot import blocks_modals as modals
-from bot.flags import (
+from bot.engine.options import (
     AVATAR_DEFAULT,
-    FLAG_NAMES,
     MAX_CANDIDATES,
     MAX_IDEA_CHARS,
     MAX_IMAGES,
     MAX_SEED,
     MODEL_ALIASES,
-    FlagError,
+    OPTION_NAMES,
     ImagineCommand,
+    OptionError,
     parse_imagine,
 )
+from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDraft, ThreadRef, UserDefaults
+from bot.engine.ports import ThreadRecord as Thread
+from bot.engine.ports import TurnRecord as Turn
+from bot.engine.turns import StoredImage, TurnOptions, TurnResult
 from bot.http_guard import MAX_BODY_BYTES
 from bot.listeners.starting import retry_text
-from bot.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDraft, ThreadRef, UserDefaults
-from bot.ports import ThreadRecord as Thread
-from bot.ports import TurnRecord as Turn
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, ALICE_DM, APP_ID, BOB, GENERAL, PRIVATE, RANDOM
 from bot.slack_ids import (
@@ -70,7 +71,6 @@ from bot.slack_ids import (
     VIEW_SETTINGS,
     VIEWS,
 )
-from bot.turns import StoredImage, TurnOptions, TurnResult
 from retrieval.search import Retriever
 from storage.settings_store import SavedPromptRecord
 from tests.slack_rig import (
@@ -313,7 +313,7 @@ FLAG_VALUES = [
     "text, watermark",
 ]
 words = st.text(st.characters(codec="utf-8", categories=["L", "N"]), min_size=1, max_size=12)
-flag_names = st.sampled_from([name[2:] for name in FLAG_NAMES]) | st.from_regex(
+flag_names = st.sampled_from([name[2:] for name in OPTION_NAMES]) | st.from_regex(
     r"[a-z][a-z-]{0,10}", fullmatch=True
 )
 flag_values = st.sampled_from(FLAG_VALUES) | st.integers(-(10**13), 10**13).map(str) | st.text(max_size=15)
@@ -783,10 +783,10 @@ def parsed(body: bytes) -> Any:
 # --- pure functions: flags ---------------------------------------------------------------------------------
 @settings(RUN, max_examples=N_PURE)
 @given(text=slack_texts | huge, avatar=st.booleans())
-def test_parse_imagine_raises_only_flag_errors_and_keeps_ideas_short(text: str, avatar: bool) -> None:
+def test_parse_imagine_raises_only_option_errors_and_keeps_ideas_short(text: str, avatar: bool) -> None:
     try:
         command = parse_imagine(text, avatar=avatar)
-    except FlagError as error:
+    except OptionError as error:
         assert 0 < len(str(error)) < 600 and "\n" not in str(error)
     else:
         assert len(command.idea) <= MAX_IDEA_CHARS and command.idea == command.idea.strip()
@@ -868,7 +868,7 @@ def test_the_retry_of_any_accepted_command_parses_to_the_same_command(
 ) -> None:
     try:
         command = parse_imagine(f"{idea} {options_text}", avatar=avatar)
-    except FlagError:
+    except OptionError:
         return
     assume(command.idea and not ENTITY.search(command.idea))  # entities: see the retried-start test below
     assert same_after_retry(command), retried(command)
@@ -916,7 +916,7 @@ def test_block_builders_stay_within_slack_limits_for_any_text(
         b.thread_root(text, user, other),
         b.error_message(text),
         b.error_message(short, retry_value=short or None),
-        b.flag_error(text),
+        b.option_error(text),
         b.working_status(short),
         b.hits_message(thread, [HitForPrompt(i, text, other[:50] or None) for i in range(1, n + 1)]),
         b.result_message(thread, result_of(text, other, short, short, min(n, 4))),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import SettingsError
-from bot.ports import ThreadRef
+from bot.engine.ports import ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL, RANDOM
 from bot.slack_ids import ACTION_REROLL, ACTION_USE_HIT, COMMAND_IMAGINE

@@ -136,7 +136,7 @@ def suggestion_of(message: Json) -> str | None:
 
 def kinds(rig: Rig, root_ts: str, channel: str = GENERAL) -> list[str]:
     """Kinds of the stored turns of a thread."""
-    from bot.ports import ThreadRef
+    from bot.engine.ports import ThreadRef
 
     record = rig.services.threads.find_thread_by_ref(ThreadRef(TEAM, channel, root_ts))
     assert record is not None
@@ -389,7 +389,7 @@ def test_an_unreachable_qdrant_fails_new_ideas_clearly_while_other_threads_carry
     from qdrant_client import QdrantClient
 
     from bot.config import Settings
-    from bot.ports import ThreadRef
+    from bot.engine.ports import ThreadRef
     from bot.wiring import build_index
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
@@ -486,7 +486,7 @@ def test_a_silent_qdrant_times_out_within_the_configured_seconds() -> None:
 def test_describe_maps_every_kind_of_failure() -> None:
     from slack_sdk.errors import SlackApiError
 
-    from bot.errors import (
+    from bot.engine.errors import (
         AccessDeniedError,
         BotError,
         ContentFilteredError,

@@ -20,8 +20,8 @@ from bot.blocks_modals import (
     STYLE_BLOCK,
     STYLE_INPUT,
 )
+from bot.engine.ports import UserDefaults
 from bot.listeners.settings import open_channel_settings
-from bot.ports import UserDefaults
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL, PRIVATE
 from bot.slack_ids import (

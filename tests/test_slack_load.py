@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.drawing.offline_images import OfflinePreviewImageModel
+from bot.engine.ports import GeneratedImage, ImageRequest, ThreadRef
 from bot.fair_use import FairUseLimits
-from bot.ports import GeneratedImage, ImageRequest, ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL
 from bot.slack_ids import COMMAND_IMAGINE

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import tests.test_slack_flows as flows
-from bot.ports import ThreadRef
+from bot.engine.ports import ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack_ids import ACTION_REROLL

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from bot import blocks
 from bot.blocks_modals import PROMPT_BLOCK, PROMPT_INPUT
+from bot.engine.ports import ThreadRef
+from bot.engine.turns import FOLLOW_UP_IMAGES
 from bot.fair_use import FairUseLimits, utc_today
 from bot.listeners.starting import retry_value
-from bot.ports import ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.slack_ids import (
@@ -26,7 +27,6 @@ from bot.slack_ids import (
     COMMAND_IMAGINE,
     VIEW_EDIT_PROMPT,
 )
-from bot.turns import FOLLOW_UP_IMAGES
 from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory
 from storage.ledger import SqlUsageCounters

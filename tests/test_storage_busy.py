@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from bot.ports import ThreadRef
+from bot.engine.ports import ThreadRef
 from storage.db import create_db_engine, migrate, session_factory
 from storage.errors import DatabaseBusyError, StorageError, describe, is_busy, retry_busy
 from storage.ledger import SqlEventLedger

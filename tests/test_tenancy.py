@@ -39,7 +39,7 @@ from bot.blocks_modals import (
     STYLE_BLOCK,
     STYLE_INPUT,
 )
-from bot.ports import ThreadRef, UserDefaults
+from bot.engine.ports import ThreadRef, UserDefaults
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL

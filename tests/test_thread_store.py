@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.ports import ImageRecord, ThreadRef, ThreadStore, TurnRecord, UserDefaults
+from bot.engine.ports import ImageRecord, ThreadRef, ThreadStore, TurnRecord, UserDefaults
 from storage.db import create_db_engine, migrate, session_factory
 from storage.errors import NotFoundError
 from storage.feedback_store import FeedbackTally, SqlFeedbackStore

@@ -6,7 +6,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bot.ports import ThreadRef
+from bot.engine.ports import ThreadRef
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.drawing import image_bodies as bodies
-from bot.errors import (
+from bot.engine.errors import (
     AccessDeniedError,
     BotError,
     ConfigError,
@@ -22,7 +22,7 @@ from bot.errors import (
     ThrottledError,
     UpstreamError,
 )
-from bot.ports import GeneratedImage, ImageRequest
+from bot.engine.ports import GeneratedImage, ImageRequest
 from retrieval.adapters.aws_clients import aws_client
 
 logger = logging.getLogger(__name__)

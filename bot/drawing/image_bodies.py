@@ -7,8 +7,8 @@ import binascii
 import math
 from typing import Any
 
-from bot.errors import ContentFilteredError, UpstreamError
-from bot.ports import ImageRequest
+from bot.engine.errors import ContentFilteredError, UpstreamError
+from bot.engine.ports import ImageRequest
 
 ImageResult = tuple[bytes, int]
 

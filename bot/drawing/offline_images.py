@@ -9,7 +9,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from bot.drawing.image_bodies import aspect_value
-from bot.ports import GeneratedImage, ImageRequest
+from bot.engine.ports import GeneratedImage, ImageRequest
 
 if TYPE_CHECKING:
     from PIL import Image, ImageDraw, ImageFont

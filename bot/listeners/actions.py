@@ -11,11 +11,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks_modals import edit_prompt_modal, parse_action_value, pick_winner
-from bot.errors import BotError
+from bot.engine.errors import BotError
+from bot.engine.ports import ThreadRecord, TurnRecord, UserDefaults
+from bot.engine.turns import FOLLOW_UP_IMAGES, TurnResult
 from bot.listeners.posting import Operation, Requester, ThreadTarget, post, run_turn, slack_error, tell_user
 from bot.listeners.registry import Registrar
 from bot.listeners.starting import first_delivery, forget_delivery, retry_value, team_of
-from bot.ports import ThreadRecord, TurnRecord, UserDefaults
 from bot.services import Services
 from bot.slack_ids import (
     ACTION_EDIT_PROMPT,
@@ -28,7 +29,6 @@ from bot.slack_ids import (
     ACTION_VARY,
     ACTION_VOTE,
 )
-from bot.turns import FOLLOW_UP_IMAGES, TurnResult
 
 OUT_OF_DATE = "That button is out of date; start again with /imagine."
 TURN_ACTIONS = (ACTION_USE_HIT, ACTION_REROLL, ACTION_VARY, ACTION_PICK_WINNER)

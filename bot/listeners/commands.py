@@ -10,25 +10,25 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks import Message
-from bot.errors import RefusedError
+from bot.engine.errors import RefusedError
+from bot.engine.options import ImagineCommand, OptionError, parse_imagine
+from bot.engine.ports import ThreadRef
+from bot.engine.turns import TurnResult
 from bot.fair_use import QueueFullError, QuotaReachedError
-from bot.flags import FlagError, ImagineCommand, parse_imagine
 from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.settings import open_channel_settings
 from bot.listeners.starting import begin, first_delivery, options_summary, team_of
-from bot.ports import ThreadRef
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
-from bot.turns import TurnResult
 
 
 def immediate_reply(text: str, avatar: bool = False) -> Message | None:
-    """The ephemeral the ack carries (help, a flag error), or None when the command goes ahead."""
+    """The ephemeral the ack carries (help, an option error), or None when the command goes ahead."""
     try:
         command = parse_imagine(text, avatar)
-    except FlagError as exc:
-        return blocks.flag_error(str(exc))
+    except OptionError as exc:
+        return blocks.option_error(str(exc))
     if command.settings:
         return None
     if command.help or not command.idea or command.idea.lower() == "help":

@@ -11,14 +11,14 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blocks_modals import vote_number
-from bot.flags import FlagError, clean_text, parse_imagine
+from bot.engine.options import OptionError, clean_text, parse_imagine
+from bot.engine.ports import ThreadRecord, ThreadRef
+from bot.engine.turns import FOLLOW_UP_IMAGES
 from bot.listeners.posting import Requester, ThreadTarget, post, run_turn, slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.starting import begin, first_delivery, retry_value, team_of
-from bot.ports import ThreadRecord, ThreadRef
 from bot.services import Services
 from bot.slack_ids import EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_REACTION_REMOVED
-from bot.turns import FOLLOW_UP_IMAGES
 
 MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -65,11 +65,13 @@ def start_here(services: Services, client: WebClient, team: str, event: dict[str
     target = ThreadTarget(channel, ts)
     try:
         command = parse_imagine(without_mentions(str(event.get("text") or "")))
-    except FlagError as exc:
-        _reply(services, client, target, blocks.flag_error(str(exc)))
+    except OptionError as exc:
+        _reply(services, client, target, blocks.option_error(str(exc)))
         return
     if command.settings:
-        _reply(services, client, target, blocks.flag_error("use `/imagine --settings` in the channel itself"))
+        _reply(
+            services, client, target, blocks.option_error("use `/imagine --settings` in the channel itself")
+        )
         return
     if not command.idea or command.help or command.idea.lower() == "help":
         _reply(services, client, target, blocks.help_message())

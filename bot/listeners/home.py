@@ -11,11 +11,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks_home import HOME_ITEMS, HomeImage, home_view
 from bot.blocks_modals import parse_settings_submission, settings_modal
+from bot.engine.ports import RecentImage, ThreadRef
 from bot.listeners.posting import slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.settings import acknowledge_settings, settings_errors, slack_call, view_values
 from bot.listeners.starting import team_of, user_of
-from bot.ports import RecentImage, ThreadRef
 from bot.services import Services
 from bot.slack_ids import ACTION_OPEN_SETTINGS, EVENT_APP_HOME_OPENED, VIEW_SETTINGS
 

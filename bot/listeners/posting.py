@@ -16,14 +16,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, fault_messages
 from bot.blocks import Message
-from bot.conversation import OnHits
-from bot.errors import BotError
+from bot.engine.conversation import OnHits
+from bot.engine.errors import BotError
+from bot.engine.ports import HitForPrompt, ThreadRecord, ThreadRef
+from bot.engine.turns import TurnResult
 from bot.fair_use import QueueFullError, QuotaReachedError
 from bot.jobs import JobHandle, WaitingHandle
-from bot.ports import HitForPrompt, ThreadRecord, ThreadRef
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
-from bot.turns import TurnResult
 from retrieval.errors import RetrievalError
 from storage.errors import StorageError
 

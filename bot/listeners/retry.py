@@ -10,15 +10,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.flags import FlagError, parse_imagine
+from bot.engine.options import OptionError, parse_imagine
+from bot.engine.ports import ThreadRecord, ThreadRef
+from bot.engine.turns import FOLLOW_UP_IMAGES
 from bot.listeners.actions import Click
 from bot.listeners.posting import Operation, Requester, run_turn, slack_error, tell_user
 from bot.listeners.registry import Registrar
 from bot.listeners.starting import begin, first_delivery
-from bot.ports import ThreadRecord, ThreadRef
 from bot.services import Services
 from bot.slack_ids import ACTION_RETRY
-from bot.turns import FOLLOW_UP_IMAGES
 
 OUT_OF_DATE = "That Retry button is out of date; reply in the thread or run /imagine again."
 
@@ -72,8 +72,8 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
     if spec["op"] in ("start", "avatar"):
         try:
             command = parse_imagine(str(spec.get("text") or ""), avatar=spec["op"] == "avatar")
-        except FlagError as exc:
-            tell_user(client, services, target, click.user_id, blocks.flag_error(str(exc)))
+        except OptionError as exc:
+            tell_user(client, services, target, click.user_id, blocks.option_error(str(exc)))
             return
         begin(services, client, target, ref, click.user_id, command)
         return

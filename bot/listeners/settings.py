@@ -22,10 +22,10 @@ from bot.blocks_modals import (
     settings_modal,
 )
 from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
+from bot.engine.ports import ASPECT_RATIOS, UserDefaults
 from bot.listeners.posting import slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.starting import team_of, user_of
-from bot.ports import ASPECT_RATIOS, UserDefaults
 from bot.services import Services
 from bot.slack_ids import VIEW_CHANNEL_SETTINGS
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.flags import ImagineCommand, escape_slack
+from bot.engine.options import ImagineCommand, escape_slack
+from bot.engine.ports import ThreadRef, UserDefaults
+from bot.engine.turns import TurnOptions, TurnResult
 from bot.listeners.posting import Requester, ThreadTarget, run_turn
-from bot.ports import ThreadRef, UserDefaults
 from bot.services import Services
-from bot.turns import TurnOptions, TurnResult
 
 BUTTON_VALUE_CHARS = 2000  # Slack's limit on a button's value
 
@@ -24,7 +24,7 @@ def retry_value(op: str, **fields: str | int) -> str | None:
 
 
 def options_summary(options: TurnOptions, model: str | None = None) -> str:
-    """The flags in effect, as the user would type them."""
+    """The options in effect, as the user would type them."""
     parts = [f"--ar {options.aspect_ratio}"] if options.aspect_ratio else []
     parts += [f"--seed {options.seed}"] if options.seed is not None else []
     parts += [f"--no {', '.join(options.negative)}"] if options.negative else []

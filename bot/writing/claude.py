@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from bot.errors import (
+from bot.engine.errors import (
     AccessDeniedError,
     BotError,
     ConfigError,
@@ -18,7 +18,7 @@ from bot.errors import (
     ThrottledError,
     UpstreamError,
 )
-from bot.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
+from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from bot.ports import ComposeRequest, ComposeResult, HitForPrompt, PromptDraft, TurnMemory
+from bot.engine.ports import ComposeRequest, ComposeResult, HitForPrompt, PromptDraft, TurnMemory
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.errors import BotError
-from bot.ports import (
+from bot.engine.errors import BotError
+from bot.engine.ports import (
     HitForPrompt,
     ImageRecord,
     PromptDraft,
@@ -54,7 +54,7 @@ class ThreadNotFoundError(BotError):
 
 @dataclass(frozen=True)
 class TurnOptions:
-    """Per-turn overrides from flags such as --ar, --seed, --no, --style, --n."""
+    """Per-turn overrides from options such as --ar, --seed, --no, --style, --n."""
 
     aspect_ratio: str | None = None
     seed: int | None = None
@@ -89,7 +89,7 @@ class TurnResult:
 
 
 def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:
-    """Flags win over the composer: aspect ratio, style and extra negative words."""
+    """Options win over the composer: aspect ratio, style and extra negative words."""
     negative = draft.negative_prompt
     extra = [word for word in options.negative if word and word.lower() not in negative.lower()]
     if extra:
@@ -103,7 +103,7 @@ def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:
 
 
 def with_defaults(options: TurnOptions, defaults: UserDefaults) -> TurnOptions:
-    """Flags first, then the user's or channel's defaults (aspect ratio, style, negative words, model)."""
+    """Options first, then the user's or channel's defaults (aspect ratio, style, negative words, model)."""
     negative = list(options.negative)
     for word in (defaults.negative_prompt or "").split(","):
         if word.strip() and word.strip().lower() not in (w.lower() for w in negative):

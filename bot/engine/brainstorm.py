@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.errors import BotError
-from bot.image_files import write_image, write_sheet
-from bot.ports import (
+from bot.engine.errors import BotError
+from bot.engine.image_files import write_image, write_sheet
+from bot.engine.ports import (
     ComposeRequest,
     HitForPrompt,
     ImageModel,
@@ -20,8 +20,8 @@ from bot.ports import (
     TurnRecord,
     UserDefaults,
 )
-from bot.turn_log import StageTimes
-from bot.turns import StoredImage, latest_hits, memory_of
+from bot.engine.turn_log import StageTimes
+from bot.engine.turns import StoredImage, latest_hits, memory_of
 
 MAX_CANDIDATES = 9
 ContactSheet = Callable[[Sequence[bytes]], bytes]

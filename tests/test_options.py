@@ -6,13 +6,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.flags import (
-    FLAG_NAMES,
+from bot.engine.options import (
     MAX_CANDIDATES,
     MAX_IDEA_CHARS,
     MAX_IMAGES,
     MODEL_ALIASES,
-    FlagError,
+    OPTION_NAMES,
+    OptionError,
     clean_text,
     normalize_aspect_ratio,
     parse_imagine,
@@ -66,20 +66,20 @@ def test_aspect_ratios_snap_to_supported(value: str, expected: str) -> None:
     ],
 )
 def test_bad_flags_are_named(text: str, flag: str) -> None:
-    with pytest.raises(FlagError, match=flag):
+    with pytest.raises(OptionError, match=flag):
         parse_imagine(text)
 
 
 @given(st.text(max_size=300))
 @example("--AVATAR")  # an avatar brainstorm draws 2..9 candidates, not 1..4 images (a CI find)
 @example("robots --avatar --n 9")
-def test_any_text_parses_or_raises_flag_error(text: str) -> None:
+def test_any_text_parses_or_raises_option_error(text: str) -> None:
     try:
         command = parse_imagine(text)
-    except FlagError as error:
+    except OptionError as error:
         assert str(error)
     else:
-        assert not any(token.lower() in FLAG_NAMES for token in command.idea.split())
+        assert not any(token.lower() in OPTION_NAMES for token in command.idea.split())
         assert command.idea == command.idea.strip() and len(command.idea) <= MAX_IDEA_CHARS
         assert not any(ord(char) < 32 or ord(char) == 127 for char in command.idea)
         low, high = (2, MAX_CANDIDATES) if command.avatar else (1, MAX_IMAGES)
@@ -166,7 +166,7 @@ def test_model_flag() -> None:
     assert parse_imagine("fox --model sagemaker:sdxl-endpoint").model == "sagemaker:sdxl-endpoint"
     for short, full in MODEL_ALIASES.items():
         assert parse_imagine(f"fox --model {short.upper()}").model == full
-    with pytest.raises(FlagError) as error:
+    with pytest.raises(OptionError) as error:
         parse_imagine("fox --model local:all-MiniLM-L6-v2")  # an embedding provider, not an image one
     message = str(error.value)
     assert message.startswith("--model 'local:all-MiniLM-L6-v2'") and "bedrock, sagemaker, offline" in message
@@ -184,7 +184,7 @@ def test_long_ideas_keep_their_first_characters_and_the_flags() -> None:
 
 
 def test_unknown_flag_message_lists_the_flags_and_clips_the_name() -> None:
-    with pytest.raises(FlagError) as error:
+    with pytest.raises(OptionError) as error:
         parse_imagine("fox --" + "z" * 500)
     message = str(error.value)
     assert len(message) < 200 and "--ar" in message and "--model" in message
@@ -194,7 +194,7 @@ def test_avatar_n_counts_candidates_from_two_to_nine() -> None:
     assert parse_imagine("friendly robots", avatar=True).options.count == 6
     assert parse_imagine("friendly robots --n 9", avatar=True).options.count == 9
     assert parse_imagine("friendly robots --avatar --n 2").options.count == 2
-    with pytest.raises(FlagError, match=r"--n .* from 2 to 9"):
+    with pytest.raises(OptionError, match=r"--n .* from 2 to 9"):
         parse_imagine("friendly robots --n 12", avatar=True)
-    with pytest.raises(FlagError, match=r"--n .* from 1 to 4"):
+    with pytest.raises(OptionError, match=r"--n .* from 1 to 4"):
         parse_imagine("friendly robots --n 9")  # four images at most outside a brainstorm

@@ -1,9 +1,9 @@
-"""Parsing `/imagine` text: the idea plus Midjourney-style flags (--ar, --seed, --no, --style, --n, --model).
+"""Parsing `/imagine` text: the idea plus Midjourney-style options (--ar, --seed, --no, --style, --n...).
 
 The text is what Slack sends, so it is cleaned first: Slack's three HTML entities (`&amp;` `&lt;` `&gt;`)
 are unescaped, control and invisible characters removed (line breaks and tabs become spaces), and an
-autocorrected dash before a flag name (`—ar 3:2`, `–seed 7`) counts as `--`. Idea words are kept as typed
-(quotes and apostrophes included); a flag value may be quoted to span words (`--style "oil painting"`).
+autocorrected dash before a option name (`—ar 3:2`, `–seed 7`) counts as `--`. Idea words are kept as typed
+(quotes and apostrophes included); a option value may be quoted to span words (`--style "oil painting"`).
 An idea longer than MAX_IDEA_CHARS keeps its first MAX_IDEA_CHARS characters (cut at a word boundary):
 a long paste still gets a picture rather than an error, and the thread root shows what was used.
 """
@@ -15,16 +15,16 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
-from bot.errors import BotError
-from bot.ports import ASPECT_RATIOS
-from bot.turns import TurnOptions
+from bot.engine.errors import BotError
+from bot.engine.ports import ASPECT_RATIOS
+from bot.engine.turns import TurnOptions
 
 MAX_SEED = 4_294_967_294
 MAX_IMAGES = 4
 AVATAR_DEFAULT = 6
 MAX_CANDIDATES = 9
 MAX_IDEA_CHARS = 2000
-FLAG_NAMES = (
+OPTION_NAMES = (
     "--ar",
     "--aspect",
     "--seed",
@@ -54,19 +54,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # ZWJ/ZWNJ are kept inside words (emoji sequences, Persian, Indic scripts) but not at a word's edge.
 _EDGE_JOINER = re.compile(r"(?<!\S)[\u200c\u200d]+|[\u200c\u200d]+(?!\S)")
-_FLAG_WORDS = "|".join(name[2:] for name in FLAG_NAMES)
+_OPTION_WORDS = "|".join(name[2:] for name in OPTION_NAMES)
 _DASHES = "\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 _SMART_DASH = re.compile(
-    rf"(?<!\S)(?:[{_DASHES}]-?|-[{_DASHES}])(?=(?:{_FLAG_WORDS})(?:=|\s|$))", re.IGNORECASE
+    rf"(?<!\S)(?:[{_DASHES}]-?|-[{_DASHES}])(?=(?:{_OPTION_WORDS})(?:=|\s|$))", re.IGNORECASE
 )
-_FLAG = re.compile(r"(--[^\W\d_][\w-]*)(?:=(.*))?", re.DOTALL)
+_OPTION = re.compile(r"(--[^\W\d_][\w-]*)(?:=(.*))?", re.DOTALL)
 _QUOTES = {'"': '"\u201d', "\u201c": "\u201d\u201c\"", "\u201e": "\u201c\u201d\"", "'": "'\u2019",
            "\u2018": "\u2019'"}  # fmt: skip
 _QUOTE_CHARS = "\"'\u201c\u201d\u201e\u2018\u2019"
 
 
-class FlagError(BotError):
-    """A flag is unknown or has a bad value; the message names the flag."""
+class OptionError(BotError):
+    """A option is unknown or has a bad value; the message names the option."""
 
 
 @dataclass(frozen=True)
@@ -94,33 +94,33 @@ def clean_text(text: str) -> str:
     return " ".join(_SMART_DASH.sub("--", " ".join(text.split())).split())
 
 
-def normalize_aspect_ratio(value: str, flag: str = "--ar") -> str:
-    """A supported aspect ratio ('3:2', '16x9', '1.5' → nearest supported), else FlagError naming `flag`."""
+def normalize_aspect_ratio(value: str, option: str = "--ar") -> str:
+    """A supported aspect ratio ('3:2', '16x9', '1.5' → nearest), else OptionError naming `option`."""
     text = unicodedata.normalize("NFKC", value).strip().lower()
     text = text.replace("x", ":").replace("\u00d7", ":").replace("/", ":")
     if text in ASPECT_RATIOS:
         return text
     match = re.fullmatch(r"([0-9]{1,6}(?:\.[0-9]{1,6})?)(?::([0-9]{1,6}(?:\.[0-9]{1,6})?))?", text)
     if not match:
-        raise FlagError(f"{flag} {_shown(value)} is not an aspect ratio: use W:H, e.g. {flag} 3:2")
+        raise OptionError(f"{option} {_shown(value)} is not an aspect ratio: use W:H, e.g. {option} 3:2")
     width, height = float(match.group(1)), float(match.group(2) or 1)
     if width <= 0 or height <= 0 or not 0.2 <= width / height <= 5:
-        raise FlagError(f"{flag} {_shown(value)} is out of range: use one of {', '.join(ASPECT_RATIOS)}")
+        raise OptionError(f"{option} {_shown(value)} is out of range: use one of {', '.join(ASPECT_RATIOS)}")
     target = width / height
     return min(ASPECT_RATIOS, key=lambda r: abs(_ratio(r) - target))
 
 
-def normalize_model(value: str, flag: str = "--model") -> str:
-    """A short model name or 'provider:model-id' for an image provider, else FlagError naming `flag`."""
+def normalize_model(value: str, option: str = "--model") -> str:
+    """A short model name or 'provider:model-id' for an image provider, else OptionError naming `option`."""
     text = unicodedata.normalize("NFKC", value).strip()
     text = MODEL_ALIASES.get(text.lower(), text)
     try:
-        split_provider(text, flag, PROVIDERS_IMAGE)
+        split_provider(text, option, PROVIDERS_IMAGE)
     except SettingsError as exc:
-        raise FlagError(
-            f"{flag} {_shown(value)} is not an image model: use a short name "
+        raise OptionError(
+            f"{option} {_shown(value)} is not an image model: use a short name "
             f"({', '.join(MODEL_ALIASES)}) or provider:model-id with provider one of "
-            f"{', '.join(PROVIDERS_IMAGE)}, e.g. {flag} {MODEL_ALIASES['sd3.5']}"
+            f"{', '.join(PROVIDERS_IMAGE)}, e.g. {option} {MODEL_ALIASES['sd3.5']}"
         ) from exc
     return text
 
@@ -136,18 +136,18 @@ def _shown(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[: limit - 1] + "…")
 
 
-def _flag_of(token: str) -> tuple[str, str | None] | None:
-    """(flag name in lower case, inline `=value` or None) when the token is a flag, else None."""
-    match = _FLAG.fullmatch(unicodedata.normalize("NFKC", token))
+def _option_of(token: str) -> tuple[str, str | None] | None:
+    """(option name in lower case, inline `=value` or None) when the token is a option, else None."""
+    match = _OPTION.fullmatch(unicodedata.normalize("NFKC", token))
     return (match.group(1).lower(), match.group(2)) if match else None
 
 
-def _take_value(tokens: list[str], index: int, flag: str, inline: str | None) -> tuple[str, int]:
-    """The value of the flag at `index` and the index after it; a quoted value may span tokens."""
+def _take_value(tokens: list[str], index: int, option: str, inline: str | None) -> tuple[str, int]:
+    """The value of the option at `index` and the index after it; a quoted value may span tokens."""
     if inline is not None:
         value, after = inline, index + 1
-    elif index + 1 >= len(tokens) or _flag_of(tokens[index + 1]):
-        raise FlagError(f"{flag} needs a value")
+    elif index + 1 >= len(tokens) or _option_of(tokens[index + 1]):
+        raise OptionError(f"{option} needs a value")
     else:
         value, after = tokens[index + 1], index + 2
     closers = _QUOTES.get(value[:1])
@@ -159,7 +159,7 @@ def _take_value(tokens: list[str], index: int, flag: str, inline: str | None) ->
                 break
     value = value.strip(_QUOTE_CHARS).strip()
     if not value:
-        raise FlagError(f"{flag} needs a value")
+        raise OptionError(f"{option} needs a value")
     return value, after
 
 
@@ -178,7 +178,7 @@ def _has_content(idea: str) -> bool:
 
 
 def parse_imagine(text: str, avatar: bool = False) -> ImagineCommand:
-    """Split `/imagine` text (as Slack sends it) into the idea and its options; FlagError names a bad flag.
+    """Split `/imagine` text (as Slack sends it) into the idea and its options; OptionError names the bad one.
 
     `avatar` (the /avatar command) or an `--avatar` switch make `--n` the number of candidates (2-9).
     """
@@ -189,30 +189,30 @@ def parse_imagine(text: str, avatar: bool = False) -> ImagineCommand:
     switches: set[str] = set()
     index = 0
     while index < len(tokens):
-        parsed = _flag_of(tokens[index])
+        parsed = _option_of(tokens[index])
         if parsed is None:
             words.append(tokens[index])
             index += 1
             continue
-        flag, inline = parsed
-        if flag not in FLAG_NAMES:
-            raise FlagError(
-                f"unknown flag {_shown(tokens[index])}: use --ar, --seed, --no, --style, --n, --model, "
+        option, inline = parsed
+        if option not in OPTION_NAMES:
+            raise OptionError(
+                f"unknown option {_shown(tokens[index])}: use --ar, --seed, --no, --style, --n, --model, "
                 "--avatar or --settings"
             )
-        if flag in SWITCHES:
-            switches.add(flag)
+        if option in SWITCHES:
+            switches.add(option)
             index += 1
             continue
-        value, index = _take_value(tokens, index, flag, inline)
-        if flag == "--no":
-            while index < len(tokens) and not _flag_of(tokens[index]):
+        value, index = _take_value(tokens, index, option, inline)
+        if option == "--no":
+            while index < len(tokens) and not _option_of(tokens[index]):
                 value += " " + tokens[index]
                 index += 1
             parts = (part.strip().strip(_QUOTE_CHARS).strip() for part in value.split(","))
             negative.extend(part for part in parts if part)
         else:
-            found[flag] = value
+            found[option] = value
     idea = " ".join(words)
     idea = _shorten(idea) if _has_content(idea) else ""
     avatar = avatar or "--avatar" in switches
@@ -229,17 +229,17 @@ def parse_imagine(text: str, avatar: bool = False) -> ImagineCommand:
 
 def _aspect(found: dict[str, str]) -> str | None:
     """The --ar (or --aspect) value, normalized."""
-    for flag in ("--ar", "--aspect"):
-        if flag in found:
-            return normalize_aspect_ratio(found[flag], flag)
+    for option in ("--ar", "--aspect"):
+        if option in found:
+            return normalize_aspect_ratio(found[option], option)
     return None
 
 
-def _whole(value: str, flag: str, low: int, high: int) -> int:
-    """A whole number in [low, high], else FlagError naming `flag`."""
+def _whole(value: str, option: str, low: int, high: int) -> int:
+    """A whole number in [low, high], else OptionError naming `option`."""
     text = unicodedata.normalize("NFKC", value).strip()
     if not (text.isdecimal() and len(text) <= len(str(high))) or not (low <= int(text) <= high):
-        raise FlagError(f"{flag} {_shown(value)} must be a whole number from {low} to {high}")
+        raise OptionError(f"{option} {_shown(value)} must be a whole number from {low} to {high}")
     return int(text)
 
 

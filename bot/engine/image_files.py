@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from bot.ports import GeneratedImage, ImageRecord
-from bot.turns import StoredImage
+from bot.engine.ports import GeneratedImage, ImageRecord
+from bot.engine.turns import StoredImage
 
 
 def _write_once(path: Path, data: bytes) -> None:

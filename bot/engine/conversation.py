@@ -11,11 +11,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bot.brainstorm import CandidateDrawer, ContactSheet, brainstorm_request, pick_request
-from bot.errors import BotError
-from bot.image_files import write_image
-from bot.policy import PromptPolicy
-from bot.ports import (
+from bot.engine.brainstorm import CandidateDrawer, ContactSheet, brainstorm_request, pick_request
+from bot.engine.errors import BotError
+from bot.engine.image_files import write_image
+from bot.engine.policy import PromptPolicy
+from bot.engine.ports import (
     ChatModel,
     ComposeRequest,
     ComposeResult,
@@ -30,8 +30,8 @@ from bot.ports import (
     TurnRecord,
     UserDefaults,
 )
-from bot.turn_log import StageTimes, log_turn
-from bot.turns import (
+from bot.engine.turn_log import StageTimes, log_turn
+from bot.engine.turns import (
     FOLLOW_UP_IMAGES,
     PromptSearch,
     StoredImage,

@@ -53,7 +53,7 @@ class ImageModel(Protocol):
         ...
 
     def generate(self, request: ImageRequest) -> list[GeneratedImage]:
-        """Generate `request.count` images; raise a bot.errors.BotError subclass on failure."""
+        """Generate `request.count` images; raise a bot.engine.errors.BotError subclass on failure."""
         ...
 
 
@@ -137,7 +137,7 @@ class ChatModel(Protocol):
         ...
 
     def compose(self, request: ComposeRequest) -> ComposeResult:
-        """Return exactly `request.candidates` drafts; raise a bot.errors.BotError subclass on failure."""
+        """Return exactly `request.candidates` drafts; raise a BotError subclass on failure."""
         ...
 
 

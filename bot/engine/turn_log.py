@@ -2,7 +2,7 @@
 
 Every finished turn logs ONE INFO record on the `bot.turns` logger whose `turn` attribute holds team,
 thread and turn ids, kind, stage timings in ms (retrieve, compose, draw, store), tokens, models, image
-count and an estimated cost (bot/pricing.py). The JSON formatter nests it under "turn".
+count and an estimated cost (bot/engine/pricing.py). The JSON formatter nests it under "turn".
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.engine.ports import ThreadRecord, TurnRecord
+from bot.engine.pricing import estimate_cost
 from bot.log_redaction import redact
-from bot.ports import ThreadRecord, TurnRecord
-from bot.pricing import estimate_cost
 
 TURN_LOGGER = "bot.turns"
 STAGES = ("retrieve", "compose", "draw", "store")
