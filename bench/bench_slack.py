@@ -156,8 +156,8 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     from bot.engine.contact_sheet import contact_sheet
     from bot.engine.conversation import Conversation
     from bot.engine.policy import Denylist, PromptPolicy
-    from bot.fair_use import FairUseLimits
     from bot.sandbox.driver import SlackDriver
+    from bot.scheduling.fair_use import FairUseLimits
     from bot.slack_settings import SlackSettings
     from bot.wiring import assemble_services
     from bot.writing.offline_composer import OfflineComposer

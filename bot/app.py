@@ -23,8 +23,8 @@ from bot.http_guard import SlackRequestGuard
 from bot.listeners import register_listeners
 from bot.log_redaction import install_log_redaction
 from bot.oauth import build_oauth_settings, engine_of
+from bot.scheduling.drain import DrainingExecutor
 from bot.services import Services
-from bot.shutdown import DrainingExecutor
 from bot.slack_settings import SlackSettings
 
 logger = logging.getLogger(__name__)

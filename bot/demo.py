@@ -132,7 +132,7 @@ def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> 
     """Services over the configured index and a throwaway SQLite database and image folder in `scratch`."""
     from bot.engine.contact_sheet import contact_sheet
     from bot.engine.conversation import Conversation
-    from bot.fair_use import FairUseLimits
+    from bot.scheduling.fair_use import FairUseLimits
     from bot.wiring import (
         assemble_services,
         build_chat_model,

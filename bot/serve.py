@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, NoReturn
 
 from bot.config import Settings, SettingsError
-from bot.shutdown import StopSignals, drain_turns
+from bot.scheduling.drain import StopSignals, drain_turns
 from bot.socket_mode import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, connection_count, run_socket_mode
 
 if TYPE_CHECKING:

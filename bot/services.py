@@ -10,9 +10,9 @@ from typing import Protocol
 from bot.blocks_home import SavedPromptLike
 from bot.engine.conversation import Conversation
 from bot.engine.ports import RecentImage, ThreadStore, UserDefaults
-from bot.fair_use import FairUse
-from bot.jobs import JobTracker
-from bot.thread_order import ThreadSequencer
+from bot.scheduling.fair_use import FairUse
+from bot.scheduling.job_journal import JobTracker
+from bot.scheduling.thread_order import ThreadSequencer
 
 
 class SettingsStore(Protocol):

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import SettingsError
 from bot.engine.errors import UpstreamError
-from bot.shutdown import DrainingExecutor, StopSignals, drain_turns
+from bot.scheduling.drain import DrainingExecutor, StopSignals, drain_turns
 
 if TYPE_CHECKING:
     from slack_bolt import App

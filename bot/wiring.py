@@ -23,8 +23,8 @@ from retrieval.search import Retriever
 if TYPE_CHECKING:
     from bot.engine.conversation import Conversation
     from bot.engine.policy import PromptPolicy
-    from bot.fair_use import FairUseLimits
     from bot.health import HealthReport
+    from bot.scheduling.fair_use import FairUseLimits
     from bot.services import Services
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
@@ -188,7 +188,7 @@ def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], N
 
 def build_services(settings: Settings) -> tuple[Services, Callable[[], None]]:
     """What the Slack listeners need (engine, stores, fair use), and a function that releases it."""
-    from bot.fair_use import FairUseLimits
+    from bot.scheduling.fair_use import FairUseLimits
 
     conversation, store, close = _engine(settings)
     limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, settings.daily_image_quota)
@@ -211,8 +211,8 @@ def assemble_services(
     job_stale_s: float = 120.0,
 ) -> Services:
     """Services over one database: the thread store's sessions shared by every other store."""
-    from bot.fair_use import FairUse
-    from bot.jobs import JobTracker, worker_name
+    from bot.scheduling.fair_use import FairUse
+    from bot.scheduling.job_journal import JobTracker, worker_name
     from bot.services import Services
     from storage.feedback_store import SqlFeedbackStore
     from storage.job_store import SqlJobJournal

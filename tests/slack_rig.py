@@ -18,11 +18,11 @@ from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
 from bot.engine.policy import Denylist, PromptPolicy
 from bot.engine.ports import ImageModel
-from bot.fair_use import FairUseLimits
 from bot.health import HealthReport
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
+from bot.scheduling.fair_use import FairUseLimits
 from bot.services import Services
 from bot.slack_ids import COMMAND_IMAGINE
 from bot.slack_settings import SlackSettings

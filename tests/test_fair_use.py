@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import ThreadRef
-from bot.fair_use import FairUse, FairUseLimits, QueueFullError, QuotaReachedError
-from bot.jobs import JobHandle, JobTracker, worker_name
+from bot.scheduling.fair_use import FairUse, FairUseLimits, QueueFullError, QuotaReachedError
+from bot.scheduling.job_journal import JobHandle, JobTracker, worker_name
 from storage.job_store import SqlJobJournal
 from storage.ledger import SqlUsageCounters
 from storage.models import Job

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 from bot.blocks_modals import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
 from bot.drawing.bedrock_images import BedrockImageModel
 from bot.engine.ports import ThreadRef, UserDefaults
-from bot.fair_use import FairUseLimits
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
+from bot.scheduling.fair_use import FairUseLimits
 from bot.slack_ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.ports import GeneratedImage, ImageRequest, ThreadRef
-from bot.fair_use import FairUseLimits
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL
+from bot.scheduling.fair_use import FairUseLimits
 from bot.slack_ids import COMMAND_IMAGINE
 from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory

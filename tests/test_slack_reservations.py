@@ -14,10 +14,10 @@ from bot import blocks
 from bot.blocks_modals import PROMPT_BLOCK, PROMPT_INPUT
 from bot.engine.ports import ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.fair_use import FairUseLimits, utc_today
 from bot.listeners.starting import retry_value
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
+from bot.scheduling.fair_use import FairUseLimits, utc_today
 from bot.slack_ids import (
     ACTION_EDIT_PROMPT,
     ACTION_REROLL,

@@ -14,11 +14,11 @@ from bot.engine.errors import RefusedError
 from bot.engine.options import ImagineCommand, OptionError, parse_imagine
 from bot.engine.ports import ThreadRef
 from bot.engine.turns import TurnResult
-from bot.fair_use import QueueFullError, QuotaReachedError
 from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
 from bot.listeners.registry import Registrar
 from bot.listeners.settings import open_channel_settings
 from bot.listeners.starting import begin, first_delivery, options_summary, team_of
+from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
 

@@ -20,8 +20,8 @@ from bot.engine.conversation import OnHits
 from bot.engine.errors import BotError
 from bot.engine.ports import HitForPrompt, ThreadRecord, ThreadRef
 from bot.engine.turns import TurnResult
-from bot.fair_use import QueueFullError, QuotaReachedError
-from bot.jobs import JobHandle, WaitingHandle
+from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
+from bot.scheduling.job_journal import JobHandle, WaitingHandle
 from bot.services import Services
 from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
 from retrieval.errors import RetrievalError

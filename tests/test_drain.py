@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
-from bot.shutdown import DrainingExecutor
+from bot.scheduling.drain import DrainingExecutor
 from tests.fakes.bedrock_images import HeldImageCalls
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 from tests.slack_rig import wait_for

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import ThreadRef
-from bot.fair_use import QueueFullError
-from bot.jobs import JobTracker, worker_name
-from bot.thread_order import ThreadSequencer
+from bot.scheduling.fair_use import QueueFullError
+from bot.scheduling.job_journal import JobTracker, worker_name
+from bot.scheduling.thread_order import ThreadSequencer
 from storage.job_store import SqlJobJournal
 from storage.models import Job
 from tests.storage_fixtures import db_url, engine, postgres_admin_url, sessions  # noqa: F401

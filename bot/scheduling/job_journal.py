@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot.engine.ports import JobRecord, ThreadRef
-from bot.fair_use import QueueFullError, QuotaReachedError
+from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
 
 logger = logging.getLogger(__name__)
 Outcome = Literal["done", "failed", "refused"]
@@ -109,7 +109,7 @@ class JobTracker:
 
         The row is beaten and reported like a queued one when the process dies, but fair use never counts
         it: a turn in a thread's line is not admitted yet (20 replies in one thread must not hit the cap).
-        Only a turn that really waits gets one (bot.thread_order), so the common path writes nothing more.
+        Only a turn that really waits gets one (thread_order), so the common path writes nothing more.
         """
         handle = WaitingHandle(self._journal.wait(ref, user_id, retry))
         with self._lock:
