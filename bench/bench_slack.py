@@ -1,7 +1,7 @@
 """Slack app latency and memory: slash-command ack at 1/10/50 concurrent commands, time to the first visible
 answer (hits in the thread) and to the image upload, offline models and the Bedrock stand-in, at 79k and 1M.
 
-The real Bolt app is served over HTTP on 127.0.0.1 by `bot.app.make_wsgi_server` and driven by
+The real Bolt app is served over HTTP on 127.0.0.1 by `bot.slack.app.make_wsgi_server` and driven by
 `bot.sandbox.driver.SlackDriver` against `bot.sandbox.slack_api.FakeSlackApi`, as tests/slack_rig.py does.
 The Bedrock stand-in is the test suite's `FakeBedrockRuntime` (tests/fakes) with its Converse (Claude) and
 image (SD3.5) handlers: real botocore and langchain-aws clients, loopback HTTP, no model latency.
@@ -151,14 +151,14 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     """The real Bolt app over HTTP (as tests/slack_rig.serve), with offline or Bedrock stand-in models."""
     from pydantic import SecretStr
 
-    from bot.app import build_app, make_wsgi_server, serving_in_background
     from bot.drawing.offline_images import OfflinePreviewImageModel
     from bot.engine.contact_sheet import contact_sheet
     from bot.engine.conversation import Conversation
     from bot.engine.policy import Denylist, PromptPolicy
     from bot.sandbox.driver import SlackDriver
     from bot.scheduling.fair_use import FairUseLimits
-    from bot.slack_settings import SlackSettings
+    from bot.slack.app import build_app, make_wsgi_server, serving_in_background
+    from bot.slack.credentials import SlackSettings
     from bot.wiring import assemble_services
     from bot.writing.offline_composer import OfflineComposer
     from retrieval.safety import SafetyClassifier
@@ -224,7 +224,7 @@ def idle(served: Served, timeout: float = 600.0) -> float:
 def ack_levels(fake: Any, served: Served, levels: list[int], samples: int) -> dict[str, Any]:
     """Ack latency of `level` simultaneous /imagine commands from distinct users (≈ `samples` per level)."""
     from bot.sandbox.slack_models import GENERAL
-    from bot.slack_ids import COMMAND_IMAGINE
+    from bot.slack.ids import COMMAND_IMAGINE
 
     users = [f"U0BENCH{n:03d}" for n in range(max(levels))]
     for user in users:
@@ -269,7 +269,7 @@ def _p(row: dict[str, float]) -> tuple[float, float]:
 def first_answers(fake: Any, served: Served, ideas: list[str]) -> dict[str, Any]:
     """Sequential /imagine commands: ms to the ack, to the hits in the thread and to the image upload."""
     from bot.sandbox.slack_models import ALICE, GENERAL
-    from bot.slack_ids import COMMAND_IMAGINE
+    from bot.slack.ids import COMMAND_IMAGINE
 
     def thread_blocks(root_ts: str) -> list[str]:
         return [
@@ -419,9 +419,9 @@ def render(results: list[dict[str, Any]], builds: dict[int, dict[str, Any]], arg
     """The markdown section."""
     md = report_header("Slack app: ack latency, time to first answer and upload, peak RSS")
     md += (
-        "Real Bolt app served by `bot.app.make_wsgi_server` on 127.0.0.1, driven by `SlackDriver` against "
-        "`FakeSlackApi` (signed HTTP requests, the app's Web API calls answered by the sandbox); SQLite "
-        "thread store; default fair-use limits (2 concurrent jobs). **Bedrock stand-in** = "
+        "Real Bolt app served by `bot.slack.app.make_wsgi_server` on 127.0.0.1, driven by `SlackDriver` "
+        "against `FakeSlackApi` (signed HTTP requests, the app's Web API calls answered by the sandbox); "
+        "SQLite thread store; default fair-use limits (2 concurrent jobs). **Bedrock stand-in** = "
         "`tests/fakes/bedrock_runtime.FakeBedrockRuntime` + `install_converse_handlers` + "
         f"`install_image_handlers` (imported from tests/ by the bench): real botocore/langchain-aws clients "
         f"for `{CHAT}` and `{IMAGE}` over loopback HTTP, answering instantly, so those rows measure our "

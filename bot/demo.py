@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from bot.sandbox.driver import SlackDriver
     from bot.sandbox.slack_api import FakeSlackApi
-    from bot.services import Services
+    from bot.slack.services import Services
 
 logger = logging.getLogger(__name__)
 __all__ = ["DemoError", "add_demo_command", "run_demo"]
@@ -172,9 +172,9 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
     """The real Bolt app in HTTP mode on 127.0.0.1 (a free port) against the sandbox, and its driver."""
     from pydantic import SecretStr
 
-    from bot.app import build_app, make_wsgi_server, serving_in_background
     from bot.sandbox.driver import SlackDriver
-    from bot.slack_settings import SlackSettings
+    from bot.slack.app import build_app, make_wsgi_server, serving_in_background
+    from bot.slack.credentials import SlackSettings
 
     slack = SlackSettings(
         bot_token=SecretStr(fake.bot_token()),

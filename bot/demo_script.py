@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from bot.demo_transcript import Action, ChannelLog, Json, Renderer, SavedImage, png_size, shown_path
 from bot.engine.errors import BotError
 from bot.sandbox.slack_models import ALICE, BOB, DEFAULT_TEAM_ID, GENERAL
-from bot.slack_ids import (
+from bot.slack.ids import (
     ACTION_PICK_WINNER,
     ACTION_REROLL,
     ACTION_USE_HIT,
@@ -24,7 +24,7 @@ from bot.slack_ids import (
 if TYPE_CHECKING:
     from bot.sandbox.driver import SlackDriver
     from bot.sandbox.slack_api import FakeSlackApi
-    from bot.services import Services
+    from bot.slack.services import Services
 
 T = TypeVar("T")
 BeforeStep = Callable[[int, "FakeSlackApi"], None]

@@ -23,7 +23,7 @@ from bot.config import SettingsError
 if TYPE_CHECKING:
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
-    from bot.services import Services
+    from bot.slack.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +108,9 @@ def build_handler(
     """Secrets → settings → services → Bolt app → Bolt's Lambda adapter (no Slack call is made here)."""
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
-    from bot.app import build_app
     from bot.config import load_settings
-    from bot.slack_settings import load_slack_settings
+    from bot.slack.app import build_app
+    from bot.slack.credentials import load_slack_settings
 
     applied = load_secrets_into_env(fetch=fetch)
     if applied:

@@ -9,10 +9,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 from bot.config import Settings, SettingsError
 from bot.scheduling.drain import StopSignals, drain_turns
-from bot.socket_mode import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, connection_count, run_socket_mode
+from bot.slack.intake.socket_mode import (
+    DEFAULT_CONNECTIONS,
+    MAX_CONNECTIONS,
+    connection_count,
+    run_socket_mode,
+)
 
 if TYPE_CHECKING:
-    from bot.recovery import RecoveryLoop
+    from bot.slack.recovery import RecoveryLoop
 from bot.wiring import build_health, build_services
 
 logger = logging.getLogger(__name__)
@@ -43,9 +48,9 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build the app from settings and serve until SIGTERM or Ctrl-C; then let running turns finish."""
-    from bot.app import build_app, listener_executor, make_wsgi_server, serving_in_background
-    from bot.recovery import RecoveryLoop, client_for_app
-    from bot.slack_settings import load_slack_settings
+    from bot.slack.app import build_app, listener_executor, make_wsgi_server, serving_in_background
+    from bot.slack.credentials import load_slack_settings
+    from bot.slack.recovery import RecoveryLoop, client_for_app
 
     slack = load_slack_settings()
     app_token = os.environ.get("SLACK_APP_TOKEN", "").strip()

@@ -23,9 +23,9 @@ from retrieval.search import Retriever
 if TYPE_CHECKING:
     from bot.engine.conversation import Conversation
     from bot.engine.policy import PromptPolicy
-    from bot.health import HealthReport
     from bot.scheduling.fair_use import FairUseLimits
-    from bot.services import Services
+    from bot.slack.intake.health import HealthReport
+    from bot.slack.services import Services
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
 
@@ -213,7 +213,7 @@ def assemble_services(
     """Services over one database: the thread store's sessions shared by every other store."""
     from bot.scheduling.fair_use import FairUse
     from bot.scheduling.job_journal import JobTracker, worker_name
-    from bot.services import Services
+    from bot.slack.services import Services
     from storage.feedback_store import SqlFeedbackStore
     from storage.job_store import SqlJobJournal
     from storage.ledger import SqlEventLedger, SqlUsageCounters
@@ -241,7 +241,7 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
     """GET /healthz's checks: `SELECT 1` on the app's database and one sparse query on the prompt index."""
     from sqlalchemy import text
 
-    from bot.health import run_checks
+    from bot.slack.intake.health import run_checks
     from retrieval.ports import SearchMode
     from storage.thread_store import SqlThreadStore
 

@@ -12,20 +12,20 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from bot.app import build_app, make_wsgi_server, serving_in_background
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
 from bot.engine.policy import Denylist, PromptPolicy
 from bot.engine.ports import ImageModel
-from bot.health import HealthReport
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.scheduling.fair_use import FairUseLimits
-from bot.services import Services
-from bot.slack_ids import COMMAND_IMAGINE
-from bot.slack_settings import SlackSettings
+from bot.slack.app import build_app, make_wsgi_server, serving_in_background
+from bot.slack.credentials import SlackSettings
+from bot.slack.ids import COMMAND_IMAGINE
+from bot.slack.intake.health import HealthReport
+from bot.slack.services import Services
 from bot.wiring import assemble_services
 from bot.writing.offline_composer import OfflineComposer
 from retrieval.safety import SafetyClassifier

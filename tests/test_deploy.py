@@ -22,7 +22,7 @@ import yaml
 from bot import lambda_handler
 from bot.config import Settings, SettingsError
 from bot.sandbox.slack_api import FakeSlackApi
-from bot.slack_settings import SlackSettings
+from bot.slack.credentials import SlackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.health import HealthReport, HealthRoute, run_checks
 from bot.sandbox.slack_api import FakeSlackApi
-from bot.services import Services
+from bot.slack.intake.health import HealthReport, HealthRoute, run_checks
+from bot.slack.services import Services
 from bot.wiring import build_health
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex

@@ -16,12 +16,12 @@ from slack_sdk import WebClient
 from sqlalchemy import select, update
 
 from bot.engine.ports import ThreadRef
-from bot.listeners.starting import retry_value
-from bot.recovery import report_interrupted
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
-from bot.slack_ids import ACTION_RETRY
+from bot.slack.handlers.thread_start import retry_value
+from bot.slack.ids import ACTION_RETRY
+from bot.slack.recovery import report_interrupted
 from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory
 from storage.job_store import SqlJobJournal

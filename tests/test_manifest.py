@@ -1,4 +1,4 @@
-"""manifest.yml: valid against Slack's manifest schema, in step with bot/slack_ids.py, printed as JSON."""
+"""manifest.yml: valid against Slack's manifest schema, in step with bot/slack/ids.py, printed as JSON."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import pytest
 import yaml
 from slack_bolt import App
 
-from bot import slack_ids
 from bot.engine.options import OPTION_NAMES
-from bot.listeners import register_listeners
-from bot.listeners.registry import Registered
 from bot.sandbox.slack_api import FakeSlackApi
-from bot.slack_ids import ACTIONS, BOT_SCOPES, COMMANDS, EVENT_MESSAGE, MANIFEST_BOT_EVENTS, VIEWS
+from bot.slack import ids as slack_ids
+from bot.slack.handlers import register_listeners
+from bot.slack.handlers.registry import Registered
+from bot.slack.ids import ACTIONS, BOT_SCOPES, COMMANDS, EVENT_MESSAGE, MANIFEST_BOT_EVENTS, VIEWS
 from retrieval.search import Retriever
 from tests.slack_rig import serve
 

@@ -34,9 +34,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks as b
-from bot import blocks_home as home
-from bot import blocks_modals as modals
 from bot.engine.options import (
     AVATAR_DEFAULT,
     MAX_CANDIDATES,
@@ -53,11 +50,10 @@ from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDra
 from bot.engine.ports import ThreadRecord as Thread
 from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnOptions, TurnResult
-from bot.http_guard import MAX_BODY_BYTES
-from bot.listeners.starting import retry_text
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, ALICE_DM, APP_ID, BOB, GENERAL, PRIVATE, RANDOM
-from bot.slack_ids import (
+from bot.slack.handlers.thread_start import retry_text
+from bot.slack.ids import (
     ACTION_OPEN_SETTINGS,
     ACTION_PICK_WINNER,
     ACTION_REROLL,
@@ -71,6 +67,10 @@ from bot.slack_ids import (
     VIEW_SETTINGS,
     VIEWS,
 )
+from bot.slack.intake.request_guard import MAX_BODY_BYTES
+from bot.slack.reply import home_view as home
+from bot.slack.reply import message_blocks as b
+from bot.slack.reply import modal_views as modals
 from retrieval.search import Retriever
 from storage.settings_store import SavedPromptRecord
 from tests.slack_rig import (
@@ -798,8 +798,8 @@ def test_parse_imagine_raises_only_option_errors_and_keeps_ideas_short(text: str
 
 
 def retried(command: ImagineCommand) -> ImagineCommand:
-    """What on_retry (bot/listeners/retry.py) parses back from the Retry value begin() stores with a failed
-    start or brainstorm (bot/listeners/starting.py)."""
+    """What on_retry (slack/handlers/retry_button.py) parses back from the Retry value begin() stores with
+    a failed start or brainstorm (slack/handlers/thread_start.py)."""
     return parse_imagine(retry_text(command), avatar=command.avatar)
 
 

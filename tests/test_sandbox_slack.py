@@ -25,7 +25,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.sandbox.driver import SlackDriver, sign
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, ALICE_DM, BOB, BOT_USER_ID, CAROL, GENERAL, PRIVATE, RANDOM
-from bot.slack_ids import ACTION_REROLL, COMMAND_IMAGINE, VIEW_EDIT_PROMPT
+from bot.slack.ids import ACTION_REROLL, COMMAND_IMAGINE, VIEW_EDIT_PROMPT
 
 SECRET = "sandbox-signing-secret"
 TS = re.compile(r"^\d{10}\.\d{6}$")

@@ -22,26 +22,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from bot.blocks_modals import (
-    DEFAULT_NEGATIVE_BLOCK,
-    DEFAULT_NEGATIVE_INPUT,
-    MODEL_BLOCK,
-    MODEL_INPUT,
-    NEGATIVE_BLOCK,
-    NEGATIVE_INPUT,
-    PROMPT_BLOCK,
-    PROMPT_INPUT,
-    RATIO_BLOCK,
-    RATIO_INPUT,
-    STYLE_BLOCK,
-    STYLE_INPUT,
-)
 from bot.drawing.bedrock_images import BedrockImageModel
 from bot.log_redaction import MASK, SecretsFilter, add_secrets, install_log_redaction, redact
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
-from bot.slack_ids import (
+from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
@@ -58,6 +44,20 @@ from bot.slack_ids import (
     VIEW_CHANNEL_SETTINGS,
     VIEW_EDIT_PROMPT,
     VIEW_SETTINGS,
+)
+from bot.slack.reply.modal_views import (
+    DEFAULT_NEGATIVE_BLOCK,
+    DEFAULT_NEGATIVE_INPUT,
+    MODEL_BLOCK,
+    MODEL_INPUT,
+    NEGATIVE_BLOCK,
+    NEGATIVE_INPUT,
+    PROMPT_BLOCK,
+    PROMPT_INPUT,
+    RATIO_BLOCK,
+    RATIO_INPUT,
+    STYLE_BLOCK,
+    STYLE_INPUT,
 )
 from retrieval.search import Retriever
 from tests.fakes.bedrock_images import FAIL_WORD, install_image_handlers

@@ -19,10 +19,10 @@ from urllib.error import URLError
 import pytest
 
 from bot.drawing.bedrock_images import BedrockImageModel
-from bot.fault_messages import LIBRARY_UNREACHABLE, describe
 from bot.sandbox.slack_api import FakeSlackApi, Reply
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
-from bot.slack_ids import ACTION_REROLL, ACTION_RETRY, COMMAND_IMAGINE
+from bot.slack.ids import ACTION_REROLL, ACTION_RETRY, COMMAND_IMAGINE
+from bot.slack.reply.failure_text import LIBRARY_UNREACHABLE, describe
 from retrieval.search import Retriever
 from tests.fakes.bedrock_images import NOVA_BLOCKED, OUTPUT_FILTER_WORD, install_image_handlers
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime
@@ -201,7 +201,7 @@ def test_a_slack_503_is_retried_once(timed: TimedSlack, retriever: Retriever, tm
 def test_a_status_line_and_an_upload_refused_past_the_retries_do_not_break_the_turn(
     timed: TimedSlack, retriever: Retriever, tmp_path: Path
 ) -> None:
-    from bot.app import RATE_LIMIT_RETRIES
+    from bot.slack.app import RATE_LIMIT_RETRIES
 
     attempts = RATE_LIMIT_RETRIES + 1
     with serve(timed, retriever, tmp_path) as rig:

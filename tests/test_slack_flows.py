@@ -7,13 +7,12 @@ import threading
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bot.blocks_modals import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
 from bot.drawing.bedrock_images import BedrockImageModel
 from bot.engine.ports import ThreadRef, UserDefaults
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.scheduling.fair_use import FairUseLimits
-from bot.slack_ids import (
+from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
@@ -26,6 +25,7 @@ from bot.slack_ids import (
     COMMAND_IMAGINE,
     VIEW_EDIT_PROMPT,
 )
+from bot.slack.reply.modal_views import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
 from retrieval.search import Retriever
 from tests.fakes.bedrock_images import install_image_handlers, stability_v2
 from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest

@@ -10,7 +10,18 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import text
 
-from bot.blocks_modals import (
+from bot.engine.ports import UserDefaults
+from bot.sandbox.slack_api import FakeSlackApi
+from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL, PRIVATE
+from bot.slack.handlers.channel_defaults import open_channel_settings
+from bot.slack.ids import (
+    ACTION_OPEN_SETTINGS,
+    ACTION_REROLL,
+    COMMAND_IMAGINE,
+    VIEW_CHANNEL_SETTINGS,
+    VIEW_SETTINGS,
+)
+from bot.slack.reply.modal_views import (
     DEFAULT_NEGATIVE_BLOCK,
     DEFAULT_NEGATIVE_INPUT,
     MODEL_BLOCK,
@@ -19,17 +30,6 @@ from bot.blocks_modals import (
     RATIO_INPUT,
     STYLE_BLOCK,
     STYLE_INPUT,
-)
-from bot.engine.ports import UserDefaults
-from bot.listeners.settings import open_channel_settings
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL, PRIVATE
-from bot.slack_ids import (
-    ACTION_OPEN_SETTINGS,
-    ACTION_REROLL,
-    COMMAND_IMAGINE,
-    VIEW_CHANNEL_SETTINGS,
-    VIEW_SETTINGS,
 )
 from tests.slack_rig import TEAM, Rig, button_value, imagine, results, wait_for
 

@@ -17,7 +17,7 @@ from bot.engine.ports import GeneratedImage, ImageRequest, ThreadRef
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL
 from bot.scheduling.fair_use import FairUseLimits
-from bot.slack_ids import COMMAND_IMAGINE
+from bot.slack.ids import COMMAND_IMAGINE
 from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory
 from storage.models import Job

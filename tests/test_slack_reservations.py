@@ -10,15 +10,13 @@ from pathlib import Path
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot import blocks
-from bot.blocks_modals import PROMPT_BLOCK, PROMPT_INPUT
 from bot.engine.ports import ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.listeners.starting import retry_value
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.scheduling.fair_use import FairUseLimits, utc_today
-from bot.slack_ids import (
+from bot.slack.handlers.thread_start import retry_value
+from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_REROLL,
     ACTION_RETRY,
@@ -27,6 +25,8 @@ from bot.slack_ids import (
     COMMAND_IMAGINE,
     VIEW_EDIT_PROMPT,
 )
+from bot.slack.reply import message_blocks as blocks
+from bot.slack.reply.modal_views import PROMPT_BLOCK, PROMPT_INPUT
 from retrieval.search import Retriever
 from storage.db import create_db_engine, session_factory
 from storage.ledger import SqlUsageCounters

@@ -15,7 +15,7 @@ import pytest
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, APP_ID, BOB, GENERAL
-from bot.slack_ids import (
+from bot.slack.ids import (
     ACTION_FEEDBACK_UP,
     ACTION_REROLL,
     ACTION_USE_HIT,

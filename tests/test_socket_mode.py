@@ -23,7 +23,7 @@ from bot.cli import main
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, CAROL, DEFAULT_BOT_TOKEN, GENERAL
 from bot.sandbox.slack_socket import FakeSlackSocket, SocketModeDriver
-from bot.slack_ids import COMMAND_IMAGINE
+from bot.slack.ids import COMMAND_IMAGINE
 from tests.slack_rig import results, settle, wait_for
 from tests.test_serve import _data_dir, _env
 

@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
 
-from bot.oauth import oauth_metadata
+from bot.slack.oauth import oauth_metadata
 from storage.db import create_db_engine, current_revision, downgrade, head_revision, migrate
 from storage.models import Base
 from tests.expected_schema import EXPECTED, NOT_NULL, SLACK_OAUTH_TABLES, schema_of

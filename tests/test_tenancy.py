@@ -25,25 +25,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from bot.blocks_modals import (
-    DEFAULT_NEGATIVE_BLOCK,
-    DEFAULT_NEGATIVE_INPUT,
-    MODEL_BLOCK,
-    MODEL_INPUT,
-    NEGATIVE_BLOCK,
-    NEGATIVE_INPUT,
-    PROMPT_BLOCK,
-    PROMPT_INPUT,
-    RATIO_BLOCK,
-    RATIO_INPUT,
-    STYLE_BLOCK,
-    STYLE_INPUT,
-)
 from bot.engine.ports import ThreadRef, UserDefaults
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
-from bot.slack_ids import (
+from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
@@ -60,6 +46,20 @@ from bot.slack_ids import (
     VIEW_CHANNEL_SETTINGS,
     VIEW_EDIT_PROMPT,
     VIEW_SETTINGS,
+)
+from bot.slack.reply.modal_views import (
+    DEFAULT_NEGATIVE_BLOCK,
+    DEFAULT_NEGATIVE_INPUT,
+    MODEL_BLOCK,
+    MODEL_INPUT,
+    NEGATIVE_BLOCK,
+    NEGATIVE_INPUT,
+    PROMPT_BLOCK,
+    PROMPT_INPUT,
+    RATIO_BLOCK,
+    RATIO_INPUT,
+    STYLE_BLOCK,
+    STYLE_INPUT,
 )
 from retrieval.search import Retriever
 from tests.slack_rig import (

@@ -10,7 +10,7 @@ from bot.engine.ports import ThreadRef
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, GENERAL
-from bot.slack_ids import ACTION_REROLL
+from bot.slack.ids import ACTION_REROLL
 from storage.db import create_db_engine, session_factory
 from storage.thread_store import SqlThreadStore
 from tests.test_serve import SECRET, _env, _results, _until, serving

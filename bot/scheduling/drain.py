@@ -2,7 +2,7 @@
 
 Orchestrators (`docker stop`, ECS, Kubernetes) send SIGTERM and kill the process a grace period later.
 Turns run on the app's listener executor; a turn cut short by the kill is reported as interrupted
-after the restart (bot.recovery), so draining first spares users that notice and a second image.
+after the restart (bot.slack.recovery), so draining first spares users that notice and a second image.
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot import blocks as b
-from bot import blocks_home as home
-from bot import blocks_modals as modals
 from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDraft, ThreadRef, UserDefaults
 from bot.engine.ports import ThreadRecord as Thread
 from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnResult
-from bot.slack_ids import ACTIONS, VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS, VIEWS
+from bot.slack.ids import ACTIONS, VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS, VIEWS
+from bot.slack.reply import home_view as home
+from bot.slack.reply import message_blocks as b
+from bot.slack.reply import modal_views as modals
 from storage.settings_store import SavedPromptRecord
 
 Json = dict[str, Any]

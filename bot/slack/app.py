@@ -18,14 +18,14 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from sqlalchemy import Engine
 
-from bot.health import HealthReport, HealthRoute
-from bot.http_guard import SlackRequestGuard
-from bot.listeners import register_listeners
 from bot.log_redaction import install_log_redaction
-from bot.oauth import build_oauth_settings, engine_of
 from bot.scheduling.drain import DrainingExecutor
-from bot.services import Services
-from bot.slack_settings import SlackSettings
+from bot.slack.credentials import SlackSettings
+from bot.slack.handlers import register_listeners
+from bot.slack.intake.health import HealthReport, HealthRoute
+from bot.slack.intake.request_guard import SlackRequestGuard
+from bot.slack.oauth import build_oauth_settings, engine_of
+from bot.slack.services import Services
 
 logger = logging.getLogger(__name__)
 LISTENER_THREADS = 32  # lazy listeners may wait for a fair-use slot, so keep more threads than slots

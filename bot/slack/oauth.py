@@ -11,11 +11,11 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import sessionmaker
 
-from bot.slack_ids import BOT_SCOPES
-from bot.slack_settings import SlackSettings
+from bot.slack.credentials import SlackSettings
+from bot.slack.ids import BOT_SCOPES
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.slack.services import Services
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.blocks import VOTE_EMOJI, Block, clean, clip, context, one_line, plain, user_line
 from bot.engine.ports import ASPECT_RATIOS, UserDefaults
-from bot.slack_ids import VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS
+from bot.slack.ids import VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS
+from bot.slack.reply.message_blocks import VOTE_EMOJI, Block, clean, clip, context, one_line, plain, user_line
 
 View = dict[str, Any]
 

@@ -8,19 +8,19 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.blocks import Message
 from bot.engine.errors import RefusedError
 from bot.engine.options import ImagineCommand, OptionError, parse_imagine
 from bot.engine.ports import ThreadRef
 from bot.engine.turns import TurnResult
-from bot.listeners.posting import CANT_POST, ThreadTarget, slack_error
-from bot.listeners.registry import Registrar
-from bot.listeners.settings import open_channel_settings
-from bot.listeners.starting import begin, first_delivery, options_summary, team_of
 from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
-from bot.services import Services
-from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
+from bot.slack.handlers.channel_defaults import open_channel_settings
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import begin, first_delivery, options_summary, team_of
+from bot.slack.ids import COMMAND_AVATAR, COMMAND_IMAGINE
+from bot.slack.reply import message_blocks
+from bot.slack.reply.message_blocks import Message
+from bot.slack.reply.thread_posting import CANT_POST, ThreadTarget, slack_error
+from bot.slack.services import Services
 
 
 def immediate_reply(text: str, avatar: bool = False) -> Message | None:
@@ -28,11 +28,11 @@ def immediate_reply(text: str, avatar: bool = False) -> Message | None:
     try:
         command = parse_imagine(text, avatar)
     except OptionError as exc:
-        return blocks.option_error(str(exc))
+        return message_blocks.option_error(str(exc))
     if command.settings:
         return None
     if command.help or not command.idea or command.idea.lower() == "help":
-        return blocks.help_message()
+        return message_blocks.help_message()
     return None
 
 
@@ -51,20 +51,20 @@ def start_thread(
         services.conversation.screen(team_id, command.idea)  # never post a refused idea in the channel
         services.fair_use.check_admission(team_id, user, images)
     except (QueueFullError, QuotaReachedError, RefusedError) as exc:
-        notice = blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
-        notice = notice or blocks.error_message(str(exc))
+        notice = message_blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
+        notice = notice or message_blocks.error_message(str(exc))
         respond(text=notice["text"], blocks=notice["blocks"], response_type="ephemeral")
         return None
-    root = blocks.thread_root(command.idea, user, options_summary(command.options, command.model))
+    root = message_blocks.thread_root(command.idea, user, options_summary(command.options, command.model))
     try:
         posted = client.chat_postMessage(channel=channel, text=root["text"], blocks=root["blocks"])
     except SlackApiError as exc:
         code = slack_error(exc)
         services.logger.info("cannot post in %s: %s", channel, code)
         if code in CANT_POST:
-            reply = blocks.not_in_channel(channel, services.bot_name)
+            reply = message_blocks.not_in_channel(channel, services.bot_name)
         else:
-            reply = blocks.error_message(f"I couldn't post in this channel (Slack said {code}).")
+            reply = message_blocks.error_message(f"I couldn't post in this channel (Slack said {code}).")
         respond(text=reply["text"], blocks=reply["blocks"], response_type="ephemeral")
         return None
     target = ThreadTarget(channel, str(posted["ts"]))

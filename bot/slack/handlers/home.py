@@ -9,15 +9,15 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks_home import HOME_ITEMS, HomeImage, home_view
-from bot.blocks_modals import parse_settings_submission, settings_modal
 from bot.engine.ports import RecentImage, ThreadRef
-from bot.listeners.posting import slack_error
-from bot.listeners.registry import Registrar
-from bot.listeners.settings import acknowledge_settings, settings_errors, slack_call, view_values
-from bot.listeners.starting import team_of, user_of
-from bot.services import Services
-from bot.slack_ids import ACTION_OPEN_SETTINGS, EVENT_APP_HOME_OPENED, VIEW_SETTINGS
+from bot.slack.handlers.channel_defaults import acknowledge_settings, settings_errors, slack_call, view_values
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import team_of, user_of
+from bot.slack.ids import ACTION_OPEN_SETTINGS, EVENT_APP_HOME_OPENED, VIEW_SETTINGS
+from bot.slack.reply.home_view import HOME_ITEMS, HomeImage, home_view
+from bot.slack.reply.modal_views import parse_settings_submission, settings_modal
+from bot.slack.reply.thread_posting import slack_error
+from bot.slack.services import Services
 
 
 def permalink(services: Services, client: WebClient, ref: ThreadRef) -> str | None:

@@ -9,16 +9,16 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.blocks_modals import vote_number
 from bot.engine.options import OptionError, clean_text, parse_imagine
 from bot.engine.ports import ThreadRecord, ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.listeners.posting import Requester, ThreadTarget, post, run_turn, slack_error
-from bot.listeners.registry import Registrar
-from bot.listeners.starting import begin, first_delivery, retry_value, team_of
-from bot.services import Services
-from bot.slack_ids import EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_REACTION_REMOVED
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import begin, first_delivery, retry_value, team_of
+from bot.slack.ids import EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_REACTION_REMOVED
+from bot.slack.reply import message_blocks
+from bot.slack.reply.modal_views import vote_number
+from bot.slack.reply.thread_posting import Requester, ThreadTarget, post, run_turn, slack_error
+from bot.slack.services import Services
 
 MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -66,15 +66,18 @@ def start_here(services: Services, client: WebClient, team: str, event: dict[str
     try:
         command = parse_imagine(without_mentions(str(event.get("text") or "")))
     except OptionError as exc:
-        _reply(services, client, target, blocks.option_error(str(exc)))
+        _reply(services, client, target, message_blocks.option_error(str(exc)))
         return
     if command.settings:
         _reply(
-            services, client, target, blocks.option_error("use `/imagine --settings` in the channel itself")
+            services,
+            client,
+            target,
+            message_blocks.option_error("use `/imagine --settings` in the channel itself"),
         )
         return
     if not command.idea or command.help or command.idea.lower() == "help":
-        _reply(services, client, target, blocks.help_message())
+        _reply(services, client, target, message_blocks.help_message())
         return
     begin(services, client, target, ThreadRef(team, channel, ts), user, command)
 
@@ -142,7 +145,9 @@ def on_reaction(services: Services, client: WebClient, body: dict[str, Any], add
         services.feedback.unvote(team, thread.id, user, number)
 
 
-def _reply(services: Services, client: WebClient, target: ThreadTarget, payload: blocks.Message) -> None:
+def _reply(
+    services: Services, client: WebClient, target: ThreadTarget, payload: message_blocks.Message
+) -> None:
     """A reply in the message's thread; a failure is only logged."""
     try:
         post(client, target, payload)

@@ -9,16 +9,16 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
 from bot.engine.options import OptionError, parse_imagine
 from bot.engine.ports import ThreadRecord, ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.listeners.actions import Click
-from bot.listeners.posting import Operation, Requester, run_turn, slack_error, tell_user
-from bot.listeners.registry import Registrar
-from bot.listeners.starting import begin, first_delivery
-from bot.services import Services
-from bot.slack_ids import ACTION_RETRY
+from bot.slack.handlers.buttons import Click
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import begin, first_delivery
+from bot.slack.ids import ACTION_RETRY
+from bot.slack.reply import message_blocks
+from bot.slack.reply.thread_posting import Operation, Requester, run_turn, slack_error, tell_user
+from bot.slack.services import Services
 
 OUT_OF_DATE = "That Retry button is out of date; reply in the thread or run /imagine again."
 
@@ -62,7 +62,11 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
         spec = None
     if not isinstance(spec, dict) or not isinstance(spec.get("op"), str):
         tell_user(
-            client, services, target, click.user_id, blocks.error_message("That Retry button is out of date.")
+            client,
+            services,
+            target,
+            click.user_id,
+            message_blocks.error_message("That Retry button is out of date."),
         )
         return
     if not first_delivery(services, click.team_id, f"{target.channel}:{click.message_ts}", "retry"):
@@ -73,7 +77,7 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
         try:
             command = parse_imagine(str(spec.get("text") or ""), avatar=spec["op"] == "avatar")
         except OptionError as exc:
-            tell_user(client, services, target, click.user_id, blocks.option_error(str(exc)))
+            tell_user(client, services, target, click.user_id, message_blocks.option_error(str(exc)))
             return
         begin(services, client, target, ref, click.user_id, command)
         return
@@ -81,7 +85,11 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
     operation = thread_operation(services, click.team_id, click.user_id, thread, spec) if thread else None
     if operation is None:
         tell_user(
-            client, services, target, click.user_id, blocks.error_message("That Retry button is out of date.")
+            client,
+            services,
+            target,
+            click.user_id,
+            message_blocks.error_message("That Retry button is out of date."),
         )
         return
     requester = Requester(click.team_id, click.user_id, FOLLOW_UP_IMAGES)  # a start or avatar went to begin()

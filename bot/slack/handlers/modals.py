@@ -7,13 +7,13 @@ from typing import Any
 from slack_bolt import Ack
 from slack_sdk import WebClient
 
-from bot.blocks_modals import MAX_ID, PROMPT_BLOCK, parse_edit_submission
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.listeners.posting import Requester, ThreadTarget, run_turn
-from bot.listeners.registry import Registrar
-from bot.listeners.starting import first_delivery, retry_value, team_of, user_of
-from bot.services import Services
-from bot.slack_ids import VIEW_EDIT_PROMPT
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import first_delivery, retry_value, team_of, user_of
+from bot.slack.ids import VIEW_EDIT_PROMPT
+from bot.slack.reply.modal_views import MAX_ID, PROMPT_BLOCK, parse_edit_submission
+from bot.slack.reply.thread_posting import Requester, ThreadTarget, run_turn
+from bot.slack.services import Services
 
 
 def submitted(body: dict[str, Any]) -> tuple[int | None, str, str]:

@@ -7,10 +7,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
-from bot import slack_ids as ids
 from bot.engine.options import MAX_IMAGES, MAX_SEED
 from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, PromptDraft
 from bot.engine.turns import TurnResult
+from bot.slack import ids
 
 Block = dict[str, Any]
 

@@ -14,16 +14,16 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import blocks, fault_messages
-from bot.blocks import Message
 from bot.engine.conversation import OnHits
 from bot.engine.errors import BotError
 from bot.engine.ports import HitForPrompt, ThreadRecord, ThreadRef
 from bot.engine.turns import TurnResult
 from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
 from bot.scheduling.job_journal import JobHandle, WaitingHandle
-from bot.services import Services
-from bot.slack_ids import COMMAND_AVATAR, COMMAND_IMAGINE
+from bot.slack.ids import COMMAND_AVATAR, COMMAND_IMAGINE
+from bot.slack.reply import failure_text, message_blocks
+from bot.slack.reply.message_blocks import Message
+from bot.slack.services import Services
 from retrieval.errors import RetrievalError
 from storage.errors import StorageError
 
@@ -36,7 +36,7 @@ UPLOAD_FAILED = (
     "Slack would not take the picture just now ({why}), so only the prompt is above; "
     "press Re-roll to draw it again."
 )
-UNEXPECTED = fault_messages.UNEXPECTED
+UNEXPECTED = failure_text.UNEXPECTED
 SUGGESTION_CHARS = 1500
 # what a Slack call raises once slack_sdk's retry handlers give up: an error answer, or the network's error
 SLACK_FAILURES = (SlackClientError, URLError, ConnectionError, TimeoutError)
@@ -59,7 +59,7 @@ class ThreadTarget:
 
 def slack_error(exc: SlackApiError) -> str:
     """The Slack error code of a failed Web API call."""
-    return fault_messages.slack_code(exc)
+    return failure_text.slack_code(exc)
 
 
 def post(client: WebClient, target: ThreadTarget, payload: Message) -> str:
@@ -72,13 +72,13 @@ def post(client: WebClient, target: ThreadTarget, payload: Message) -> str:
 
 def _upload(client: WebClient, target: ThreadTarget, paths: list[Path], title: str) -> None:
     """Upload image files into the thread with files_upload_v2 (one call, one message)."""
-    name = blocks.one_line(title)
+    name = message_blocks.one_line(title)
     uploads: list[dict[str, Any]] = [
         {
             "file": str(path),
             "filename": path.name,
-            "title": blocks.clip(name, TITLE_CHARS) or "imagine",
-            "alt_txt": blocks.clip(name, ALT_TEXT_CHARS) or "generated image",
+            "title": message_blocks.clip(name, TITLE_CHARS) or "imagine",
+            "alt_txt": message_blocks.clip(name, ALT_TEXT_CHARS) or "generated image",
         }
         for path in paths
     ]
@@ -100,16 +100,18 @@ def post_result(
         title = f"avatar candidates: {result.thread.idea}"
         refused = _upload_or_reason(client, target, shown[:MAX_FILES], title) if shown else None
         uploaded()
-        ts = post(client, target, blocks.brainstorm_message(result.thread.id, result.drafts, result.labels))
+        ts = post(
+            client, target, message_blocks.brainstorm_message(result.thread.id, result.drafts, result.labels)
+        )
         _offer_votes(client, target.channel, ts, len(result.drafts))
     else:
         paths = [image.path for image in result.images]
         refused = _upload_or_reason(client, target, paths, prompt) if paths else None
         uploaded()
-        post(client, target, blocks.result_message(result.thread.id, result))
+        post(client, target, message_blocks.result_message(result.thread.id, result))
     if refused is not None:  # the turn is stored and its buttons work; say why the picture is missing
         why = "it asked me to slow down" if refused == "ratelimited" else refused
-        post(client, target, blocks.error_message(UPLOAD_FAILED.format(why=why)))
+        post(client, target, message_blocks.error_message(UPLOAD_FAILED.format(why=why)))
 
 
 def _upload_or_reason(client: WebClient, target: ThreadTarget, paths: list[Path], title: str) -> str | None:
@@ -133,7 +135,7 @@ def _upload_or_reason(client: WebClient, target: ThreadTarget, paths: list[Path]
 
 def _offer_votes(client: WebClient, channel: str, ts: str, candidates: int) -> None:
     """React 1️⃣…N️⃣ on the candidates so a vote is one click (the bot's own reactions are not votes)."""
-    for name in blocks.VOTE_EMOJI[: max(0, candidates)]:
+    for name in message_blocks.VOTE_EMOJI[: max(0, candidates)]:
         try:
             client.reactions_add(channel=channel, timestamp=ts, name=name)
         except SlackApiError as exc:
@@ -168,7 +170,7 @@ def run_turn(
     status: list[str | None] = [None]
 
     def queued(position: int) -> None:
-        status[0] = _status(client, services, target, blocks.queued(position))
+        status[0] = _status(client, services, target, message_blocks.queued(position))
 
     ref = ThreadRef(requester.team_id, target.channel, target.thread_ts)
     team_id, user_id, images = requester.team_id, requester.user_id, requester.images
@@ -187,8 +189,10 @@ def run_turn(
             return result
     except (QueueFullError, QuotaReachedError) as exc:
         services.logger.info("fair use refused a job of %s: %s", requester.user_id, exc)
-        notice = blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
-        tell_user(client, services, target, requester.user_id, notice or blocks.error_message(str(exc)))
+        notice = message_blocks.quota_reached(exc.limit) if isinstance(exc, QuotaReachedError) else None
+        tell_user(
+            client, services, target, requester.user_id, notice or message_blocks.error_message(str(exc))
+        )
     except Exception as exc:  # a storage failure journaling or admitting it; never leave the user in silence
         _fail(client, services, target, exc, retry, "could not admit a job")
     finally:
@@ -236,12 +240,12 @@ def _run(
 ) -> TurnResult | None:
     """Run the operation holding a slot; `status[0]` is the status line's ts (deleted by the caller)."""
     if status[0] is None:
-        status[0] = _status(client, services, target, blocks.working_status("draw"))
+        status[0] = _status(client, services, target, message_blocks.working_status("draw"))
     else:
         _set_status(client, services, target, status[0], "draw")
 
     def show_hits(thread: ThreadRecord, hits: tuple[HitForPrompt, ...]) -> None:
-        post(client, target, blocks.hits_message(thread.id, hits))
+        post(client, target, message_blocks.hits_message(thread.id, hits))
 
     try:
         result = operation(show_hits)
@@ -274,7 +278,7 @@ def _fail(
     else:
         services.logger.exception("%s in %s: unexpected failure", what, channel)
     attempted, command, label = _attempted(retry)
-    fault = fault_messages.describe(exc, attempted, command)
+    fault = failure_text.describe(exc, attempted, command)
     _post_error(client, services, target, fault.text, retry if fault.retry else None, fault.suggestion, label)
 
 
@@ -319,11 +323,11 @@ def _post_error(
     label: str = "Try",
 ) -> None:
     """An error message in the thread (Retry when `retry` is given, a suggestion to copy); failures logged."""
-    payload = blocks.error_message(text, retry)
+    payload = message_blocks.error_message(text, retry)
     if suggestion:
-        line = blocks.user_line(suggestion.replace("`", "'"), SUGGESTION_CHARS)
-        hint = blocks.section(f":bulb: {label}: `{line}`", block_id="fault_suggestion")
-        payload = blocks.message([payload["blocks"][0], hint, *payload["blocks"][1:]])
+        line = message_blocks.user_line(suggestion.replace("`", "'"), SUGGESTION_CHARS)
+        hint = message_blocks.section(f":bulb: {label}: `{line}`", block_id="fault_suggestion")
+        payload = message_blocks.message([payload["blocks"][0], hint, *payload["blocks"][1:]])
     try:
         post(client, target, payload)
     except SLACK_FAILURES as exc:
@@ -345,7 +349,7 @@ def _set_status(
     """Move the status line to a new stage."""
     if ts is None:
         return
-    payload = blocks.working_status(stage)
+    payload = message_blocks.working_status(stage)
     try:
         client.chat_update(channel=target.channel, ts=ts, text=payload["text"], blocks=payload["blocks"])
     except SLACK_FAILURES as exc:

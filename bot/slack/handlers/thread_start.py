@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 from bot.engine.options import ImagineCommand, escape_slack
 from bot.engine.ports import ThreadRef, UserDefaults
 from bot.engine.turns import TurnOptions, TurnResult
-from bot.listeners.posting import Requester, ThreadTarget, run_turn
-from bot.services import Services
+from bot.slack.reply.thread_posting import Requester, ThreadTarget, run_turn
+from bot.slack.services import Services
 
 BUTTON_VALUE_CHARS = 2000  # Slack's limit on a button's value
 

@@ -11,9 +11,9 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
 from bot.engine.ports import JobRecord
-from bot.services import Services
+from bot.slack.reply import message_blocks
+from bot.slack.services import Services
 
 logger = logging.getLogger(__name__)
 STATUS_CLOCK_SLACK_S = 5.0  # Slack's ts and the database's clock may differ a little
@@ -64,7 +64,7 @@ def report_interrupted(services: Services, client_for: ClientFor) -> int:
             if job.ref.team_id not in bot_ids:
                 bot_ids[job.ref.team_id] = _bot_id(client)
             remove_status_line(client, job, bot_ids[job.ref.team_id])
-        notice = blocks.error_message(INTERRUPTED, job.retry)
+        notice = message_blocks.error_message(INTERRUPTED, job.retry)
         try:
             client.chat_postMessage(
                 channel=job.ref.channel_id,

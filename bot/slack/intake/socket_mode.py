@@ -3,7 +3,7 @@
 Slack lets an app hold up to 10 Socket Mode connections and spreads envelopes over them, so while one
 connection is being refreshed (Slack's periodic `disconnect`) the others keep taking events. An envelope
 Slack re-delivers on another connection reaches the same app, whose processed-ids ledger
-(bot.listeners.starting.first_delivery) lets it through once.
+(bot.slack.handlers.thread_start.first_delivery) lets it through once.
 """
 
 from __future__ import annotations

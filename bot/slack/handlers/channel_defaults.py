@@ -10,9 +10,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot import blocks
-from bot.blocks import Block
-from bot.blocks_modals import (
+from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
+from bot.engine.ports import ASPECT_RATIOS, UserDefaults
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import team_of, user_of
+from bot.slack.ids import VIEW_CHANNEL_SETTINGS
+from bot.slack.reply import message_blocks
+from bot.slack.reply.message_blocks import Block
+from bot.slack.reply.modal_views import (
     MODEL_BLOCK,
     NO_DEFAULT,
     RATIO_BLOCK,
@@ -21,13 +26,8 @@ from bot.blocks_modals import (
     parse_settings_submission,
     settings_modal,
 )
-from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
-from bot.engine.ports import ASPECT_RATIOS, UserDefaults
-from bot.listeners.posting import slack_error
-from bot.listeners.registry import Registrar
-from bot.listeners.starting import team_of, user_of
-from bot.services import Services
-from bot.slack_ids import VIEW_CHANNEL_SETTINGS
+from bot.slack.reply.thread_posting import slack_error
+from bot.slack.services import Services
 
 MEMBER_PAGE = 1000  # conversations.members allows up to 1000 ids a page
 MEMBER_PAGES = 50  # stop after 50,000 members rather than page forever
@@ -76,7 +76,7 @@ def describe(defaults: UserDefaults) -> str:
         ("negative prompt", defaults.negative_prompt),
         ("image model", defaults.image_model),
     )
-    parts = [f"{name} `{blocks.user_line(value, 200)}`" for name, value in fields if value]
+    parts = [f"{name} `{message_blocks.user_line(value, 200)}`" for name, value in fields if value]
     return " · ".join(parts) or "nothing set (workspace defaults apply)"
 
 
@@ -99,11 +99,11 @@ def acknowledge_settings(ack: Ack, body: dict[str, Any]) -> None:
 
 def notice_modal(text: str) -> View:
     """A modal that only says something (no inputs, a Close button)."""
-    body: Block = blocks.section(text)
+    body: Block = message_blocks.section(text)
     return {
         "type": "modal",
-        "title": blocks.plain("Channel defaults", 24),
-        "close": blocks.plain("Close", 24),
+        "title": message_blocks.plain("Channel defaults", 24),
+        "close": message_blocks.plain("Close", 24),
         "blocks": [body],
     }
 
@@ -186,7 +186,7 @@ def open_channel_settings(
 
 def tell(services: Services, client: WebClient, channel_id: str, user_id: str, text: str) -> None:
     """An ephemeral note to the user in the channel, else a DM from the app; failures are only logged."""
-    payload = blocks.message([blocks.section(text)])
+    payload = message_blocks.message([message_blocks.section(text)])
     text, shown = payload["text"], payload["blocks"]
     posted = slack_call(
         services,

@@ -8,10 +8,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from bot.blocks import Block, actions, button, context, header, mrkdwn, section, truncate, user_line
-from bot.blocks_modals import View
 from bot.engine.ports import UserDefaults
-from bot.slack_ids import ACTION_OPEN_SETTINGS
+from bot.slack.ids import ACTION_OPEN_SETTINGS
+from bot.slack.reply.message_blocks import (
+    Block,
+    actions,
+    button,
+    context,
+    header,
+    mrkdwn,
+    section,
+    truncate,
+    user_line,
+)
+from bot.slack.reply.modal_views import View
 
 HOME_ITEMS = 10
 HOME_PROMPT_CHARS = 500

@@ -9,16 +9,12 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.blocks_modals import edit_prompt_modal, parse_action_value, pick_winner
 from bot.engine.errors import BotError
 from bot.engine.ports import ThreadRecord, TurnRecord, UserDefaults
 from bot.engine.turns import FOLLOW_UP_IMAGES, TurnResult
-from bot.listeners.posting import Operation, Requester, ThreadTarget, post, run_turn, slack_error, tell_user
-from bot.listeners.registry import Registrar
-from bot.listeners.starting import first_delivery, forget_delivery, retry_value, team_of
-from bot.services import Services
-from bot.slack_ids import (
+from bot.slack.handlers.registry import Registrar
+from bot.slack.handlers.thread_start import first_delivery, forget_delivery, retry_value, team_of
+from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
@@ -29,6 +25,18 @@ from bot.slack_ids import (
     ACTION_VARY,
     ACTION_VOTE,
 )
+from bot.slack.reply import message_blocks
+from bot.slack.reply.modal_views import edit_prompt_modal, parse_action_value, pick_winner
+from bot.slack.reply.thread_posting import (
+    Operation,
+    Requester,
+    ThreadTarget,
+    post,
+    run_turn,
+    slack_error,
+    tell_user,
+)
+from bot.slack.services import Services
 
 OUT_OF_DATE = "That button is out of date; start again with /imagine."
 TURN_ACTIONS = (ACTION_USE_HIT, ACTION_REROLL, ACTION_VARY, ACTION_PICK_WINNER)
@@ -107,11 +115,13 @@ def pick(
     votes.update({n: c for n, c in services.feedback.tally(team_id, thread.id).items() if n in votes})
     winner = pick_winner(votes) or 1
     target = ThreadTarget(thread.ref.channel_id, thread.ref.thread_ts)
-    post_or_log(services, client, target, blocks.winner_message(winner, votes))
+    post_or_log(services, client, target, message_blocks.winner_message(winner, votes))
     return services.conversation.pick(team_id, thread.id, winner, defaults)
 
 
-def post_or_log(services: Services, client: WebClient, target: ThreadTarget, payload: blocks.Message) -> None:
+def post_or_log(
+    services: Services, client: WebClient, target: ThreadTarget, payload: message_blocks.Message
+) -> None:
     """Post in a thread; a failure is only logged."""
     try:
         post(client, target, payload)
@@ -134,7 +144,7 @@ def clicked(
         if thread is None:
             raise BotError(OUT_OF_DATE)
     except BotError as exc:
-        tell_user(client, services, target, click.user_id, blocks.error_message(str(exc)))
+        tell_user(client, services, target, click.user_id, message_blocks.error_message(str(exc)))
         return None
     return click, thread, number
 
@@ -149,7 +159,11 @@ def on_turn_click(services: Services, client: WebClient, body: dict[str, Any]) -
     if click.action_id == ACTION_PICK_WINNER and click.user_id != thread.owner_user_id:
         who = f"<@{thread.owner_user_id}>"
         tell_user(
-            client, services, target, click.user_id, blocks.error_message(f"only {who} can pick the winner")
+            client,
+            services,
+            target,
+            click.user_id,
+            message_blocks.error_message(f"only {who} can pick the winner"),
         )
         return
     turns = services.threads.turns(click.team_id, thread.id)
@@ -160,7 +174,7 @@ def on_turn_click(services: Services, client: WebClient, body: dict[str, Any]) -
     try:
         operation = turn_operation(services, client, click, thread, number)
     except BotError as exc:
-        tell_user(client, services, target, click.user_id, blocks.error_message(str(exc)))
+        tell_user(client, services, target, click.user_id, message_blocks.error_message(str(exc)))
         return
     op = {ACTION_USE_HIT: "use_hit", ACTION_VARY: "vary", ACTION_PICK_WINNER: "pick"}.get(
         click.action_id, "reroll"
@@ -182,7 +196,7 @@ def clicked_turn(
     turn = services.threads.find_turn(click.team_id, turn_id) if turn_id else None
     if turn is None or turn.thread_id != thread.id:
         target = ThreadTarget(thread.ref.channel_id, thread.ref.thread_ts)
-        tell_user(client, services, target, click.user_id, blocks.error_message(OUT_OF_DATE))
+        tell_user(client, services, target, click.user_id, message_blocks.error_message(OUT_OF_DATE))
         return None
     return click, turn
 
@@ -198,7 +212,9 @@ def on_edit(services: Services, client: WebClient, body: dict[str, Any]) -> None
         client.views_open(trigger_id=click.trigger_id, view=view)
     except SlackApiError as exc:
         services.logger.warning("could not open the edit modal: %s", slack_error(exc))
-        note = blocks.error_message("I couldn't open the editor in time; please press Edit prompt again.")
+        note = message_blocks.error_message(
+            "I couldn't open the editor in time; please press Edit prompt again."
+        )
         tell_user(client, services, click.target, click.user_id, note)
 
 
@@ -214,7 +230,9 @@ def on_save(services: Services, client: WebClient, body: dict[str, Any]) -> None
         click.team_id, click.user_id, turn.prompt or "", turn.negative_prompt or "", params
     )
     note = ":floppy_disk: Saved to your library. Find it on my *Home* tab."
-    tell_user(client, services, click.target, click.user_id, blocks.message([blocks.section(note)]))
+    tell_user(
+        client, services, click.target, click.user_id, message_blocks.message([message_blocks.section(note)])
+    )
 
 
 def on_feedback(services: Services, client: WebClient, body: dict[str, Any]) -> None:
@@ -226,7 +244,9 @@ def on_feedback(services: Services, client: WebClient, body: dict[str, Any]) -> 
     value = 1 if click.action_id == ACTION_FEEDBACK_UP else -1
     services.feedback.record_feedback(click.team_id, int(turn.id or 0), click.user_id, value)
     text = "Thanks, glad it works." if value > 0 else "Thanks. Reply in the thread with what to change."
-    tell_user(client, services, click.target, click.user_id, blocks.message([blocks.context(text)]))
+    tell_user(
+        client, services, click.target, click.user_id, message_blocks.message([message_blocks.context(text)])
+    )
 
 
 def on_vote(services: Services, client: WebClient, body: dict[str, Any]) -> None:
@@ -236,12 +256,14 @@ def on_vote(services: Services, client: WebClient, body: dict[str, Any]) -> None
         return
     click, thread, number = found
     if number is None or thread.mode != "avatar":
-        tell_user(client, services, click.target, click.user_id, blocks.error_message(OUT_OF_DATE))
+        tell_user(client, services, click.target, click.user_id, message_blocks.error_message(OUT_OF_DATE))
         return
     services.feedback.vote(click.team_id, thread.id, click.user_id, number)
     count = services.feedback.tally(click.team_id, thread.id).get(number, 0)
     text = f":ballot_box_with_ballot: Your vote for #{number} is in (#{number} has {count})."
-    tell_user(client, services, click.target, click.user_id, blocks.message([blocks.context(text)]))
+    tell_user(
+        client, services, click.target, click.user_id, message_blocks.message([message_blocks.context(text)])
+    )
 
 
 def register(registrar: Registrar, services: Services) -> None:

@@ -4,7 +4,7 @@
 retrieval, storage and Slack errors, or a bug) to a FaultMessage. What only an operator can fix (a
 retired or unknown model, denied access, a library that is down) is told to the user in plain words;
 model ids, regions and settings to change go to the operator's log line instead (the Bedrock adapters
-log their failures; bot.listeners.posting logs the rest).
+log their failures; bot.slack.reply.thread_posting logs the rest).
 """
 
 from __future__ import annotations
