@@ -34,7 +34,7 @@ SCHEMA_DIR = (
     / "slack-manifest-schema"
 )
 VERSIONED = "manifest.schema.1.0.0.json"
-BLOCK_BUILDERS = sorted((ROOT / "bot").glob("blocks*.py"))
+BLOCK_BUILDERS = sorted((ROOT / "bot" / "slack" / "reply").glob("*.py"))
 # A `message` listener receives what these manifest subscriptions deliver (one per conversation type).
 MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im", "message.mpim")
 
@@ -176,7 +176,7 @@ def manifest_events_of(event: str) -> set[str]:
 
 
 def builder_action_ids() -> set[str]:
-    """Action ids of ACTIONS that the Block Kit builders (bot/blocks*.py) put on buttons and menus."""
+    """Action ids of ACTIONS that the Block Kit builders (bot/slack/reply/) put on buttons and menus."""
     by_name = {name: getattr(slack_ids, name) for name in dir(slack_ids) if name.startswith("ACTION_")}
     found: set[str] = set()
     for path in BLOCK_BUILDERS:
