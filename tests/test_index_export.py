@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
-from bot.cli import main
 from bot.config import load_settings
-from bot.index_commands import FORMAT, export_index, import_index, read_header
+from bot.entry.cli.index import FORMAT, export_index, import_index, read_header
+from bot.entry.cli.main import main
 from bot.wiring import build_index
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex

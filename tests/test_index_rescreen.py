@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from qdrant_client import QdrantClient
 
-from bot.cli import main
 from bot.config import load_settings
+from bot.entry.cli.main import main
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder

@@ -86,7 +86,7 @@ from tests.slack_rig import (
     settle,
     wait_for,
 )
-from tests.test_blocks import check_home, check_message, check_modal
+from tests.test_reply_blocks import check_home, check_message, check_modal
 
 FORM = "application/x-www-form-urlencoded"
 SETTINGS_VIEWS = (VIEW_SETTINGS, VIEW_CHANNEL_SETTINGS)

@@ -63,7 +63,7 @@ def serving_process(env: dict[str, str]) -> Iterator[tuple[int, subprocess.Popen
     """Like serving(), yielding the port and the process (to kill it)."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,7 +19,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.cli import main
+from bot.entry.cli.main import main
 from bot.sandbox.slack_api import FakeSlackApi
 from bot.sandbox.slack_models import ALICE, BOB, CAROL, DEFAULT_BOT_TOKEN, GENERAL
 from bot.sandbox.slack_socket import FakeSlackSocket, SocketModeDriver
@@ -57,7 +57,7 @@ def socket_mode_serve(
         log = tmp_path / "serve.log"
         with log.open("w") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "-v", "serve", "--connections", str(connections)],
+                [sys.executable, "-m", "bot", "-v", "serve", "--connections", str(connections)],
                 env=env,
                 stderr=sink,
                 text=True,
@@ -249,7 +249,7 @@ def test_a_refused_app_token_stops_serve_with_a_clear_error(small_index: Path, t
         slack.attach_socket_mode(socket.issue_url)
         env = _env(_data_dir(small_index, tmp_path), slack, SLACK_APP_TOKEN="xapp-1-A0IMAGINE-1-wrong")
         done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "serve", "--connections", "2"],
+            [sys.executable, "-m", "bot", "serve", "--connections", "2"],
             env=env,
             capture_output=True,
             text=True,

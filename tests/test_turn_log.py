@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import _configure_logging, main
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
 from bot.engine.ports import ThreadRef
 from bot.engine.pricing import estimate_cost, image_price, token_prices
 from bot.engine.turn_log import STAGES, TURN_LOGGER, JsonFormatter
+from bot.entry.cli.main import _configure_logging, main
 from bot.writing.offline_composer import OfflineComposer
 from retrieval.search import Retriever
 from storage.db import create_db_engine, migrate, session_factory

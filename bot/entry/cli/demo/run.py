@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
-from bot.demo_script import IDEA, POLL_S, BeforeStep, DemoError, Script
+from bot.entry.cli.demo.script import IDEA, POLL_S, BeforeStep, DemoError, Script
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bot.demo_transcript import Action, ChannelLog, Json, Renderer, SavedImage, png_size, shown_path
 from bot.engine.errors import BotError
+from bot.entry.cli.demo.transcript import Action, ChannelLog, Json, Renderer, SavedImage, png_size, shown_path
 from bot.sandbox.slack_models import ALICE, BOB, DEFAULT_TEAM_ID, GENERAL
 from bot.slack.ids import (
     ACTION_PICK_WINNER,

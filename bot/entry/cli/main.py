@@ -71,10 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
 
-    from bot.demo import add_demo_command
-    from bot.engine_commands import add_engine_commands
-    from bot.index_commands import add_index_commands
-    from bot.serve import add_serve_command
+    from bot.entry.cli.demo.run import add_demo_command
+    from bot.entry.cli.imagine import add_engine_commands
+    from bot.entry.cli.index import add_index_commands
+    from bot.entry.cli.serve import add_serve_command
 
     add_engine_commands(commands, EPILOG)
     add_index_commands(commands, EPILOG)
@@ -104,17 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     install_log_redaction()  # tokens and AWS keys never reach a log line, in any command
     try:
-        from bot import commands, demo, engine_commands, index_commands, serve
+        from bot.entry.cli import imagine, index, library, serve
+        from bot.entry.cli.demo import run as demo
 
         handlers = {
-            "ingest": commands.run_ingest,
-            "search": commands.run_search,
-            "info": commands.run_info,
-            "imagine": engine_commands.run_imagine,
-            "chat": engine_commands.run_chat,
+            "ingest": library.run_ingest,
+            "search": library.run_search,
+            "info": library.run_info,
+            "imagine": imagine.run_imagine,
+            "chat": imagine.run_chat,
             "serve": serve.run_serve,
             "demo": demo.run_demo,
-            "index": index_commands.run_index,
+            "index": index.run_index,
         }
         settings = load_settings()
         if settings.log_format != "text":

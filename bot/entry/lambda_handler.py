@@ -1,6 +1,6 @@
 """AWS Lambda entry point: the Bolt app in HTTP mode behind a Lambda function URL.
 
-`handler` is what Lambda calls (`bot.lambda_handler.handler`). Nothing happens at import: the first call
+`handler` is what Lambda calls (`bot.entry.lambda_handler.handler`). Nothing happens at import: the first call
 (the cold start) reads the Slack secrets from Secrets Manager when IMAGINE_SLACK_SECRET_ARN is set, then
 the settings, then builds the services and the Bolt app. Bolt's AWS Lambda adapter runs lazy listeners by
 invoking this same function asynchronously (`lambda:InvokeFunction` on itself, granted by

@@ -72,7 +72,7 @@ def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     """`imagine-bot index export|import PATH` or `index rescreen` against the configured index."""
-    from bot.commands import _mine_modifiers, _progress
+    from bot.entry.cli.library import _mine_modifiers, _progress
     from bot.wiring import build_embedder, build_index
 
     index = build_index(settings)
@@ -103,7 +103,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_rescreen(index: PromptIndex, settings: Settings, *, dry_run: bool) -> int:
     """`imagine-bot index rescreen [--dry-run]`: rescreen the configured index and print a summary."""
-    from bot.commands import _progress
+    from bot.entry.cli.library import _progress
     from retrieval.rescreen import applicable_screens, rescreen_index
     from retrieval.safety import SafetyClassifier
 
