@@ -2,7 +2,7 @@
 answer (hits in the thread) and to the image upload, offline models and the Bedrock stand-in, at 79k and 1M.
 
 The real Bolt app is served over HTTP on 127.0.0.1 by `bot.slack.app.make_wsgi_server` and driven by
-`bot.sandbox.driver.SlackDriver` against `bot.sandbox.slack_api.FakeSlackApi`, as tests/slack_rig.py does.
+`sandbox.slack_driver.SlackDriver` against `sandbox.slack_api.FakeSlackApi`, as tests/slack_rig.py does.
 The Bedrock stand-in is the test suite's `FakeBedrockRuntime` (tests/fakes) with its Converse (Claude) and
 image (SD3.5) handlers: real botocore and langchain-aws clients, loopback HTTP, no model latency.
 
@@ -155,13 +155,13 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     from bot.engine.contact_sheet import contact_sheet
     from bot.engine.conversation import Conversation
     from bot.engine.policy import Denylist, PromptPolicy
-    from bot.sandbox.driver import SlackDriver
     from bot.scheduling.fair_use import FairUseLimits
     from bot.slack.app import build_app, make_wsgi_server, serving_in_background
     from bot.slack.credentials import SlackSettings
     from bot.wiring import assemble_services
     from bot.writing.offline_composer import OfflineComposer
     from retrieval.safety import SafetyClassifier
+    from sandbox.slack_driver import SlackDriver
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
 
@@ -223,8 +223,8 @@ def idle(served: Served, timeout: float = 600.0) -> float:
 
 def ack_levels(fake: Any, served: Served, levels: list[int], samples: int) -> dict[str, Any]:
     """Ack latency of `level` simultaneous /imagine commands from distinct users (≈ `samples` per level)."""
-    from bot.sandbox.slack_models import GENERAL
     from bot.slack.ids import COMMAND_IMAGINE
+    from sandbox.slack_models import GENERAL
 
     users = [f"U0BENCH{n:03d}" for n in range(max(levels))]
     for user in users:
@@ -268,8 +268,8 @@ def _p(row: dict[str, float]) -> tuple[float, float]:
 
 def first_answers(fake: Any, served: Served, ideas: list[str]) -> dict[str, Any]:
     """Sequential /imagine commands: ms to the ack, to the hits in the thread and to the image upload."""
-    from bot.sandbox.slack_models import ALICE, GENERAL
     from bot.slack.ids import COMMAND_IMAGINE
+    from sandbox.slack_models import ALICE, GENERAL
 
     def thread_blocks(root_ts: str) -> list[str]:
         return [
@@ -324,14 +324,14 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     )
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from bot.sandbox.slack_api import FakeSlackApi
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
     from retrieval.search import Retriever
-    from tests.fakes.bedrock_converse import install_converse_handlers
-    from tests.fakes.bedrock_images import install_image_handlers
-    from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+    from sandbox.bedrock_converse import install_converse_handlers
+    from sandbox.bedrock_image_models import install_image_handlers
+    from sandbox.bedrock_runtime import FakeBedrockRuntime
+    from sandbox.slack_api import FakeSlackApi
 
     memory: dict[str, float] = {"start_rss_mb": vm_status("VmRSS")}
     scratch = Path(config["scratch"])

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 if TYPE_CHECKING:
-    from bot.sandbox.slack_api import FakeSlackApi
     from retrieval.search import Retriever
+    from sandbox.slack_api import FakeSlackApi
     from tests.slack_rig import Rig
 
 SHARED_DATA = Path(
@@ -100,7 +100,7 @@ def retriever(small_index: Path) -> Iterator[Retriever]:
 @pytest.fixture
 def fake() -> Iterator[FakeSlackApi]:
     """A started sandbox Slack workspace."""
-    from bot.sandbox.slack_api import FakeSlackApi
+    from sandbox.slack_api import FakeSlackApi
 
     with FakeSlackApi() as api:
         yield api

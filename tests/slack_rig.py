@@ -17,9 +17,6 @@ from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
 from bot.engine.policy import Denylist, PromptPolicy
 from bot.engine.ports import ImageModel
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.scheduling.fair_use import FairUseLimits
 from bot.slack.app import build_app, make_wsgi_server, serving_in_background
 from bot.slack.credentials import SlackSettings
@@ -30,6 +27,9 @@ from bot.wiring import assemble_services
 from bot.writing.offline_composer import OfflineComposer
 from retrieval.safety import SafetyClassifier
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, GENERAL
 from storage.db import create_db_engine, migrate, session_factory
 from storage.thread_store import SqlThreadStore
 

@@ -19,8 +19,8 @@ from bot.engine.errors import (
 from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
 from bot.writing.claude import BedrockChatModel, split_model_id
 from bot.writing.prompt_template import SYSTEM_PROMPT
-from tests.fakes import FakeBedrockRuntime, FakeResponse
-from tests.fakes.bedrock_converse import ConverseScript, install_converse_handlers
+from sandbox.bedrock_converse import ConverseScript, install_converse_handlers
+from sandbox.bedrock_runtime import FakeBedrockRuntime, FakeResponse
 
 PROFILE = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 BARE = "anthropic.claude-haiku-4-5-20251001-v1:0"

@@ -19,11 +19,11 @@ from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 from retrieval.search import Retriever
+from sandbox.bedrock_converse import ConverseScript, install_converse_handlers
+from sandbox.bedrock_image_models import install_image_handlers
+from sandbox.bedrock_runtime import FakeBedrockRuntime
 from storage.db import create_db_engine, migrate, session_factory
 from storage.thread_store import SqlThreadStore
-from tests.fakes.bedrock_converse import ConverseScript, install_converse_handlers
-from tests.fakes.bedrock_images import install_image_handlers
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 
 TEAM = "T1"
 CHAT = "us.anthropic.claude-haiku-4-5-20251001-v1:0"

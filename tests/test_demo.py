@@ -13,7 +13,7 @@ from bot.entry.cli.demo import run as demo
 from bot.entry.cli.demo.script import BeforeStep
 from bot.entry.cli.demo.transcript import Renderer
 from bot.entry.cli.main import main
-from bot.sandbox.slack_api import FakeSlackApi
+from sandbox.slack_api import FakeSlackApi
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -21,8 +21,8 @@ import yaml
 
 from bot.config import Settings, SettingsError
 from bot.entry import lambda_handler
-from bot.sandbox.slack_api import FakeSlackApi
 from bot.slack.credentials import SlackSettings
+from sandbox.slack_api import FakeSlackApi
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

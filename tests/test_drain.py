@@ -9,12 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.scheduling.drain import DrainingExecutor
-from tests.fakes.bedrock_images import HeldImageCalls
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+from sandbox.bedrock_image_models import HeldImageCalls
+from sandbox.bedrock_runtime import FakeBedrockRuntime
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, GENERAL
 from tests.slack_rig import wait_for
 from tests.test_serve import SECRET, _data_dir, _env, _results, bedrock_env, serving_process
 from tests.test_socket_mode import socket_mode_serve

@@ -13,7 +13,7 @@ import pytest
 
 from retrieval.adapters.bedrock_embedder import BedrockTitanEmbedder
 from retrieval.errors import EmbeddingError
-from tests.fakes import FakeBedrockRuntime
+from sandbox.bedrock_runtime import FakeBedrockRuntime
 
 TITAN = "amazon.titan-embed-text-v2:0"
 FALLBACK = "IMAGINE_EMBED_MODEL=local:all-MiniLM-L6-v2"

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.slack_api import FakeSlackApi
 from bot.slack.intake.health import HealthReport, HealthRoute, run_checks
 from bot.slack.services import Services
 from bot.wiring import build_health
@@ -17,6 +16,7 @@ from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
 from storage.db import create_db_engine, session_factory
 from storage.thread_store import SqlThreadStore
 from tests.slack_rig import Rig, serve

@@ -17,8 +17,8 @@ from bot.drawing import image_bodies as bodies
 from bot.drawing.bedrock_images import BedrockImageModel, SageMakerSdxlModel, family_for
 from bot.engine import errors
 from bot.engine.ports import ImageRequest
-from tests.fakes import bedrock_images as stand_in
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+from sandbox import bedrock_image_models as stand_in
+from sandbox.bedrock_runtime import FakeBedrockRuntime
 from tests.fakes.sagemaker_runtime import FakeSageMakerRuntime
 
 SD35 = "stability.sd3-5-large-v1:0"

@@ -16,19 +16,19 @@ from slack_sdk import WebClient
 from sqlalchemy import select, update
 
 from bot.engine.ports import ThreadRef
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack.handlers.thread_start import retry_value
 from bot.slack.ids import ACTION_RETRY
 from bot.slack.recovery import report_interrupted
 from retrieval.search import Retriever
+from sandbox.bedrock_image_models import HeldImageCalls
+from sandbox.bedrock_runtime import FakeBedrockRuntime
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from storage.db import create_db_engine, session_factory
 from storage.job_store import SqlJobJournal
 from storage.models import Job, utcnow
 from storage.thread_store import SqlThreadStore
-from tests.fakes.bedrock_images import HeldImageCalls
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
 from tests.slack_rig import TEAM, button_value, results, serve, wait_for
 from tests.storage_fixtures import db_url, postgres_admin_url  # noqa: F401
 from tests.test_serve import SECRET, _env, _results, _until, bedrock_env, serving, serving_process

@@ -18,12 +18,12 @@ import yaml
 from slack_bolt import App
 
 from bot.engine.options import OPTION_NAMES
-from bot.sandbox.slack_api import FakeSlackApi
 from bot.slack import ids as slack_ids
 from bot.slack.handlers import register_listeners
 from bot.slack.handlers.registry import Registered
 from bot.slack.ids import ACTIONS, BOT_SCOPES, COMMANDS, EVENT_MESSAGE, MANIFEST_BOT_EVENTS, VIEWS
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
 from tests.slack_rig import serve
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -50,8 +50,6 @@ from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDra
 from bot.engine.ports import ThreadRecord as Thread
 from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnOptions, TurnResult
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, ALICE_DM, APP_ID, BOB, GENERAL, PRIVATE, RANDOM
 from bot.slack.handlers.thread_start import retry_text
 from bot.slack.ids import (
     ACTION_OPEN_SETTINGS,
@@ -72,6 +70,8 @@ from bot.slack.reply import home_view as home
 from bot.slack.reply import message_blocks as b
 from bot.slack.reply import modal_views as modals
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, ALICE_DM, APP_ID, BOB, GENERAL, PRIVATE, RANDOM
 from storage.settings_store import SavedPromptRecord
 from tests.slack_rig import (
     TEAM,

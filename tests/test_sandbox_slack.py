@@ -22,10 +22,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from bot.sandbox.driver import SlackDriver, sign
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, ALICE_DM, BOB, BOT_USER_ID, CAROL, GENERAL, PRIVATE, RANDOM
 from bot.slack.ids import ACTION_REROLL, COMMAND_IMAGINE, VIEW_EDIT_PROMPT
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver, sign
+from sandbox.slack_models import ALICE, ALICE_DM, BOB, BOT_USER_ID, CAROL, GENERAL, PRIVATE, RANDOM
 
 SECRET = "sandbox-signing-secret"
 TS = re.compile(r"^\d{10}\.\d{6}$")

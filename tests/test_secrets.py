@@ -24,9 +24,6 @@ from pydantic import SecretStr
 
 from bot.drawing.bedrock_images import BedrockImageModel
 from bot.log_redaction import MASK, SecretsFilter, add_secrets, install_log_redaction, redact
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
@@ -60,8 +57,11 @@ from bot.slack.reply.modal_views import (
     STYLE_INPUT,
 )
 from retrieval.search import Retriever
-from tests.fakes.bedrock_images import FAIL_WORD, install_image_handlers
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+from sandbox.bedrock_image_models import FAIL_WORD, install_image_handlers
+from sandbox.bedrock_runtime import FakeBedrockRuntime
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from tests.slack_rig import (
     TEAM,
     Json,

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
-from tests.fakes.bedrock_converse import install_converse_handlers
-from tests.fakes.bedrock_images import install_image_handlers
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+from sandbox.bedrock_converse import install_converse_handlers
+from sandbox.bedrock_image_models import install_image_handlers
+from sandbox.bedrock_runtime import FakeBedrockRuntime
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, BOB, GENERAL
 
 SECRET = "sandbox-signing-secret"
 CHAT = "us.anthropic.claude-haiku-4-5-20251001-v1:0"

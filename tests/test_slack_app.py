@@ -9,11 +9,11 @@ import pytest
 
 from bot.config import SettingsError
 from bot.engine.ports import ThreadRef
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL, RANDOM
 from bot.slack.credentials import load_slack_settings
 from bot.slack.ids import ACTION_REROLL, ACTION_USE_HIT, COMMAND_IMAGINE
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, BOB, GENERAL, RANDOM
 from tests.slack_rig import (
     PNG_MAGIC,
     TEAM,

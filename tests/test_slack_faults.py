@@ -19,13 +19,13 @@ from urllib.error import URLError
 import pytest
 
 from bot.drawing.bedrock_images import BedrockImageModel
-from bot.sandbox.slack_api import FakeSlackApi, Reply
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack.ids import ACTION_REROLL, ACTION_RETRY, COMMAND_IMAGINE
 from bot.slack.reply.failure_text import LIBRARY_UNREACHABLE, describe
 from retrieval.search import Retriever
-from tests.fakes.bedrock_images import NOVA_BLOCKED, OUTPUT_FILTER_WORD, install_image_handlers
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+from sandbox.bedrock_image_models import NOVA_BLOCKED, OUTPUT_FILTER_WORD, install_image_handlers
+from sandbox.bedrock_runtime import FakeBedrockRuntime
+from sandbox.slack_api import FakeSlackApi, Reply
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from tests.slack_rig import TEAM, Json, Rig, block_ids, button_value, results, serve, wait_for
 
 SD35 = "stability.sd3-5-large-v1:0"

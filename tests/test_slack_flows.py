@@ -9,8 +9,6 @@ from urllib.parse import urlencode
 
 from bot.drawing.bedrock_images import BedrockImageModel
 from bot.engine.ports import ThreadRef, UserDefaults
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.scheduling.fair_use import FairUseLimits
 from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
@@ -27,8 +25,10 @@ from bot.slack.ids import (
 )
 from bot.slack.reply.modal_views import NEGATIVE_BLOCK, NEGATIVE_INPUT, PROMPT_BLOCK, PROMPT_INPUT
 from retrieval.search import Retriever
-from tests.fakes.bedrock_images import install_image_handlers, stability_v2
-from tests.fakes.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
+from sandbox.bedrock_image_models import install_image_handlers, stability_v2
+from sandbox.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from tests.slack_rig import (
     TEAM,
     Json,

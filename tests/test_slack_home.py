@@ -11,8 +11,6 @@ from slack_sdk import WebClient
 from sqlalchemy import text
 
 from bot.engine.ports import UserDefaults
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL, PRIVATE
 from bot.slack.handlers.channel_defaults import open_channel_settings
 from bot.slack.ids import (
     ACTION_OPEN_SETTINGS,
@@ -31,6 +29,8 @@ from bot.slack.reply.modal_views import (
     STYLE_BLOCK,
     STYLE_INPUT,
 )
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, BOB, CAROL, GENERAL, PRIVATE
 from tests.slack_rig import TEAM, Rig, button_value, imagine, results, wait_for
 
 Json = dict[str, Any]

@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.ports import GeneratedImage, ImageRequest, ThreadRef
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, CAROL, GENERAL
 from bot.scheduling.fair_use import FairUseLimits
 from bot.slack.ids import COMMAND_IMAGINE
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, BOB, CAROL, GENERAL
 from storage.db import create_db_engine, session_factory
 from storage.models import Job
 from tests.slack_rig import TEAM, Rig, hits_of, results, serve, wait_for

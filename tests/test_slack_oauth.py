@@ -19,13 +19,13 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from sqlalchemy import Engine, func, inspect, select
 
 from bot.config import SettingsError
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.slack.credentials import load_slack_settings
 from bot.slack.ids import BOT_SCOPES, COMMAND_IMAGINE
 from bot.slack.oauth import BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE, engine_of, oauth_metadata
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, GENERAL
 from tests.slack_rig import SECRET, TEAM, Rig, block_ids, imagine, results, serve, wait_for
 from tests.test_serve import serving
 

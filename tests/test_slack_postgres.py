@@ -14,10 +14,10 @@ import pytest
 
 import tests.test_slack_flows as flows
 from bot.engine.ports import ThreadRef
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack.ids import ACTION_REROLL
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from tests.slack_rig import TEAM, Rig, button_value, imagine, results, serve, wait_for
 from tests.storage_fixtures import POSTGRES_ENV, _scratch_postgres, postgres_admin_url  # noqa: F401
 from tests.test_interrupted import check_a_kill_mid_turn_is_reported_and_retried

@@ -12,8 +12,6 @@ from sqlalchemy import select
 
 from bot.engine.ports import ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, GENERAL
 from bot.scheduling.fair_use import FairUseLimits, utc_today
 from bot.slack.handlers.thread_start import retry_value
 from bot.slack.ids import (
@@ -28,6 +26,8 @@ from bot.slack.ids import (
 from bot.slack.reply import message_blocks as blocks
 from bot.slack.reply.modal_views import PROMPT_BLOCK, PROMPT_INPUT
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, GENERAL
 from storage.db import create_db_engine, session_factory
 from storage.ledger import SqlUsageCounters
 from storage.models import Job

@@ -12,9 +12,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, APP_ID, BOB, GENERAL
 from bot.slack.ids import (
     ACTION_FEEDBACK_UP,
     ACTION_REROLL,
@@ -25,6 +22,9 @@ from bot.slack.ids import (
     VIEW_EDIT_PROMPT,
 )
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, APP_ID, BOB, GENERAL
 from tests.slack_rig import TEAM, Rig, block_ids, imagine, next_ts, results, serve, settle, wait_for
 
 Json = dict[str, Any]

@@ -20,10 +20,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.entry.cli.main import main
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, CAROL, DEFAULT_BOT_TOKEN, GENERAL
-from bot.sandbox.slack_socket import FakeSlackSocket, SocketModeDriver
 from bot.slack.ids import COMMAND_IMAGINE
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, BOB, CAROL, DEFAULT_BOT_TOKEN, GENERAL
+from sandbox.slack_socket import FakeSlackSocket, SocketModeDriver
 from tests.slack_rig import results, settle, wait_for
 from tests.test_serve import _data_dir, _env
 

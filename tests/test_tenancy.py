@@ -26,9 +26,6 @@ import pytest
 from pydantic import SecretStr
 
 from bot.engine.ports import ThreadRef, UserDefaults
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
@@ -62,6 +59,9 @@ from bot.slack.reply.modal_views import (
     STYLE_INPUT,
 )
 from retrieval.search import Retriever
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from tests.slack_rig import (
     SECRET,
     TEAM,

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bot.engine.ports import ThreadRef
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, BOB, GENERAL
 from bot.slack.ids import ACTION_REROLL
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_models import ALICE, BOB, GENERAL
 from storage.db import create_db_engine, session_factory
 from storage.thread_store import SqlThreadStore
 from tests.test_serve import SECRET, _env, _results, _until, serving

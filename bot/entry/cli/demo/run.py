@@ -17,9 +17,9 @@ from bot.entry.cli.demo.script import IDEA, POLL_S, BeforeStep, DemoError, Scrip
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from bot.sandbox.driver import SlackDriver
-    from bot.sandbox.slack_api import FakeSlackApi
     from bot.slack.services import Services
+    from sandbox.slack_api import FakeSlackApi
+    from sandbox.slack_driver import SlackDriver
 
 logger = logging.getLogger(__name__)
 __all__ = ["DemoError", "add_demo_command", "run_demo"]
@@ -71,7 +71,7 @@ def run_demo(args: argparse.Namespace, settings: Settings, before_step: BeforeSt
     """Play the script, print the transcript, write images; DemoError names the step that failed."""
     from rich.console import Console
 
-    from bot.sandbox.slack_api import FakeSlackApi
+    from sandbox.slack_api import FakeSlackApi
 
     out: Path = args.out
     offline = demo_settings(settings)
@@ -172,9 +172,9 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
     """The real Bolt app in HTTP mode on 127.0.0.1 (a free port) against the sandbox, and its driver."""
     from pydantic import SecretStr
 
-    from bot.sandbox.driver import SlackDriver
     from bot.slack.app import build_app, make_wsgi_server, serving_in_background
     from bot.slack.credentials import SlackSettings
+    from sandbox.slack_driver import SlackDriver
 
     slack = SlackSettings(
         bot_token=SecretStr(fake.bot_token()),

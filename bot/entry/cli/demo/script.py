@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from bot.engine.errors import BotError
 from bot.entry.cli.demo.transcript import Action, ChannelLog, Json, Renderer, SavedImage, png_size, shown_path
-from bot.sandbox.slack_models import ALICE, BOB, DEFAULT_TEAM_ID, GENERAL
 from bot.slack.ids import (
     ACTION_PICK_WINNER,
     ACTION_REROLL,
@@ -20,11 +19,12 @@ from bot.slack.ids import (
     COMMAND_AVATAR,
     COMMAND_IMAGINE,
 )
+from sandbox.slack_models import ALICE, BOB, DEFAULT_TEAM_ID, GENERAL
 
 if TYPE_CHECKING:
-    from bot.sandbox.driver import SlackDriver
-    from bot.sandbox.slack_api import FakeSlackApi
     from bot.slack.services import Services
+    from sandbox.slack_api import FakeSlackApi
+    from sandbox.slack_driver import SlackDriver
 
 T = TypeVar("T")
 BeforeStep = Callable[[int, "FakeSlackApi"], None]

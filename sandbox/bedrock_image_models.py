@@ -9,7 +9,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from tests.fakes.bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
+from sandbox.bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
 
 FILTER_WORD = "FILTERME"  # prompt filter (v2), CONTENT_FILTERED artifact (SDXL), "error" field (Nova)
 OUTPUT_FILTER_WORD = "FILTEROUTPUT"  # v2: "Filter reason: output image"

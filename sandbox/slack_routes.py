@@ -11,8 +11,8 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.sandbox.slack_models import APP_ID, RESPONSE_URL_USES, Json, ResponseHook, SlackError
-from bot.sandbox.slack_workspace import Workspace
+from sandbox.slack_models import APP_ID, RESPONSE_URL_USES, Json, ResponseHook, SlackError
+from sandbox.slack_workspace import Workspace
 
 logger = logging.getLogger(__name__)
 

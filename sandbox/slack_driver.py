@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import ALICE, APP_ID, DEFAULT_TEAM_ID, GENERAL, Json
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_models import ALICE, APP_ID, DEFAULT_TEAM_ID, GENERAL, Json
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.sandbox.slack_models import (
+from sandbox.slack_models import (
     ALICE,
     ALICE_DM,
     APP_ID,

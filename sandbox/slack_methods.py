@@ -9,9 +9,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox.slack_blocks import check_blocks, check_view, with_block_ids
-from bot.sandbox.slack_models import APP_ID, Json, SlackError, StoredFile, Team
-from bot.sandbox.slack_workspace import Workspace
+from sandbox.slack_blocks import check_blocks, check_view, with_block_ids
+from sandbox.slack_models import APP_ID, Json, SlackError, StoredFile, Team
+from sandbox.slack_workspace import Workspace
 
 Method = Callable[[Workspace, Team, Json], Json]
 MAX_TEXT = 40_000

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bot.sandbox.loopback import LoopbackServer
+from sandbox.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 

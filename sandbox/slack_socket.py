@@ -20,9 +20,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox.driver import Delivery, DriverResponse, SlackDriver
-from bot.sandbox.slack_api import FakeSlackApi
-from bot.sandbox.slack_models import APP_ID, DEFAULT_TEAM_ID, Json
+from sandbox.slack_api import FakeSlackApi
+from sandbox.slack_driver import Delivery, DriverResponse, SlackDriver
+from sandbox.slack_models import APP_ID, DEFAULT_TEAM_ID, Json
 
 if TYPE_CHECKING:
     from websockets.http11 import Request, Response

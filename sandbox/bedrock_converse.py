@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
+from sandbox.bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
 
 CLAUDE_PREFIXES = (
     "anthropic.",

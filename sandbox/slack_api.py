@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.sandbox import slack_routes as routes
-from bot.sandbox.loopback import LoopbackServer
-from bot.sandbox.slack_methods import DEFAULT_APP_TOKEN, METHODS, apps_connections_open, normalise
-from bot.sandbox.slack_models import (
+from sandbox import slack_routes as routes
+from sandbox.loopback import LoopbackServer
+from sandbox.slack_methods import DEFAULT_APP_TOKEN, METHODS, apps_connections_open, normalise
+from sandbox.slack_models import (
     ALICE,
     DEFAULT_TEAM_ID,
     ChannelKind,
@@ -23,7 +23,7 @@ from bot.sandbox.slack_models import (
     SlackError,
     Team,
 )
-from bot.sandbox.slack_workspace import Workspace
+from sandbox.slack_workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
