@@ -17,6 +17,7 @@ from bot.drawing import image_bodies as bodies
 from bot.drawing.bedrock_images import BedrockImageModel, SageMakerSdxlModel, family_for
 from bot.engine import errors
 from bot.engine.ports import ImageRequest
+from bot.slack.reply import failure_text
 from sandbox import bedrock_image_models as stand_in
 from sandbox.bedrock_runtime import FakeBedrockRuntime
 from tests.fakes.sagemaker_runtime import FakeSageMakerRuntime
@@ -258,6 +259,8 @@ def test_persistent_throttling_is_a_throttled_error(
         model(fake, SD35, max_attempts=3).generate(FOX)
     assert "after 3 attempts): try again in a minute" in str(caught.value)
     assert len(fake.requests) == 3
+    assert caught.value.attempts == 3  # the user's message reads the count, not the text
+    assert "still busy after 3 attempts" in failure_text.describe(caught.value).text
 
 
 def test_transient_throttling_is_retried_by_botocore(

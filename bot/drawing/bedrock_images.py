@@ -241,7 +241,8 @@ class _RuntimeImageModel:
             service = "Bedrock" if self._service == "bedrock-runtime" else "SageMaker"
             return ThrottledError(
                 f"{service} is busy ({code} for {self._target} in {self._where()} after {attempts} "
-                "attempts): try again in a minute"
+                "attempts): try again in a minute",
+                attempts,
             )
         if code in _BAD_CREDENTIALS:
             return AccessDeniedError(

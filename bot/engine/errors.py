@@ -26,7 +26,11 @@ class AccessDeniedError(BotError):
 
 
 class ThrottledError(BotError):
-    """The service kept throttling after botocore's retries."""
+    """The service kept throttling after botocore's retries; `attempts` is how many calls were made."""
+
+    def __init__(self, message: str, attempts: int | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
 
 
 class UpstreamError(BotError):

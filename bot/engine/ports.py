@@ -157,6 +157,20 @@ class JobRecord:
     waiting: bool = False  # it waited behind another turn of its thread: no status line of its own yet
 
 
+class SavedPromptLike(Protocol):
+    """A saved prompt (storage.settings_store.SavedPromptRecord satisfies this)."""
+
+    @property
+    def prompt(self) -> str:
+        """The prompt text."""
+        ...
+
+    @property
+    def negative_prompt(self) -> str:
+        """Its negative prompt ('' when none)."""
+        ...
+
+
 @dataclass(frozen=True)
 class RecentImage:
     """One of a user's recent images: its prompt and parameters and the thread it lives in."""

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.engine.conversation import Conversation
-from bot.engine.ports import RecentImage, ThreadStore, UserDefaults
+from bot.engine.ports import RecentImage, SavedPromptLike, ThreadStore, UserDefaults
 from bot.scheduling.fair_use import FairUse
 from bot.scheduling.job_journal import JobTracker
 from bot.scheduling.thread_order import ThreadSequencer
-from bot.slack.reply.home_view import SavedPromptLike
 
 
 class SettingsStore(Protocol):

@@ -384,7 +384,8 @@ def _client_error(exc: Any, model: str, where: str, max_attempts: int) -> BotErr
     if code in _THROTTLING or status == 429:
         return ThrottledError(
             f"Bedrock kept throttling {model} in {where} after {attempts} of {max_attempts} attempts: "
-            "try again in a minute, or request a higher quota in Service Quotas"
+            "try again in a minute, or request a higher quota in Service Quotas",
+            attempts,
         )
     if code in _UNAVAILABLE or (isinstance(status, int) and status >= 500):
         return UpstreamError(f"Bedrock is unavailable for {model} in {where} ({code}): try again later")

@@ -46,7 +46,6 @@ LIBRARY_UNREACHABLE = (
 DROP_ABOVE = 0.3  # a lexicon term weighing more than this alone is left out of the suggestion
 _WORD = re.compile(r"[^\W_]+")
 _OPTIONS = re.compile(r"(?:^|\s)--[a-z]")
-_ATTEMPTS = re.compile(r"after (\d+) (?:of \d+ )?attempts")
 
 
 class FaultMessage(NamedTuple):
@@ -66,8 +65,7 @@ def describe(error: BaseException, attempted: str | None = None, command: str = 
     if isinstance(error, ContentFilteredError):
         return _filtered(error, attempted, command)
     if isinstance(error, ThrottledError):
-        attempts = _ATTEMPTS.search(str(error))
-        why = f" (still busy after {attempts.group(1)} attempts)" if attempts else ""
+        why = f" (still busy after {error.attempts} attempts)" if error.attempts else ""
         return FaultMessage(f"The AI service is busy right now{why}. Press Retry in a minute.", True, None)
     if isinstance(error, UpstreamError):
         return FaultMessage(f"An AI service failed: {_detail(error)}. Press Retry to try again.", True, None)

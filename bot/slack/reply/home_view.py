@@ -6,9 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
-from bot.engine.ports import UserDefaults
+from bot.engine.ports import SavedPromptLike, UserDefaults
 from bot.slack.ids import ACTION_OPEN_SETTINGS
 from bot.slack.reply.message_blocks import (
     Block,
@@ -38,20 +37,6 @@ class HomeImage:
     permalink: str | None = None
     model_id: str = ""
     created_utc: datetime | None = None
-
-
-class SavedPromptLike(Protocol):
-    """A saved prompt (storage.settings_store.SavedPromptRecord satisfies this)."""
-
-    @property
-    def prompt(self) -> str:
-        """The prompt text."""
-        ...
-
-    @property
-    def negative_prompt(self) -> str:
-        """Its negative prompt ('' when none)."""
-        ...
 
 
 def _date(when: datetime) -> str:
