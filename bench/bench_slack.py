@@ -157,7 +157,7 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     from bot.engine.policy import Denylist, PromptPolicy
     from bot.scheduling.fair_use import FairUseLimits
     from bot.slack.app import build_app, make_wsgi_server, serving_in_background
-    from bot.slack.credentials import SlackSettings
+    from bot.slack.credentials import SlackCredentials
     from bot.wiring import assemble_services
     from bot.writing.offline_composer import OfflineComposer
     from retrieval.safety import SafetyClassifier
@@ -187,10 +187,10 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
         policy=PromptPolicy(Denylist.parse("", "bench"), SafetyClassifier()),
     )
     services = assemble_services(conversation, store, FairUseLimits(), logging.getLogger("bench.slack_app"))
-    settings = SlackSettings(
+    credentials = SlackCredentials(
         bot_token=SecretStr(fake.bot_token()), signing_secret=SecretStr(SECRET), api_url=fake.api_url
     )
-    server = make_wsgi_server(build_app(settings, services, engine=engine), signing_secret=SECRET)
+    server = make_wsgi_server(build_app(credentials, services, engine=engine), signing_secret=SECRET)
     try:
         with serving_in_background(server):
             yield Served(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)

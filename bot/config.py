@@ -1,4 +1,4 @@
-"""Settings from environment variables (and `.env` in development), validated at start-up."""
+"""Config from environment variables (and `.env` in development), validated at start-up."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ DEFAULT_IMAGE_MODEL = "bedrock:stability.sd3-5-large-v1:0"
 TITAN_DIMENSIONS = (256, 512, 1024)
 
 
-class SettingsError(Exception):
+class ConfigError(Exception):
     """A setting is missing or invalid; the message names the environment variable."""
 
 
@@ -25,19 +25,19 @@ def default_data_dir() -> Path:
 
 
 def split_provider(value: str, variable: str, providers: tuple[str, ...]) -> tuple[str, str]:
-    """Split 'provider:model-id' ('offline' alone is allowed), raising SettingsError naming `variable`."""
+    """Split 'provider:model-id' ('offline' alone is allowed), raising ConfigError naming `variable`."""
     if value == "offline" and "offline" in providers:
         return "offline", "offline"
     provider, sep, model_id = value.partition(":")
     if not sep or not model_id or provider not in providers:
-        raise SettingsError(
+        raise ConfigError(
             f"{variable}={value!r} is not valid: use 'provider:model-id' with provider one of "
             f"{', '.join(providers)} (e.g. local:all-MiniLM-L6-v2)"
         )
     return provider, model_id
 
 
-class Settings(BaseSettings):
+class Config(BaseSettings):
     """Every setting of imagine-bot; each field is read from the IMAGINE_* variable of its name."""
 
     model_config = SettingsConfigDict(
@@ -127,11 +127,11 @@ class Settings(BaseSettings):
         return self.data_dir / "images"
 
 
-def load_settings() -> Settings:
-    """Read settings from the environment, turning validation errors into one SettingsError line."""
+def load_config() -> Config:
+    """Read config from the environment, turning validation errors into one ConfigError line."""
     try:
-        return Settings()
-    except SettingsError:
+        return Config()
+    except ConfigError:
         raise
     except ValidationError as exc:
         problems = []
@@ -139,4 +139,4 @@ def load_settings() -> Settings:
             name = "IMAGINE_" + "_".join(str(part) for part in error["loc"]).upper()
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}: {message}")
-        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None

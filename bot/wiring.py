@@ -1,4 +1,4 @@
-"""The composition root: builds every adapter from Settings (imports vendor SDKs lazily)."""
+"""The composition root: builds every adapter from Config (imports vendor SDKs lazily)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from bot.config import (
     PROVIDERS_CHAT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,
-    Settings,
-    SettingsError,
+    Config,
+    ConfigError,
     split_provider,
 )
 from bot.engine.ports import ChatModel, ImageModel
@@ -32,21 +32,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def build_embedder(settings: Settings) -> Embedder:
+def build_embedder(config: Config) -> Embedder:
     """The embedder named by IMAGINE_EMBED_MODEL."""
-    provider, model_id = split_provider(settings.embed_model, "IMAGINE_EMBED_MODEL", PROVIDERS_EMBED)
+    provider, model_id = split_provider(config.embed_model, "IMAGINE_EMBED_MODEL", PROVIDERS_EMBED)
     if provider == "bedrock":
         from retrieval.adapters.bedrock_embedder import BedrockTitanEmbedder
 
         return BedrockTitanEmbedder(
             model_id=model_id,
-            dimensions=settings.embed_dimensions,
-            region=settings.aws_region,
-            endpoint_url=settings.bedrock_endpoint_url,
+            dimensions=config.embed_dimensions,
+            region=config.aws_region,
+            endpoint_url=config.bedrock_endpoint_url,
         )
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 
-    return OnnxMiniLMEmbedder(batch_size=settings.embed_batch_size)
+    return OnnxMiniLMEmbedder(batch_size=config.embed_batch_size)
 
 
 def build_sparse_encoder() -> SparseEncoder:
@@ -56,71 +56,69 @@ def build_sparse_encoder() -> SparseEncoder:
     return Bm25SparseEncoder()
 
 
-def build_index(settings: Settings) -> PromptIndex:
+def build_index(config: Config) -> PromptIndex:
     """Qdrant server at IMAGINE_QDRANT_URL, else the embedded Qdrant Edge index under IMAGINE_DATA_DIR."""
-    if settings.qdrant_url:
+    if config.qdrant_url:
         from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 
-        client = connect_qdrant(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_timeout_s)
+        client = connect_qdrant(config.qdrant_url, config.qdrant_api_key, config.qdrant_timeout_s)
         return QdrantClientPromptIndex(
             client,
-            settings.collection,
-            shard_number=settings.qdrant_shards,
-            replication_factor=settings.qdrant_replication,
+            config.collection,
+            shard_number=config.qdrant_shards,
+            replication_factor=config.qdrant_replication,
         )
     from retrieval.adapters.edge_index import EdgePromptIndex
 
-    return EdgePromptIndex(settings.index_dir)
+    return EdgePromptIndex(config.index_dir)
 
 
-def build_retriever(settings: Settings) -> Retriever:
+def build_retriever(config: Config) -> Retriever:
     """A Retriever over the configured embedder and index."""
-    return Retriever(build_embedder(settings), build_sparse_encoder(), build_index(settings))
+    return Retriever(build_embedder(config), build_sparse_encoder(), build_index(config))
 
 
-def build_ingestor(settings: Settings) -> tuple[Ingestor, PromptIndex]:
+def build_ingestor(config: Config) -> tuple[Ingestor, PromptIndex]:
     """An Ingestor over the configured embedder and index (the index is returned so callers close it)."""
     from retrieval.ingest import Ingestor
     from retrieval.safety import SafetyClassifier
 
-    index = build_index(settings)
-    classifier = SafetyClassifier(threshold=settings.nsfw_threshold)
-    return Ingestor(build_embedder(settings), build_sparse_encoder(), index, classifier), index
+    index = build_index(config)
+    classifier = SafetyClassifier(threshold=config.nsfw_threshold)
+    return Ingestor(build_embedder(config), build_sparse_encoder(), index, classifier), index
 
 
-def build_policy(settings: Settings) -> PromptPolicy:
+def build_policy(config: Config) -> PromptPolicy:
     """The prompt policy: built-in refusals (minor-age logic from the lexicon) and IMAGINE_DENYLIST."""
     from bot.engine.policy import Denylist, PromptPolicy
     from retrieval.safety import SafetyClassifier
 
     denylist = Denylist()
-    if settings.denylist is not None:
+    if config.denylist is not None:
         try:
-            denylist = Denylist.from_file(settings.denylist)
+            denylist = Denylist.from_file(config.denylist)
         except (OSError, ValueError) as exc:
-            raise SettingsError(f"IMAGINE_DENYLIST={settings.denylist} cannot be used: {exc}") from None
-        logger.info("denylist %s: %d terms", settings.denylist, len(denylist))
+            raise ConfigError(f"IMAGINE_DENYLIST={config.denylist} cannot be used: {exc}") from None
+        logger.info("denylist %s: %d terms", config.denylist, len(denylist))
     return PromptPolicy(denylist, SafetyClassifier())
 
 
-def modifier_stats_path(settings: Settings) -> Path:
+def modifier_stats_path(config: Config) -> Path:
     """Where ingest saves the modifier statistics mined from the collection."""
-    return settings.data_dir / "modifiers" / f"{settings.collection}.json"
+    return config.data_dir / "modifiers" / f"{config.collection}.json"
 
 
-def build_chat_model(settings: Settings) -> ChatModel:
+def build_chat_model(config: Config) -> ChatModel:
     """The chat model named by IMAGINE_CHAT_MODEL ('offline' or 'bedrock:<model-id>')."""
-    provider, model_id = split_provider(settings.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+    provider, model_id = split_provider(config.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
     if provider == "bedrock":
         from bot.writing.claude import BedrockChatModel
 
-        return BedrockChatModel(
-            model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
-        )
+        return BedrockChatModel(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
     from bot.writing.offline_composer import OfflineComposer
     from retrieval.modifiers import ModifierStats
 
-    path = modifier_stats_path(settings)
+    path = modifier_stats_path(config)
     stats = None
     if path.exists():
         try:
@@ -130,26 +128,24 @@ def build_chat_model(settings: Settings) -> ChatModel:
     return OfflineComposer(stats)
 
 
-def build_image_model(settings: Settings, model: str | None = None) -> ImageModel:
+def build_image_model(config: Config, model: str | None = None) -> ImageModel:
     """The image model named by IMAGINE_IMAGE_MODEL (or a per-turn override)."""
-    value = model or settings.image_model
+    value = model or config.image_model
     provider, model_id = split_provider(value, "IMAGINE_IMAGE_MODEL", PROVIDERS_IMAGE)
     if provider == "bedrock":
         from bot.drawing.bedrock_images import BedrockImageModel
 
-        return BedrockImageModel(
-            model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
-        )
+        return BedrockImageModel(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
     if provider == "sagemaker":
         from bot.drawing.bedrock_images import SageMakerSdxlModel
 
-        return SageMakerSdxlModel(model_id, region=settings.aws_region)
+        return SageMakerSdxlModel(model_id, region=config.aws_region)
     from bot.drawing.offline_images import OfflinePreviewImageModel
 
     return OfflinePreviewImageModel()
 
 
-def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
+def image_model_factory(config: Config) -> Callable[[str], ImageModel]:
     """Builds (once each) the image models a turn may name with --model or a default."""
     from bot.engine.errors import BotError
 
@@ -160,8 +156,8 @@ def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
         with lock:
             if value not in built:
                 try:
-                    built[value] = build_image_model(settings, value)
-                except SettingsError as exc:
+                    built[value] = build_image_model(config, value)
+                except ConfigError as exc:
                     raise BotError(
                         f"unknown image model {value!r}; use offline, bedrock:<id> or sagemaker:<endpoint>"
                     ) from exc
@@ -170,29 +166,29 @@ def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
     return image_model
 
 
-def build_thread_store(settings: Settings) -> tuple[SqlThreadStore, Callable[[], None]]:
+def build_thread_store(config: Config) -> tuple[SqlThreadStore, Callable[[], None]]:
     """The SQL thread store, migrated to head, and a function that disposes its engine."""
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
 
-    engine = create_db_engine(settings.sqlalchemy_url)
+    engine = create_db_engine(config.sqlalchemy_url)
     migrate(engine)
     return SqlThreadStore(session_factory(engine)), engine.dispose
 
 
-def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], None]]:
+def build_conversation(config: Config) -> tuple[Conversation, Callable[[], None]]:
     """The conversation engine over every configured adapter, and a function that releases them."""
-    conversation, _, close = _engine(settings)
+    conversation, _, close = _engine(config)
     return conversation, close
 
 
-def build_services(settings: Settings) -> tuple[Services, Callable[[], None]]:
+def build_services(config: Config) -> tuple[Services, Callable[[], None]]:
     """What the Slack listeners need (engine, stores, fair use), and a function that releases it."""
     from bot.scheduling.fair_use import FairUseLimits
 
-    conversation, store, close = _engine(settings)
-    limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, settings.daily_image_quota)
-    services = assemble_services(conversation, store, limits, job_stale_s=settings.job_stale_s)
+    conversation, store, close = _engine(config)
+    limits = FairUseLimits(config.max_concurrent_jobs, config.user_queue_cap, config.daily_image_quota)
+    services = assemble_services(conversation, store, limits, job_stale_s=config.job_stale_s)
 
     def close_all() -> None:
         if services.jobs is not None:
@@ -214,17 +210,17 @@ def assemble_services(
     from bot.scheduling.fair_use import FairUse
     from bot.scheduling.job_journal import JobTracker, worker_name
     from bot.slack.services import Services
+    from storage.defaults_store import SqlDefaultsStore
     from storage.feedback_store import SqlFeedbackStore
     from storage.job_store import SqlJobJournal
     from storage.ledger import SqlEventLedger, SqlUsageCounters
-    from storage.settings_store import SqlSettingsStore
 
     sessions = store.sessions
     journal = SqlJobJournal(sessions, worker_name())  # the cap and the quota count its rows in every replica
     return Services(
         conversation=conversation,
         threads=store,
-        settings=SqlSettingsStore(sessions),
+        defaults=SqlDefaultsStore(sessions),
         feedback=SqlFeedbackStore(sessions),
         ledger=SqlEventLedger(sessions),
         fair_use=FairUse(limits, SqlUsageCounters(sessions), jobs=journal, stale_after_s=job_stale_s),
@@ -263,22 +259,22 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
     return lambda: run_checks({"database": database, "index": index})
 
 
-def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:
+def _engine(config: Config) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:
     """Build the engine and its thread store once."""
     from bot.engine.contact_sheet import contact_sheet
     from bot.engine.conversation import Conversation
 
-    retriever = build_retriever(settings)
-    store, dispose = build_thread_store(settings)
+    retriever = build_retriever(config)
+    store, dispose = build_thread_store(config)
     conversation = Conversation(
         retriever,
-        build_chat_model(settings),
-        build_image_model(settings),
+        build_chat_model(config),
+        build_image_model(config),
         store,
-        settings.images_dir,
+        config.images_dir,
         contact_sheet=contact_sheet,
-        image_models=image_model_factory(settings),
-        policy=build_policy(settings),
+        image_models=image_model_factory(config),
+        policy=build_policy(config),
     )
 
     def close() -> None:

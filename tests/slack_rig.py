@@ -19,7 +19,7 @@ from bot.engine.policy import Denylist, PromptPolicy
 from bot.engine.ports import ImageModel
 from bot.scheduling.fair_use import FairUseLimits
 from bot.slack.app import build_app, make_wsgi_server, serving_in_background
-from bot.slack.credentials import SlackSettings
+from bot.slack.credentials import SlackCredentials
 from bot.slack.ids import COMMAND_IMAGINE
 from bot.slack.intake.health import HealthReport
 from bot.slack.services import Services
@@ -84,7 +84,7 @@ def serve(
     health: Callable[[Services], Callable[[], HealthReport]] | None = None,
     db_url: str | None = None,
 ) -> Iterator[Rig]:
-    """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackSettings fields).
+    """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackCredentials fields).
 
     `health` builds GET /healthz's check from the services (e.g. bot.wiring.build_health); `db_url`
     names another database instead (a Postgres one, or one shared by two rigs as two replicas).
@@ -110,10 +110,10 @@ def serve(
         "api_url": fake.api_url,
         **(slack or {}),
     }
-    settings = SlackSettings(**fields)
+    credentials = SlackCredentials(**fields)
     server = make_wsgi_server(
-        build_app(settings, services, engine=engine),
-        signing_secret=settings.signing_secret.get_secret_value(),
+        build_app(credentials, services, engine=engine),
+        signing_secret=credentials.signing_secret.get_secret_value(),
         health=health(services) if health is not None else None,
     )
     try:

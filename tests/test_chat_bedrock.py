@@ -11,7 +11,7 @@ import pytest
 
 from bot.engine.errors import (
     AccessDeniedError,
-    ConfigError,
+    ModelConfigError,
     ModelUnavailableError,
     ThrottledError,
     UpstreamError,
@@ -260,7 +260,13 @@ def test_bare_model_id_needs_an_inference_profile(fake: FakeBedrockRuntime, scri
             "model access",
         ),
         (404, "ResourceNotFoundException", "Model not found", ModelUnavailableError, "IMAGINE_CHAT_MODEL"),
-        (400, "ValidationException", "The provided model identifier is invalid.", ConfigError, "model id"),
+        (
+            400,
+            "ValidationException",
+            "The provided model identifier is invalid.",
+            ModelConfigError,
+            "model id",
+        ),
         (
             403,
             "UnrecognizedClientException",
@@ -345,7 +351,7 @@ def test_split_model_id() -> None:
         None,
         "anthropic",
     )
-    with pytest.raises(ConfigError):
+    with pytest.raises(ModelConfigError):
         BedrockChatModel(model_id=" ")
 
 

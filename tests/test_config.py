@@ -1,4 +1,4 @@
-"""Settings: defaults, env vars, and failures that name the variable."""
+"""Config: defaults, env vars, and failures that name the variable."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Config, ConfigError, load_config
 
 
 def test_defaults_are_the_embedded_offline_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("IMAGINE_DATA_DIR")
-    settings = load_settings()
-    assert settings.embed_model == "local:all-MiniLM-L6-v2"
-    assert settings.qdrant_url is None
-    assert settings.collection == "prompts"
-    assert settings.data_dir == Path.home() / ".local" / "share" / "imagine-bot"
-    assert settings.index_dir == settings.data_dir / "index" / "prompts"
+    config = load_config()
+    assert config.embed_model == "local:all-MiniLM-L6-v2"
+    assert config.qdrant_url is None
+    assert config.collection == "prompts"
+    assert config.data_dir == Path.home() / ".local" / "share" / "imagine-bot"
+    assert config.index_dir == config.data_dir / "index" / "prompts"
 
 
 def test_env_vars_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -24,10 +24,10 @@ def test_env_vars_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("IMAGINE_EMBED_MODEL", "bedrock:amazon.titan-embed-text-v2:0")
     monkeypatch.setenv("IMAGINE_EMBED_DIMENSIONS", "512")
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    settings = load_settings()
-    assert settings.collection == "from_dotenv"
-    assert settings.qdrant_url is None  # blank means unset
-    assert (settings.embed_model, settings.embed_dimensions, settings.aws_region) == (
+    config = load_config()
+    assert config.collection == "from_dotenv"
+    assert config.qdrant_url is None  # blank means unset
+    assert (config.embed_model, config.embed_dimensions, config.aws_region) == (
         "bedrock:amazon.titan-embed-text-v2:0",
         512,
         "eu-central-1",
@@ -47,11 +47,11 @@ def test_env_vars_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError, match=variable):
-        load_settings()
+    with pytest.raises(ConfigError, match=variable):
+        load_config()
 
 
 def test_settings_are_frozen() -> None:
-    settings = Settings()
+    config = Config()
     with pytest.raises(ValueError, match="frozen"):
-        settings.collection = "other"  # type: ignore[misc]
+        config.collection = "other"  # type: ignore[misc]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
+from bot.config import Config
 from bot.entry.cli.demo import run as demo
 from bot.entry.cli.demo.script import BeforeStep
 from bot.entry.cli.demo.transcript import Renderer
@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def index_copy(small_index: Path, tmp_path: Path) -> Path:
     """The small index copied where IMAGINE_DATA_DIR (tmp_path/data, see conftest) expects it."""
-    target = Settings(data_dir=tmp_path / "data").index_dir
+    target = Config(data_dir=tmp_path / "data").index_dir
     shutil.copytree(small_index, target)
     return target
 
@@ -126,13 +126,13 @@ def test_help_says_what_it_does_and_that_it_is_offline(capsys: pytest.CaptureFix
 
 
 def test_demo_settings_force_the_embedded_offline_defaults(tmp_path: Path) -> None:
-    configured = Settings(
+    configured = Config(
         data_dir=tmp_path,
         chat_model="bedrock:some-model",
         image_model="bedrock:another",
         qdrant_url="http://qdrant.invalid:6333",
     )
-    forced = demo.demo_settings(configured)
+    forced = demo.demo_config(configured)
     assert (forced.chat_model, forced.image_model, forced.qdrant_url) == ("offline", "offline", None)
     assert forced.embed_model.startswith("local:") and forced.index_dir == configured.index_dir
 

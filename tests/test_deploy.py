@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import Settings, SettingsError
+from bot.config import Config, ConfigError
 from bot.entry import lambda_handler
-from bot.slack.credentials import SlackSettings
+from bot.slack.credentials import SlackCredentials
 from sandbox.slack_api import FakeSlackApi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,8 +130,8 @@ def test_every_compose_variable_is_in_env_example() -> None:
 
 def test_env_example_lists_every_setting() -> None:
     names = env_example_names()
-    imagine = {"IMAGINE_" + field.upper() for field in Settings.model_fields}
-    slack = {"SLACK_" + field.upper() for field in SlackSettings.model_fields} | {"SLACK_APP_TOKEN"}
+    imagine = {"IMAGINE_" + field.upper() for field in Config.model_fields}
+    slack = {"SLACK_" + field.upper() for field in SlackCredentials.model_fields} | {"SLACK_APP_TOKEN"}
     aws = {"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
     assert imagine | slack | aws | {lambda_handler.SECRET_ARN_VARIABLE} <= names
 
@@ -332,16 +332,16 @@ def test_secret_keys_become_environment_variables_without_overriding() -> None:
 )
 def test_bad_secrets_name_the_problem(secret: str, message: str) -> None:
     env = {lambda_handler.SECRET_ARN_VARIABLE: SECRET_ARN}
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(ConfigError, match=message):
         lambda_handler.load_secrets_into_env(env, fetch=lambda arn: secret)
 
 
 def test_lambda_refuses_the_embedded_index_and_sqlite() -> None:
     lambda_handler.require_servers({})  # not on Lambda: the local defaults are fine
     on_lambda = {"AWS_LAMBDA_FUNCTION_NAME": "imagine-bot"}
-    with pytest.raises(SettingsError, match="IMAGINE_QDRANT_URL and IMAGINE_DATABASE_URL"):
+    with pytest.raises(ConfigError, match="IMAGINE_QDRANT_URL and IMAGINE_DATABASE_URL"):
         lambda_handler.require_servers(on_lambda)
-    with pytest.raises(SettingsError, match="not SQLite"):
+    with pytest.raises(ConfigError, match="not SQLite"):
         lambda_handler.require_servers(
             {**on_lambda, "IMAGINE_QDRANT_URL": "http://q:6333", "IMAGINE_DATABASE_URL": "sqlite:///x.db"}
         )

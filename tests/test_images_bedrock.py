@@ -309,7 +309,7 @@ def test_unknown_model_and_other_validation_errors(fake: FakeBedrockRuntime, cre
 
 
 def test_unsupported_model_id_is_a_config_error() -> None:
-    with pytest.raises(errors.ConfigError, match="IMAGINE_IMAGE_MODEL"):
+    with pytest.raises(errors.ModelConfigError, match="IMAGINE_IMAGE_MODEL"):
         BedrockImageModel("meta.llama3-70b-instruct-v1:0", "us-east-1")
     assert family_for("us.stability.sd3-5-large-v1:0").name == "stability-v2"
     assert BedrockImageModel(f"bedrock:{NOVA}", "us-east-1").model_id == f"bedrock:{NOVA}"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
-from bot.config import load_settings
+from bot.config import load_config
 from bot.entry.cli.index import FORMAT, export_index, import_index, read_header
 from bot.entry.cli.main import main
 from bot.wiring import build_index
@@ -140,8 +140,8 @@ def test_import_rejects_a_file_that_is_not_an_export(tmp_path: Path) -> None:
 def test_cli_export_and_import(
     small_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = load_settings()
-    shutil.copytree(small_index, settings.index_dir)
+    config = load_config()
+    shutil.copytree(small_index, config.index_dir)
     dump = tmp_path / "cli.jsonl.gz"
     assert main(["index", "export", str(dump)]) == 0
     assert "exported 1," in capsys.readouterr().err
@@ -171,7 +171,7 @@ def test_server_collections_get_shards_and_replication_from_settings(monkeypatch
     monkeypatch.setenv("IMAGINE_QDRANT_URL", ":memory:")
     monkeypatch.setenv("IMAGINE_QDRANT_SHARDS", "4")
     monkeypatch.setenv("IMAGINE_QDRANT_REPLICATION", "2")
-    built = build_index(load_settings())
+    built = build_index(load_config())
     assert isinstance(built, QdrantClientPromptIndex)
     built.close()
     client = RecordingClient(location=":memory:")
@@ -186,10 +186,10 @@ def test_server_collections_get_shards_and_replication_from_settings(monkeypatch
 
 
 def test_shard_settings_default_to_one_and_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings()
-    assert settings.qdrant_shards == 1 and settings.qdrant_replication == 1
+    config = load_config()
+    assert config.qdrant_shards == 1 and config.qdrant_replication == 1
     monkeypatch.setenv("IMAGINE_QDRANT_SHARDS", "0")
-    from bot.config import SettingsError
+    from bot.config import ConfigError
 
-    with pytest.raises(SettingsError, match="IMAGINE_QDRANT_SHARDS"):
-        load_settings()
+    with pytest.raises(ConfigError, match="IMAGINE_QDRANT_SHARDS"):
+        load_config()

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from qdrant_client import QdrantClient
 
-from bot.config import load_settings
+from bot.config import load_config
 from bot.entry.cli.main import main
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
@@ -194,8 +194,8 @@ def test_cli_rescreen_dry_run_then_for_real_then_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    settings = load_settings()
-    index = EdgePromptIndex(settings.index_dir)
+    config = load_config()
+    index = EdgePromptIndex(config.index_dir)
     library = pq.read_table(LIBRARY, columns=["prompt"]).column("prompt").to_pylist()[:30]
     rows = [RawPrompt(str(text), {"source": "library"}) for text in library]
     rows += [RawPrompt(text, {"source": "i2p"}) for text in _exemplar_rows(10)]

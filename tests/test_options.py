@@ -1,4 +1,4 @@
-"""`/imagine` text parsing: the idea, each flag, and errors that name the flag."""
+"""`/imagine` text parsing: the idea, each option, and errors that name the option."""
 
 from __future__ import annotations
 

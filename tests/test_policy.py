@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SettingsError, load_settings
+from bot.config import ConfigError, load_config
 from bot.engine.errors import BotError, RefusedError
 from bot.engine.policy import MESSAGES, Denylist, PromptPolicy, normalized_views
 from bot.wiring import build_policy
@@ -170,21 +170,21 @@ def test_denylist_setting_and_build_policy(monkeypatch: pytest.MonkeyPatch, tmp_
     path = tmp_path / "denylist.txt"
     path.write_text(DENYLIST, encoding="utf-8")
     monkeypatch.setenv("IMAGINE_DENYLIST", str(path))
-    built = build_policy(load_settings())
+    built = build_policy(load_config())
     assert len(built.denylist) == 4
     assert refusal(built, "a clown").reason == "denylist"
     assert refusal(built, "a naked k.i.d").reason == "minors"
 
     path.write_text("T0123ABC:\n", encoding="utf-8")  # a bad line fails at start-up, naming the variable
-    with pytest.raises(SettingsError, match=r"IMAGINE_DENYLIST.*line 1"):
-        build_policy(load_settings())
+    with pytest.raises(ConfigError, match=r"IMAGINE_DENYLIST.*line 1"):
+        build_policy(load_config())
 
     monkeypatch.setenv("IMAGINE_DENYLIST", "")
-    assert len(build_policy(load_settings()).denylist) == 0
+    assert len(build_policy(load_config()).denylist) == 0
 
 
 def test_missing_denylist_file_is_a_settings_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IMAGINE_DENYLIST", str(tmp_path / "nope.txt"))
-    with pytest.raises(SettingsError, match="IMAGINE_DENYLIST") as caught:
-        load_settings()
+    with pytest.raises(ConfigError, match="IMAGINE_DENYLIST") as caught:
+        load_config()
     assert "nope.txt" in str(caught.value)

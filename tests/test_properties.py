@@ -52,7 +52,7 @@ from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnOptions, TurnResult
 from bot.slack.handlers.thread_start import retry_text
 from bot.slack.ids import (
-    ACTION_OPEN_SETTINGS,
+    ACTION_OPEN_DEFAULTS,
     ACTION_PICK_WINNER,
     ACTION_REROLL,
     ACTION_RETRY,
@@ -60,9 +60,9 @@ from bot.slack.ids import (
     ACTIONS,
     COMMAND_AVATAR,
     COMMAND_IMAGINE,
-    VIEW_CHANNEL_SETTINGS,
+    VIEW_CHANNEL_DEFAULTS,
     VIEW_EDIT_PROMPT,
-    VIEW_SETTINGS,
+    VIEW_USER_DEFAULTS,
     VIEWS,
 )
 from bot.slack.intake.request_guard import MAX_BODY_BYTES
@@ -72,7 +72,7 @@ from bot.slack.reply import modal_views as modals
 from retrieval.search import Retriever
 from sandbox.slack_api import FakeSlackApi
 from sandbox.slack_models import ALICE, ALICE_DM, APP_ID, BOB, GENERAL, PRIVATE, RANDOM
-from storage.settings_store import SavedPromptRecord
+from storage.defaults_store import SavedPromptRecord
 from tests.slack_rig import (
     TEAM,
     Json,
@@ -89,7 +89,7 @@ from tests.slack_rig import (
 from tests.test_reply_blocks import check_home, check_message, check_modal
 
 FORM = "application/x-www-form-urlencoded"
-SETTINGS_VIEWS = (VIEW_SETTINGS, VIEW_CHANNEL_SETTINGS)
+SETTINGS_VIEWS = (VIEW_USER_DEFAULTS, VIEW_CHANNEL_DEFAULTS)
 # Examples per property (the module runs in about a minute; raise them locally to search harder).
 N_COMMANDS = 40
 N_REPLIES = 25
@@ -930,8 +930,8 @@ def test_block_builders_stay_within_slack_limits_for_any_text(
         check_message(message)
     check_modal(modals.edit_prompt_modal(thread, text, other))
     defaults = UserDefaults(short or None, text[:100] or None, other or None, short or None)
-    check_modal(modals.settings_modal(defaults, VIEW_SETTINGS))
-    check_modal(modals.settings_modal(defaults, VIEW_CHANNEL_SETTINGS, short or "C1"))
+    check_modal(modals.settings_modal(defaults, VIEW_USER_DEFAULTS))
+    check_modal(modals.settings_modal(defaults, VIEW_CHANNEL_DEFAULTS, short or "C1"))
     images = [home.HomeImage(text, i, f"https://x.slack.com/archives/C1/p{i}", short) for i in range(n)]
     saved = [SavedPromptRecord(i, "T1", "U1", other, text) for i in range(n)]
     check_home(home.home_view(images, saved, defaults))
@@ -948,7 +948,7 @@ def judged(app: App, status: int) -> tuple[int, list[str]]:
 
 CLICK = {"type": "block_actions", "user": {"id": ALICE}, "team": {"id": TEAM}, "trigger_id": "1.2.3"}
 SETTINGS_STATE = {"state": {"values": {}}, "type": "modal"}
-OPEN_SETTINGS = {"action_id": ACTION_OPEN_SETTINGS}
+OPEN_SETTINGS = {"action_id": ACTION_OPEN_DEFAULTS}
 
 
 @pytest.mark.parametrize("actions", [[{}], [{"value": "1:1", "block_id": "b"}]])
@@ -964,12 +964,12 @@ def test_an_action_without_action_id_is_not_a_500(app: App, actions: list[Json])
         pytest.param({**CLICK, "team": TEAM, "actions": [OPEN_SETTINGS]}, id="click-team"),
         pytest.param(
             {"type": "view_submission", "user": ALICE, "team": {"id": TEAM},
-             "view": {"callback_id": VIEW_SETTINGS, **SETTINGS_STATE}},
+             "view": {"callback_id": VIEW_USER_DEFAULTS, **SETTINGS_STATE}},
             id="settings-user",
         ),
         pytest.param(
             {"type": "view_submission", "user": ALICE, "team": {"id": TEAM},
-             "view": {"callback_id": VIEW_CHANNEL_SETTINGS, "private_metadata": GENERAL, **SETTINGS_STATE}},
+             "view": {"callback_id": VIEW_CHANNEL_DEFAULTS, "private_metadata": GENERAL, **SETTINGS_STATE}},
             id="channel-settings-user",
         ),
         pytest.param(

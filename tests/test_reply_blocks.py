@@ -21,11 +21,11 @@ from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, ImageRecord, PromptDra
 from bot.engine.ports import ThreadRecord as Thread
 from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnResult
-from bot.slack.ids import ACTIONS, VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS, VIEWS
+from bot.slack.ids import ACTIONS, VIEW_CHANNEL_DEFAULTS, VIEW_EDIT_PROMPT, VIEW_USER_DEFAULTS, VIEWS
 from bot.slack.reply import home_view as home
 from bot.slack.reply import message_blocks as b
 from bot.slack.reply import modal_views as modals
-from storage.settings_store import SavedPromptRecord
+from storage.defaults_store import SavedPromptRecord
 
 Json = dict[str, Any]
 
@@ -304,8 +304,8 @@ def test_every_message_is_valid_block_kit(name: str, message: b.Message) -> None
 def test_views_are_valid_block_kit() -> None:
     check_modal(modals.edit_prompt_modal(7, "a cat", "blurry"))
     check_modal(modals.edit_prompt_modal(7, NASTY + LONG, NASTY + LONG))
-    check_modal(modals.settings_modal(UserDefaults(), VIEW_SETTINGS))
-    check_modal(modals.settings_modal(UserDefaults("9:16", LONG, LONG, LONG), VIEW_CHANNEL_SETTINGS, "C1"))
+    check_modal(modals.settings_modal(UserDefaults(), VIEW_USER_DEFAULTS))
+    check_modal(modals.settings_modal(UserDefaults("9:16", LONG, LONG, LONG), VIEW_CHANNEL_DEFAULTS, "C1"))
     check_home(home_view())
     check_home(home_view(0, 0))
     check_home(home_view(40, 40, NASTY + LONG))
@@ -431,7 +431,7 @@ def test_result_context_lists_prompt_negative_seed_model_size_and_time() -> None
 
 def test_help_names_every_flag_and_replies_name_what_to_do() -> None:
     text = dump(b.help_message())
-    for flag in ("--ar", "--seed", "--no", "--style", "--n ", "--model", "--avatar", "--settings", "/avatar"):
+    for flag in ("--ar", "--seed", "--no", "--style", "--n ", "--model", "--avatar", "--defaults", "/avatar"):
         assert flag in text
     assert "`/invite @imagine`" in dump(b.not_in_channel("C0123ABC", "@imagine"))
     assert "<#C0123ABC>" in dump(b.not_in_channel("C0123ABC", "imagine"))
@@ -511,14 +511,14 @@ def submitted(view: Json) -> dict[str, dict[str, Json]]:
     ],
 )
 def test_settings_round_trip(defaults: UserDefaults) -> None:
-    for callback in (VIEW_SETTINGS, VIEW_CHANNEL_SETTINGS):
-        view = modals.settings_modal(defaults, callback, "C1" if callback == VIEW_CHANNEL_SETTINGS else "")
+    for callback in (VIEW_USER_DEFAULTS, VIEW_CHANNEL_DEFAULTS):
+        view = modals.settings_modal(defaults, callback, "C1" if callback == VIEW_CHANNEL_DEFAULTS else "")
         assert view["callback_id"] == callback
         assert modals.parse_settings_submission(submitted(view)) == defaults
 
 
 def test_settings_modal_offers_every_ratio_and_parses_edits() -> None:
-    view = modals.settings_modal(UserDefaults("3:2"), VIEW_CHANNEL_SETTINGS, "C0123")
+    view = modals.settings_modal(UserDefaults("3:2"), VIEW_CHANNEL_DEFAULTS, "C0123")
     assert view["title"]["text"] == "Channel defaults" and view["private_metadata"] == "C0123"
     select = next(block["element"] for block in view["blocks"] if block.get("block_id") == "aspect_ratio")
     assert [option["value"] for option in select["options"]][1:] == list(ASPECT_RATIOS)

@@ -28,7 +28,7 @@ from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
-    ACTION_OPEN_SETTINGS,
+    ACTION_OPEN_DEFAULTS,
     ACTION_PICK_WINNER,
     ACTION_REROLL,
     ACTION_RETRY,
@@ -38,9 +38,9 @@ from bot.slack.ids import (
     ACTION_VOTE,
     COMMAND_AVATAR,
     COMMAND_IMAGINE,
-    VIEW_CHANNEL_SETTINGS,
+    VIEW_CHANNEL_DEFAULTS,
     VIEW_EDIT_PROMPT,
-    VIEW_SETTINGS,
+    VIEW_USER_DEFAULTS,
 )
 from bot.slack.reply.modal_views import (
     DEFAULT_NEGATIVE_BLOCK,
@@ -236,16 +236,16 @@ def converse(fake: FakeSlackApi, rig: Rig, bedrock: FakeBedrockRuntime) -> None:
     assert driver.user_opens_home(ALICE).status == 200
     home = wait_for(lambda: fake.home_view(ALICE, TEAM))
     assert home is not None
-    opened = driver.block_action(ACTION_OPEN_SETTINGS, "user", ALICE, view_id=str(home["id"]))
+    opened = driver.block_action(ACTION_OPEN_DEFAULTS, "user", ALICE, view_id=str(home["id"]))
     assert opened.status == 200
-    wait_for(lambda: [v for v in fake.views(ALICE) if v.get("callback_id") == VIEW_SETTINGS])
+    wait_for(lambda: [v for v in fake.views(ALICE) if v.get("callback_id") == VIEW_USER_DEFAULTS])
     mine = settings_values("16:9", "watercolor", "blurry", "")
-    assert driver.view_submission(VIEW_SETTINGS, mine).status == 200
+    assert driver.view_submission(VIEW_USER_DEFAULTS, mine).status == 200
     wait_for(lambda: "watercolor" in json.dumps(fake.home_view(ALICE, TEAM)))
     assert driver.slash_command(COMMAND_IMAGINE, "--settings", BOB).status == 200
-    wait_for(lambda: [v for v in fake.views(BOB) if v.get("callback_id") == VIEW_CHANNEL_SETTINGS])
+    wait_for(lambda: [v for v in fake.views(BOB) if v.get("callback_id") == VIEW_CHANNEL_DEFAULTS])
     channel = settings_values("1:1", "pixel art", "", "")
-    assert driver.view_submission(VIEW_CHANNEL_SETTINGS, channel, user=BOB).status == 200
+    assert driver.view_submission(VIEW_CHANNEL_DEFAULTS, channel, user=BOB).status == 200
     ephemeral_says(fake, BOB, "Channel defaults updated")
 
     with fake.state() as ws:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SettingsError
+from bot.config import ConfigError
 from bot.engine.ports import ThreadRef
-from bot.slack.credentials import load_slack_settings
+from bot.slack.credentials import load_slack_credentials
 from bot.slack.ids import ACTION_REROLL, ACTION_USE_HIT, COMMAND_IMAGINE
 from retrieval.search import Retriever
 from sandbox.slack_api import FakeSlackApi
@@ -145,14 +145,14 @@ def test_a_mention_outside_a_thread_starts_one(fake: FakeSlackApi, rig: Rig) -> 
 
 def test_slack_settings_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
-    with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN is not set"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN is not set"):
+        load_slack_credentials()
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     monkeypatch.setenv("SLACK_API_URL", "ftp://nope")
-    with pytest.raises(SettingsError, match="SLACK_API_URL"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_API_URL"):
+        load_slack_credentials()
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
-    loaded = load_slack_settings()
+    loaded = load_slack_credentials()
     assert loaded.base_url == "http://127.0.0.1:9/api/" and "xoxb-1" not in repr(loaded)
 
 

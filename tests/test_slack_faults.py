@@ -388,7 +388,7 @@ def test_an_unreachable_qdrant_fails_new_ideas_clearly_while_other_threads_carry
 ) -> None:
     from qdrant_client import QdrantClient
 
-    from bot.config import Settings
+    from bot.config import Config
     from bot.engine.ports import ThreadRef
     from bot.wiring import build_index
     from retrieval.adapters.bm25 import Bm25SparseEncoder
@@ -399,14 +399,14 @@ def test_an_unreachable_qdrant_fails_new_ideas_clearly_while_other_threads_carry
     caplog.set_level(logging.WARNING)
     monkeypatch.setenv("IMAGINE_QDRANT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("IMAGINE_QDRANT_TIMEOUT_S", "1")
-    settings = Settings()
+    config = Config()
     started = time.monotonic()
     with pytest.raises(IndexUnavailableError, match="IMAGINE_QDRANT_URL"):
-        build_index(settings)  # at start-up the bot refuses to run without its library
+        build_index(config)  # at start-up the bot refuses to run without its library
     assert time.monotonic() - started < 3.0
     # the library going away while the bot runs: the same adapter over a client of the closed port
-    client = QdrantClient(url=settings.qdrant_url, timeout=1, check_compatibility=False)
-    index = QdrantClientPromptIndex(client, settings.collection)
+    client = QdrantClient(url=config.qdrant_url, timeout=1, check_compatibility=False)
+    index = QdrantClientPromptIndex(client, config.collection)
     down = Retriever(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), index)
     with serve(fake, down, tmp_path) as rig:
         # a thread that was started before: its replies and re-rolls need no retrieval

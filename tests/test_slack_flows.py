@@ -111,9 +111,9 @@ def test_save_and_feedback_buttons_answer_privately_and_store(fake: FakeSlackApi
     value = button_value(result, ACTION_SAVE_PROMPT)
     rig.driver.block_action(ACTION_SAVE_PROMPT, value, BOB, GENERAL, result["ts"])
     wait_for(lambda: any("Saved to your library" in t for t in ephemeral_texts(fake, BOB)))
-    [saved] = rig.services.settings.saved_prompts(TEAM, BOB)
+    [saved] = rig.services.defaults.saved_prompts(TEAM, BOB)
     _, turns = rig.services.conversation.history(TEAM, thread_id_of(rig, root_ts))
-    assert saved.prompt == turns[0].prompt and rig.services.settings.saved_prompts(TEAM, ALICE) == []
+    assert saved.prompt == turns[0].prompt and rig.services.defaults.saved_prompts(TEAM, ALICE) == []
 
     rig.driver.block_action(ACTION_FEEDBACK_UP, value, ALICE, GENERAL, result["ts"])
     rig.driver.block_action(ACTION_FEEDBACK_DOWN, value, BOB, GENERAL, result["ts"])
@@ -182,7 +182,7 @@ def test_slack_retries_and_double_clicks_make_one_turn(fake: FakeSlackApi, rig: 
 
 
 def test_defaults_and_model_flag_shape_the_turn(fake: FakeSlackApi, rig: Rig) -> None:
-    rig.services.settings.set_user_defaults(
+    rig.services.defaults.set_user_defaults(
         TEAM, ALICE, UserDefaults(aspect_ratio="16:9", style="watercolor")
     )
     root_ts = imagine(fake, rig, "a red fox in the snow --model offline")

@@ -13,11 +13,11 @@ from sqlalchemy import text
 from bot.engine.ports import UserDefaults
 from bot.slack.handlers.channel_defaults import open_channel_settings
 from bot.slack.ids import (
-    ACTION_OPEN_SETTINGS,
+    ACTION_OPEN_DEFAULTS,
     ACTION_REROLL,
     COMMAND_IMAGINE,
-    VIEW_CHANNEL_SETTINGS,
-    VIEW_SETTINGS,
+    VIEW_CHANNEL_DEFAULTS,
+    VIEW_USER_DEFAULTS,
 )
 from bot.slack.reply.modal_views import (
     DEFAULT_NEGATIVE_BLOCK,
@@ -91,8 +91,8 @@ def test_home_lists_recent_images_with_thread_links_saved_prompts_and_defaults(
     assert rig.driver.block_action(ACTION_REROLL, reroll, ALICE, GENERAL, latest["ts"]).status == 200
     wait_for(lambda: len(results(fake, first)) == 2)
     second = imagine_another(fake, rig, "a red fox in the snow")
-    rig.services.settings.save_prompt(TEAM, ALICE, "a koi pond, ukiyo-e", "blurry")
-    rig.services.settings.set_user_defaults(TEAM, ALICE, UserDefaults("3:2", "watercolor"))
+    rig.services.defaults.save_prompt(TEAM, ALICE, "a koi pond, ukiyo-e", "blurry")
+    rig.services.defaults.set_user_defaults(TEAM, ALICE, UserDefaults("3:2", "watercolor"))
     fake.clear_calls()
 
     assert rig.driver.user_opens_home(ALICE).status == 200
@@ -156,13 +156,13 @@ def test_home_failures_are_logged_and_the_next_open_recovers(
 def test_edit_defaults_opens_a_prefilled_modal_and_saving_republishes_home(
     fake: FakeSlackApi, rig: Rig
 ) -> None:
-    rig.services.settings.set_user_defaults(TEAM, ALICE, UserDefaults("3:2", "watercolor", "text"))
+    rig.services.defaults.set_user_defaults(TEAM, ALICE, UserDefaults("3:2", "watercolor", "text"))
     rig.driver.user_opens_home(ALICE)
     home = wait_for(lambda: fake.home_view(ALICE))
-    value = button_value(home, ACTION_OPEN_SETTINGS)
-    clicked = rig.driver.block_action(ACTION_OPEN_SETTINGS, value, ALICE, view_id=home["id"])
+    value = button_value(home, ACTION_OPEN_DEFAULTS)
+    clicked = rig.driver.block_action(ACTION_OPEN_DEFAULTS, value, ALICE, view_id=home["id"])
     assert clicked.status == 200
-    [modal] = modals(fake, ALICE, VIEW_SETTINGS)  # opened before the ack: the trigger cannot expire
+    [modal] = modals(fake, ALICE, VIEW_USER_DEFAULTS)  # opened before the ack: the trigger cannot expire
     [opened] = fake.calls_to("views.open")
     assert opened.response["ok"]
     assert element(modal, RATIO_BLOCK)["initial_option"]["value"] == "3:2"
@@ -171,7 +171,7 @@ def test_edit_defaults_opens_a_prefilled_modal_and_saving_republishes_home(
     assert "initial_value" not in element(modal, MODEL_BLOCK)
 
     values = settings_values("16:9", "ink wash", "blurry, watermark", "sagemaker:my-sdxl-endpoint")
-    submitted = rig.driver.view_submission(VIEW_SETTINGS, values, user=ALICE)
+    submitted = rig.driver.view_submission(VIEW_USER_DEFAULTS, values, user=ALICE)
     assert submitted.status == 200 and not submitted.json()  # an empty ack closes the modal
     text = wait_for(lambda: "ink wash" in home_text(fake) and home_text(fake))
     assert "16:9" in text and "blurry, watermark" in text and "sagemaker:my-sdxl-endpoint" in text
@@ -191,7 +191,9 @@ def test_edit_defaults_opens_a_prefilled_modal_and_saving_republishes_home(
 def test_invalid_defaults_are_field_errors_and_nothing_is_saved(
     fake: FakeSlackApi, rig: Rig, ratio: str | None, model: str, blocks: set[str]
 ) -> None:
-    answer = rig.driver.view_submission(VIEW_SETTINGS, settings_values(ratio, "ink", model=model), user=ALICE)
+    answer = rig.driver.view_submission(
+        VIEW_USER_DEFAULTS, settings_values(ratio, "ink", model=model), user=ALICE
+    )
     body = answer.json()
     assert answer.status == 200 and body["response_action"] == "errors"
     assert set(body["errors"]) == blocks
@@ -203,7 +205,7 @@ def test_invalid_defaults_are_field_errors_and_nothing_is_saved(
 
 @pytest.mark.parametrize("model", ["offline", "bedrock:stability.sd3-5-large-v1:0", "sagemaker:sdxl"])
 def test_each_image_model_form_is_accepted(fake: FakeSlackApi, rig: Rig, model: str) -> None:
-    answer = rig.driver.view_submission(VIEW_SETTINGS, settings_values("1:1", model=model), user=BOB)
+    answer = rig.driver.view_submission(VIEW_USER_DEFAULTS, settings_values("1:1", model=model), user=BOB)
     assert answer.status == 200 and not answer.json()
     text = wait_for(lambda: model in home_text(fake, BOB) and home_text(fake, BOB))
     assert "1:1" in text
@@ -211,26 +213,26 @@ def test_each_image_model_form_is_accepted(fake: FakeSlackApi, rig: Rig, model: 
 
 # --- channel defaults ------------------------------------------------------------------------------------
 def test_a_member_sets_channel_defaults(fake: FakeSlackApi, rig: Rig) -> None:
-    rig.services.settings.set_channel_defaults(TEAM, GENERAL, UserDefaults(style="pixel art"))
+    rig.services.defaults.set_channel_defaults(TEAM, GENERAL, UserDefaults(style="pixel art"))
     trigger = fake.issue_trigger(BOB)
     assert open_channel_settings(rig.services, client_for(fake), trigger, TEAM, GENERAL, BOB)
-    [modal] = modals(fake, BOB, VIEW_CHANNEL_SETTINGS)
+    [modal] = modals(fake, BOB, VIEW_CHANNEL_DEFAULTS)
     assert modal["private_metadata"] == GENERAL
     assert element(modal, STYLE_BLOCK)["initial_value"] == "pixel art"
 
     values = settings_values("9:16", "charcoal sketch", model="offline")
-    answer = rig.driver.view_submission(VIEW_CHANNEL_SETTINGS, values, user=BOB)
+    answer = rig.driver.view_submission(VIEW_CHANNEL_DEFAULTS, values, user=BOB)
     assert answer.status == 200 and not answer.json()
     [note] = wait_for(lambda: fake.ephemerals(BOB))
     assert note["channel"] == GENERAL and "Channel defaults updated" in note["text"]
     assert "9:16" in note["text"] and "charcoal sketch" in note["text"]
-    stored = rig.services.settings.channel_defaults(TEAM, GENERAL)
+    stored = rig.services.defaults.channel_defaults(TEAM, GENERAL)
     assert stored == UserDefaults("9:16", "charcoal sketch", None, "offline")
 
 
 def test_invalid_channel_defaults_are_field_errors(fake: FakeSlackApi, rig: Rig) -> None:
     values = settings_values(model="bedrock")
-    answer = rig.driver.view_submission(VIEW_CHANNEL_SETTINGS, values, private_metadata=GENERAL, user=BOB)
+    answer = rig.driver.view_submission(VIEW_CHANNEL_DEFAULTS, values, private_metadata=GENERAL, user=BOB)
     assert answer.json()["response_action"] == "errors" and MODEL_BLOCK in answer.json()["errors"]
     time.sleep(QUIET)
     assert fake.ephemerals() == [] and fake.calls_to("conversations.members") == []
@@ -240,26 +242,24 @@ def test_a_non_member_cannot_open_channel_settings(fake: FakeSlackApi, rig: Rig)
     trigger = fake.issue_trigger(CAROL)
     assert not open_channel_settings(rig.services, client_for(fake), trigger, TEAM, PRIVATE, CAROL)
     [modal] = modals(fake, CAROL)
-    assert modal.get("callback_id") != VIEW_CHANNEL_SETTINGS and "submit" not in modal
+    assert modal.get("callback_id") != VIEW_CHANNEL_DEFAULTS and "submit" not in modal
     assert "Only members" in json.dumps(modal["blocks"])
     assert fake.calls_to("views.update")[0].response["ok"]
 
 
 def test_a_non_member_submission_is_refused(fake: FakeSlackApi, rig: Rig) -> None:
     values = settings_values("2:3", "neon")
-    answer = rig.driver.view_submission(VIEW_CHANNEL_SETTINGS, values, private_metadata=PRIVATE, user=CAROL)
+    answer = rig.driver.view_submission(VIEW_CHANNEL_DEFAULTS, values, private_metadata=PRIVATE, user=CAROL)
     assert answer.status == 200
     [dm] = wait_for(lambda: [c for c in fake.calls_to("chat.postMessage") if c.params["channel"] == CAROL])
     [message] = fake.messages(dm.response["channel"])
     assert "Only members" in message["text"]
     assert fake.ephemerals(CAROL) == []
-    assert rig.services.settings.channel_defaults(TEAM, PRIVATE) == UserDefaults()
+    assert rig.services.defaults.channel_defaults(TEAM, PRIVATE) == UserDefaults()
 
 
-def test_imagine_settings_opens_the_channel_modal(fake: FakeSlackApi, rig: Rig) -> None:
-    answer = rig.driver.slash_command(COMMAND_IMAGINE, "--settings", ALICE, GENERAL)
+def test_imagine_defaults_opens_the_channel_modal(fake: FakeSlackApi, rig: Rig) -> None:
+    answer = rig.driver.slash_command(COMMAND_IMAGINE, "--defaults", ALICE, GENERAL)
     assert answer.status == 200
-    if "not available yet" in answer.body:
-        pytest.xfail("wired by the lead: /imagine --settings does not call open_channel_settings yet")
-    [modal] = wait_for(lambda: modals(fake, ALICE, VIEW_CHANNEL_SETTINGS))
+    [modal] = wait_for(lambda: modals(fake, ALICE, VIEW_CHANNEL_DEFAULTS))
     assert modal["private_metadata"] == GENERAL

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from sqlalchemy import Engine, func, inspect, select
 
-from bot.config import SettingsError
-from bot.slack.credentials import load_slack_settings
+from bot.config import ConfigError
+from bot.slack.credentials import load_slack_credentials
 from bot.slack.ids import BOT_SCOPES, COMMAND_IMAGINE
 from bot.slack.oauth import BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE, engine_of, oauth_metadata
 from retrieval.search import Retriever
@@ -204,34 +204,34 @@ def test_oauth_stores_share_the_one_engine_and_migrated_tables(oauth_rig: Rig) -
 
 def test_oauth_settings_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
-    with pytest.raises(SettingsError, match=r"SLACK_BOT_TOKEN is not set .*SLACK_CLIENT_ID"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match=r"SLACK_BOT_TOKEN is not set .*SLACK_CLIENT_ID"):
+        load_slack_credentials()
     monkeypatch.setenv("SLACK_CLIENT_ID", CLIENT_ID)
-    with pytest.raises(SettingsError, match="SLACK_CLIENT_SECRET is not set"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_SECRET is not set"):
+        load_slack_credentials()
     monkeypatch.delenv("SLACK_CLIENT_ID")
     monkeypatch.setenv("SLACK_CLIENT_SECRET", CLIENT_SECRET)
-    with pytest.raises(SettingsError, match="SLACK_CLIENT_ID is not set"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_ID is not set"):
+        load_slack_credentials()
     monkeypatch.setenv("SLACK_CLIENT_ID", "  ")  # blank counts as unset
-    with pytest.raises(SettingsError, match="SLACK_CLIENT_ID is not set"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_ID is not set"):
+        load_slack_credentials()
     monkeypatch.setenv("SLACK_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("SLACK_REDIRECT_URI", "ftp://nope")
-    with pytest.raises(SettingsError, match="SLACK_REDIRECT_URI must be an http"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_REDIRECT_URI must be an http"):
+        load_slack_credentials()
     monkeypatch.setenv("SLACK_REDIRECT_URI", "https://bot.example.com/slack/oauth_redirect")
     monkeypatch.setenv("SLACK_AUTHORIZATION_URL", "slack.com/oauth")
-    with pytest.raises(SettingsError, match="SLACK_AUTHORIZATION_URL must be an http"):
-        load_slack_settings()
+    with pytest.raises(ConfigError, match="SLACK_AUTHORIZATION_URL must be an http"):
+        load_slack_credentials()
     monkeypatch.delenv("SLACK_AUTHORIZATION_URL")
-    loaded = load_slack_settings()
+    loaded = load_slack_credentials()
     assert loaded.oauth and loaded.bot_token is None and CLIENT_SECRET not in repr(loaded)
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
-    assert load_slack_settings().oauth  # client credentials win over a leftover bot token
+    assert load_slack_credentials().oauth  # client credentials win over a leftover bot token
     monkeypatch.delenv("SLACK_CLIENT_ID")
     monkeypatch.delenv("SLACK_CLIENT_SECRET")
-    assert not load_slack_settings().oauth
+    assert not load_slack_credentials().oauth
 
 
 def test_serve_runs_the_install_flow(small_index: Path, tmp_path: Path) -> None:

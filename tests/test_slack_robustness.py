@@ -225,7 +225,7 @@ def test_url_verification_answers_the_challenge(rig: Rig, logs: AppLogs) -> None
         ("a fox \u2014n 9", "--n"),
         ("a fox --zoom 2", "--zoom"),
         ("a fox --model dall-e", "--model"),
-        ("a fox --" + "z" * 5000, "unknown flag"),
+        ("a fox --" + "z" * 5000, "unknown option"),
     ],
 )
 def test_odd_imagine_text_gets_an_ephemeral_that_names_the_problem(

@@ -30,7 +30,7 @@ from bot.slack.ids import (
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
-    ACTION_OPEN_SETTINGS,
+    ACTION_OPEN_DEFAULTS,
     ACTION_PICK_WINNER,
     ACTION_REROLL,
     ACTION_RETRY,
@@ -40,9 +40,9 @@ from bot.slack.ids import (
     ACTION_VOTE,
     COMMAND_AVATAR,
     COMMAND_IMAGINE,
-    VIEW_CHANNEL_SETTINGS,
+    VIEW_CHANNEL_DEFAULTS,
     VIEW_EDIT_PROMPT,
-    VIEW_SETTINGS,
+    VIEW_USER_DEFAULTS,
 )
 from bot.slack.reply.modal_views import (
     DEFAULT_NEGATIVE_BLOCK,
@@ -202,12 +202,12 @@ def build_world(fake: FakeSlackApi, rig: Rig, a: SlackDriver, b: SlackDriver) ->
         lambda: [m for m in fake.messages(GENERAL, avatar_a) if "brainstorm_actions" in block_ids(m)]
     )
     a.user_reacts(GENERAL, str(candidates["ts"]), "two", BOB)
-    a.view_submission(VIEW_SETTINGS, defaults_values("16:9", STYLE_A), user=ALICE)
-    rig.services.settings.set_channel_defaults(TEAM_A, GENERAL, UserDefaults(style=CHANNEL_STYLE_A))
+    a.view_submission(VIEW_USER_DEFAULTS, defaults_values("16:9", STYLE_A), user=ALICE)
+    rig.services.defaults.set_channel_defaults(TEAM_A, GENERAL, UserDefaults(style=CHANNEL_STYLE_A))
     avatar_thread = thread_id(rig, TEAM_A, GENERAL, avatar_a)
     wait_for(lambda: rig.services.feedback.tally(TEAM_A, avatar_thread) == {2: 1})
-    wait_for(lambda: rig.services.settings.saved_prompts(TEAM_A, ALICE))
-    wait_for(lambda: rig.services.settings.user_defaults(TEAM_A, ALICE).style == STYLE_A)
+    wait_for(lambda: rig.services.defaults.saved_prompts(TEAM_A, ALICE))
+    wait_for(lambda: rig.services.defaults.user_defaults(TEAM_A, ALICE).style == STYLE_A)
 
     assert b.slash_command(COMMAND_IMAGINE, "a blue whale", CAROL_B, GENERAL_B).status == 200
     root_b = newest_root(fake, GENERAL_B, "a blue whale")
@@ -242,9 +242,9 @@ def a_storage(w: World) -> Json:
     return {
         "turns": turns,
         "tally": services.feedback.tally(TEAM_A, w.avatar_thread_a),
-        "saved": {u: [s.prompt for s in services.settings.saved_prompts(TEAM_A, u)] for u in (ALICE, BOB)},
-        "defaults": {u: services.settings.user_defaults(TEAM_A, u) for u in (ALICE, BOB)},
-        "channel": services.settings.channel_defaults(TEAM_A, GENERAL),
+        "saved": {u: [s.prompt for s in services.defaults.saved_prompts(TEAM_A, u)] for u in (ALICE, BOB)},
+        "defaults": {u: services.defaults.user_defaults(TEAM_A, u) for u in (ALICE, BOB)},
+        "channel": services.defaults.channel_defaults(TEAM_A, GENERAL),
         "recent": [i.prompt for i in services.recent.recent_images(TEAM_A, ALICE)],
     }
 
@@ -361,7 +361,7 @@ def test_team_b_buttons_with_team_a_ids_are_out_of_date(world: World, action_id:
     assert len(notes) == 1 and OUT_OF_DATE in notes[0]  # B is told, in B's channel, and nothing else
     assert len(results_in(w.fake, GENERAL_B, w.root_b)) == 1  # nothing ran in B's thread either
     assert_a_untouched(w, storage, workspace)
-    assert w.rig.services.settings.saved_prompts(TEAM_B, CAROL_B) == []
+    assert w.rig.services.defaults.saved_prompts(TEAM_B, CAROL_B) == []
 
 
 @pytest.mark.parametrize(
@@ -397,9 +397,9 @@ def test_team_b_cannot_draw_into_team_a_threads_from_a_modal(world: World) -> No
         )
         assert answer.status == 200
     channel = defaults_values("9:16", "Quillon neon")
-    assert w.b.view_submission(VIEW_CHANNEL_SETTINGS, channel, GENERAL, CAROL_B).status == 200
+    assert w.b.view_submission(VIEW_CHANNEL_DEFAULTS, channel, GENERAL, CAROL_B).status == 200
     assert_a_untouched(w, storage, workspace)
-    assert w.rig.services.settings.channel_defaults(TEAM_B, GENERAL) == UserDefaults()
+    assert w.rig.services.defaults.channel_defaults(TEAM_B, GENERAL) == UserDefaults()
 
 
 def test_team_b_commands_in_team_a_channels_post_nothing_there(world: World) -> None:
@@ -431,15 +431,15 @@ def test_a_user_in_both_workspaces_sees_only_that_workspace_on_home(world: World
         shown = text_of(home)
         assert "No images yet" in shown and "Nothing saved yet" in shown and "_not set_" in shown
         assert not [word for word in A_WORDS if word in shown]
-        opened = w.b.block_action(ACTION_OPEN_SETTINGS, "user", ALICE, view_id=str(home["id"]))
+        opened = w.b.block_action(ACTION_OPEN_DEFAULTS, "user", ALICE, view_id=str(home["id"]))
         assert opened.status == 200
         [modal] = wait_for(
-            lambda: [v for v in w.fake.views(ALICE) if v.get("callback_id") == VIEW_SETTINGS and
+            lambda: [v for v in w.fake.views(ALICE) if v.get("callback_id") == VIEW_USER_DEFAULTS and
                      v.get("team_id") == TEAM_B]
         )  # fmt: skip
         assert STYLE_A not in text_of(modal)  # prefilled with B's (empty) defaults, not A's
         assert (
-            w.b.view_submission(VIEW_SETTINGS, defaults_values("1:1", "team B neon"), user=ALICE).status
+            w.b.view_submission(VIEW_USER_DEFAULTS, defaults_values("1:1", "team B neon"), user=ALICE).status
             == 200
         )
         wait_for(lambda: "team B neon" in text_of(w.fake.home_view(ALICE, TEAM_B)))
@@ -448,7 +448,7 @@ def test_a_user_in_both_workspaces_sees_only_that_workspace_on_home(world: World
         wait_for(lambda: results_in(w.fake, GENERAL_B, otter))
         assert "team B neon" in text_of(results_in(w.fake, GENERAL_B, otter)[0])  # B's defaults apply in B
         assert "Quillon" not in text_of(w.rig.services.recent.recent_images(TEAM_B, ALICE))
-        assert w.rig.services.settings.saved_prompts(TEAM_B, ALICE) == []
+        assert w.rig.services.defaults.saved_prompts(TEAM_B, ALICE) == []
     finally:
         with w.fake.state() as ws:
             ws.users[ALICE].team_id = TEAM_A
@@ -495,7 +495,7 @@ def test_only_the_owner_picks_the_winner_and_everyone_else_collaborates(fake: Fa
     wait_for(lambda: [v for v in fake.views(BOB) if v.get("callback_id") == VIEW_EDIT_PROMPT])
     assert rig.driver.view_submission(VIEW_EDIT_PROMPT, edit_values("a dog, ink"), user=BOB).status == 200
     wait_for(lambda: len(results(fake, root)) == 5)
-    saved = rig.services.settings.saved_prompts
+    saved = rig.services.defaults.saved_prompts
     assert saved(TEAM_A, BOB) and not saved(TEAM_A, ALICE)  # Save keeps it in the clicker's library
     assert not [e for e in fake.ephemerals(BOB) if "only" in text_of(e) and "dog" in text_of(e)]
 

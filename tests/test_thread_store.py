@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import ImageRecord, ThreadRef, ThreadStore, TurnRecord, UserDefaults
 from storage.db import create_db_engine, migrate, session_factory
+from storage.defaults_store import SqlDefaultsStore
 from storage.errors import NotFoundError
 from storage.feedback_store import FeedbackTally, SqlFeedbackStore
 from storage.ledger import SqlEventLedger, SqlUsageCounters
 from storage.models import Image, Thread, Turn, Workspace
-from storage.settings_store import SqlSettingsStore
 from storage.thread_store import SqlThreadStore
 from tests.storage_fixtures import db_url, engine, postgres_admin_url, sessions  # noqa: F401
 
@@ -213,7 +213,7 @@ def test_usage_counters_increment_atomically(sessions: sessionmaker[Session]) ->
 
 
 def test_settings_round_trip_and_merge(sessions: sessionmaker[Session]) -> None:  # noqa: F811
-    settings = SqlSettingsStore(sessions)
+    settings = SqlDefaultsStore(sessions)
     assert settings.user_defaults("TA", "U1") == UserDefaults()
     mine = UserDefaults(aspect_ratio="16:9", style=None, negative_prompt="text, watermark")
     channel = UserDefaults(
@@ -234,7 +234,7 @@ def test_settings_round_trip_and_merge(sessions: sessionmaker[Session]) -> None:
 
 
 def test_saved_prompts_are_per_user_and_team(sessions: sessionmaker[Session]) -> None:  # noqa: F811
-    settings = SqlSettingsStore(sessions)
+    settings = SqlDefaultsStore(sessions)
     first = settings.save_prompt("TA", "U1", "a dog", "blurry", {"aspect_ratio": "2:3"})
     second = settings.save_prompt("TA", "U1", "a cat")
     settings.save_prompt("TB", "U1", "team b's prompt")

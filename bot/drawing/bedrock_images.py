@@ -16,8 +16,8 @@ from bot.drawing import image_bodies as bodies
 from bot.engine.errors import (
     AccessDeniedError,
     BotError,
-    ConfigError,
     ContentFilteredError,
+    ModelConfigError,
     ModelUnavailableError,
     ThrottledError,
     UpstreamError,
@@ -76,12 +76,12 @@ _PREFIXES: tuple[tuple[str, Family], ...] = (
 
 
 def family_for(model_id: str) -> Family:
-    """The body family of a Bedrock image model id, or ConfigError naming IMAGINE_IMAGE_MODEL."""
+    """The body family of a Bedrock image model id, or ModelConfigError naming IMAGINE_IMAGE_MODEL."""
     bare = _GEO_PREFIX.sub("", model_id)
     for prefix, family in _PREFIXES:
         if bare.startswith(prefix):
             return family
-    raise ConfigError(
+    raise ModelConfigError(
         f"{VARIABLE}=bedrock:{model_id} is not a supported Bedrock image model: use a Stability model "
         f"(e.g. {SUGGESTED_MODEL}, {ALTERNATIVE_MODEL}) or amazon.nova-canvas-v1:0"
     )
@@ -207,7 +207,7 @@ class _RuntimeImageModel:
                 read_timeout_s=READ_TIMEOUT_S,
             )
         except ImportError as exc:
-            raise ConfigError("boto3 is not installed: run `make setup`") from exc
+            raise ModelConfigError("boto3 is not installed: run `make setup`") from exc
         except Exception as exc:
             raise self._error(exc) from exc
 
@@ -266,7 +266,7 @@ class BedrockImageModel(_RuntimeImageModel):
         client: Any | None = None,
         max_attempts: int = 4,
     ) -> None:
-        """Pick the family now (ConfigError for unknown ids); the client is built on first use."""
+        """Pick the family now (ModelConfigError for unknown ids); the client is built on first use."""
         bare = model_id.removeprefix("bedrock:")
         super().__init__(bare, family_for(bare), region, endpoint_url, client, max_attempts)
 
@@ -328,7 +328,7 @@ class SageMakerSdxlModel(_RuntimeImageModel):
         """Keep the endpoint name; the client is built on first use."""
         name = endpoint_name.removeprefix("sagemaker:")
         if not name:
-            raise ConfigError(
+            raise ModelConfigError(
                 f"{VARIABLE}=sagemaker: needs an endpoint name, e.g. sagemaker:my-sdxl-endpoint"
             )
         super().__init__(name, SDXL, region, endpoint_url, client, max_attempts)
@@ -366,7 +366,7 @@ class SageMakerSdxlModel(_RuntimeImageModel):
 
 def _log_level(error: BotError) -> int:
     """ERROR for what only the operator can fix (model, access, config), INFO for filtered prompts."""
-    if isinstance(error, ModelUnavailableError | AccessDeniedError | ConfigError):
+    if isinstance(error, ModelUnavailableError | AccessDeniedError | ModelConfigError):
         return logging.ERROR
     return logging.INFO if isinstance(error, ContentFilteredError) else logging.WARNING
 
@@ -398,7 +398,7 @@ def _transport_error(exc: BaseException, target: str, where: str) -> BotError:
     if isinstance(exc, bx.TokenRetrievalError | bx.SSOError):
         return AccessDeniedError("the AWS SSO session has expired: run `aws sso login`")
     if isinstance(exc, bx.NoRegionError):
-        return ConfigError("no AWS region configured: set IMAGINE_AWS_REGION (e.g. us-east-1)")
+        return ModelConfigError("no AWS region configured: set IMAGINE_AWS_REGION (e.g. us-east-1)")
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ProxyConnectionError):
         return UpstreamError(f"cannot reach AWS in {where} for {target}: check the network and proxy")
     if isinstance(exc, bx.ReadTimeoutError | bx.ConnectionClosedError):

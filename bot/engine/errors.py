@@ -5,7 +5,7 @@ class BotError(Exception):
     """Base class; str(error) is a one-line message fit for a user."""
 
 
-class ConfigError(BotError):
+class ModelConfigError(BotError):
     """A model id or provider string cannot be used."""
 
 

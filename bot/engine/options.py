@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
+from bot.config import PROVIDERS_IMAGE, ConfigError, split_provider
 from bot.engine.errors import BotError
 from bot.engine.ports import ASPECT_RATIOS
 from bot.engine.turns import TurnOptions
@@ -33,10 +33,11 @@ OPTION_NAMES = (
     "--n",
     "--avatar",
     "--model",
+    "--defaults",
     "--settings",
     "--help",
 )
-SWITCHES = ("--avatar", "--settings", "--help")
+SWITCHES = ("--avatar", "--defaults", "--settings", "--help")  # --settings: the old name of --defaults
 # Short names for --model; anything else must be 'provider:model-id' with an image provider.
 MODEL_ALIASES = {
     "offline": "offline",
@@ -77,7 +78,7 @@ class ImagineCommand:
     options: TurnOptions
     avatar: bool = False
     model: str | None = None
-    settings: bool = False
+    defaults: bool = False  # --defaults: open this channel's defaults instead of drawing
     help: bool = False
 
 
@@ -116,7 +117,7 @@ def normalize_model(value: str, option: str = "--model") -> str:
     text = MODEL_ALIASES.get(text.lower(), text)
     try:
         split_provider(text, option, PROVIDERS_IMAGE)
-    except SettingsError as exc:
+    except ConfigError as exc:
         raise OptionError(
             f"{option} {_shown(value)} is not an image model: use a short name "
             f"({', '.join(MODEL_ALIASES)}) or provider:model-id with provider one of "
@@ -198,7 +199,7 @@ def parse_imagine(text: str, avatar: bool = False) -> ImagineCommand:
         if option not in OPTION_NAMES:
             raise OptionError(
                 f"unknown option {_shown(tokens[index])}: use --ar, --seed, --no, --style, --n, --model, "
-                "--avatar or --settings"
+                "--avatar or --defaults"
             )
         if option in SWITCHES:
             switches.add(option)
@@ -224,7 +225,8 @@ def parse_imagine(text: str, avatar: bool = False) -> ImagineCommand:
         count=_candidates(found.get("--n")) if avatar else _count(found.get("--n")),
     )
     model = normalize_model(found["--model"]) if "--model" in found else None
-    return ImagineCommand(idea, options, avatar, model, "--settings" in switches, "--help" in switches)
+    defaults = bool(switches & {"--defaults", "--settings"})
+    return ImagineCommand(idea, options, avatar, model, defaults, "--help" in switches)
 
 
 def _aspect(found: dict[str, str]) -> str | None:

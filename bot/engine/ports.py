@@ -158,7 +158,7 @@ class JobRecord:
 
 
 class SavedPromptLike(Protocol):
-    """A saved prompt (storage.settings_store.SavedPromptRecord satisfies this)."""
+    """A saved prompt (storage.defaults_store.SavedPromptRecord satisfies this)."""
 
     @property
     def prompt(self) -> str:

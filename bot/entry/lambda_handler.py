@@ -2,7 +2,7 @@
 
 `handler` is what Lambda calls (`bot.entry.lambda_handler.handler`). Nothing happens at import: the first call
 (the cold start) reads the Slack secrets from Secrets Manager when IMAGINE_SLACK_SECRET_ARN is set, then
-the settings, then builds the services and the Bolt app. Bolt's AWS Lambda adapter runs lazy listeners by
+the config, then builds the services and the Bolt app. Bolt's AWS Lambda adapter runs lazy listeners by
 invoking this same function asynchronously (`lambda:InvokeFunction` on itself, granted by
 deploy/template.yaml), so every slow step runs in its own invocation after Slack got its ack.
 
@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from bot.config import SettingsError
+from bot.config import ConfigError
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
@@ -58,7 +58,7 @@ def load_secrets_into_env(
     """Copy the JSON secret named by IMAGINE_SLACK_SECRET_ARN into `environ`; returns the names set.
 
     The secret is a JSON object such as {"SLACK_BOT_TOKEN": "xoxb-…", "SLACK_SIGNING_SECRET": "…"}; only
-    the keys in SECRET_KEYS are accepted (anything else is a SettingsError naming it). A variable already
+    the keys in SECRET_KEYS are accepted (anything else is a ConfigError naming it). A variable already
     set to a non-empty value wins over the secret. Without IMAGINE_SLACK_SECRET_ARN nothing is fetched.
     """
     env: MutableMapping[str, str] = os.environ if environ is None else environ
@@ -68,19 +68,19 @@ def load_secrets_into_env(
     try:
         values = json.loads(fetch(secret_arn))
     except json.JSONDecodeError:
-        raise SettingsError(f"{SECRET_ARN_VARIABLE}: the secret is not a JSON object") from None
+        raise ConfigError(f"{SECRET_ARN_VARIABLE}: the secret is not a JSON object") from None
     if not isinstance(values, dict):
-        raise SettingsError(f"{SECRET_ARN_VARIABLE}: the secret is not a JSON object")
+        raise ConfigError(f"{SECRET_ARN_VARIABLE}: the secret is not a JSON object")
     unknown = sorted(set(values) - SECRET_KEYS)
     if unknown:
-        raise SettingsError(
+        raise ConfigError(
             f"{SECRET_ARN_VARIABLE}: unexpected keys {', '.join(unknown)} "
             f"(allowed: {', '.join(sorted(SECRET_KEYS))})"
         )
     applied = []
     for name, value in sorted(values.items()):
         if not isinstance(value, str):
-            raise SettingsError(f"{SECRET_ARN_VARIABLE}: {name} must be a string")
+            raise ConfigError(f"{SECRET_ARN_VARIABLE}: {name} must be a string")
         if env.get(name, "").strip():
             continue
         env[name] = value
@@ -94,34 +94,34 @@ def require_servers(environ: Mapping[str, str]) -> None:
         return
     missing = [name for name in ("IMAGINE_QDRANT_URL", "IMAGINE_DATABASE_URL") if not environ.get(name)]
     if missing:
-        raise SettingsError(
+        raise ConfigError(
             f"{' and '.join(missing)} must be set on AWS Lambda (an embedded index or SQLite file "
             "does not outlive one sandbox)"
         )
     if environ["IMAGINE_DATABASE_URL"].startswith("sqlite"):
-        raise SettingsError("IMAGINE_DATABASE_URL must be a database server on AWS Lambda, not SQLite")
+        raise ConfigError("IMAGINE_DATABASE_URL must be a database server on AWS Lambda, not SQLite")
 
 
 def build_handler(
     *, fetch: SecretFetcher = fetch_secret_string, services: Services | None = None
 ) -> SlackRequestHandler:
-    """Secrets → settings → services → Bolt app → Bolt's Lambda adapter (no Slack call is made here)."""
+    """Secrets → config → services → Bolt app → Bolt's Lambda adapter (no Slack call is made here)."""
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
-    from bot.config import load_settings
+    from bot.config import load_config
     from bot.slack.app import build_app
-    from bot.slack.credentials import load_slack_settings
+    from bot.slack.credentials import load_slack_credentials
 
     applied = load_secrets_into_env(fetch=fetch)
     if applied:
         logger.info("imagine-bot: read %s from Secrets Manager", ", ".join(applied))
     require_servers(os.environ)
-    slack = load_slack_settings()
+    slack = load_slack_credentials()
     if services is None:
         from bot.wiring import build_services
 
         # the services live as long as the sandbox: Lambda freezes it between calls, never closes it
-        services, _close = build_services(load_settings())
+        services, _close = build_services(load_config())
     return SlackRequestHandler(build_app(slack, services))
 
 

@@ -1,4 +1,4 @@
-"""The Bolt app: built from SlackSettings and Services, served over WSGI on a local port."""
+"""The Bolt app: built from SlackCredentials and Services, served over WSGI on a local port."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from bot.log_redaction import install_log_redaction
 from bot.scheduling.drain import DrainingExecutor
-from bot.slack.credentials import SlackSettings
+from bot.slack.credentials import SlackCredentials
 from bot.slack.handlers import register_listeners
 from bot.slack.intake.health import HealthReport, HealthRoute
 from bot.slack.intake.request_guard import SlackRequestGuard
@@ -44,27 +44,27 @@ def slack_retry_handlers() -> list[RetryHandler]:
 
 
 def build_app(
-    settings: SlackSettings,
+    credentials: SlackCredentials,
     services: Services,
     *,
     engine: Engine | None = None,
     executor: ThreadPoolExecutor | None = None,
 ) -> App:
     """A Bolt app acking before slow work (run on `executor`); OAuth installs are kept via `engine`."""
-    install_log_redaction(settings.bot_token, settings.signing_secret, settings.client_secret)
+    install_log_redaction(credentials.bot_token, credentials.signing_secret, credentials.client_secret)
     oauth_settings = None
     token = None
-    if settings.oauth:
-        if settings.bot_token is not None:
+    if credentials.oauth:
+        if credentials.bot_token is not None:
             logger.warning("SLACK_CLIENT_ID is set, so SLACK_BOT_TOKEN is ignored: tokens come from installs")
-        oauth_settings = build_oauth_settings(settings, engine or engine_of(services), services.logger)
-    elif settings.bot_token is not None:
-        token = settings.bot_token.get_secret_value()
+        oauth_settings = build_oauth_settings(credentials, engine or engine_of(services), services.logger)
+    elif credentials.bot_token is not None:
+        token = credentials.bot_token.get_secret_value()
     # the token travels in the client (Bolt warns when both are given); OAuth's oauth.v2.access uses it
     # too, and Bolt builds each request's client (the installing team's token) with its retry handlers
-    client = WebClient(base_url=settings.base_url, token=token, retry_handlers=slack_retry_handlers())
+    client = WebClient(base_url=credentials.base_url, token=token, retry_handlers=slack_retry_handlers())
     app = App(
-        signing_secret=settings.signing_secret.get_secret_value(),
+        signing_secret=credentials.signing_secret.get_secret_value(),
         client=client,
         oauth_settings=oauth_settings,
         process_before_response=True,

@@ -7,7 +7,7 @@ from typing import Any, Self
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.config import SettingsError
+from bot.config import ConfigError
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -19,7 +19,7 @@ def _http_url(value: str, example: str) -> str:
     return value
 
 
-class SlackSettings(BaseSettings):
+class SlackCredentials(BaseSettings):
     """The signing secret and either a bot token (one workspace) or client id/secret (OAuth, many)."""
 
     model_config = SettingsConfigDict(
@@ -95,10 +95,10 @@ class SlackSettings(BaseSettings):
         return self.client_id is not None and self.client_secret is not None
 
 
-def load_slack_settings() -> SlackSettings:
-    """Read the Slack settings, turning validation errors into one SettingsError naming each variable."""
+def load_slack_credentials() -> SlackCredentials:
+    """Read the Slack settings, turning validation errors into one ConfigError naming each variable."""
     try:
-        return SlackSettings()  # type: ignore[call-arg]  # the fields come from the environment
+        return SlackCredentials()  # type: ignore[call-arg]  # the fields come from the environment
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -107,4 +107,4 @@ def load_slack_settings() -> SlackSettings:
             if error["loc"]:  # model-level errors name their variables themselves
                 message = "SLACK_" + "_".join(str(part) for part in error["loc"]).upper() + " " + message
             problems.append(message)
-        raise SettingsError("invalid Slack setting: " + "; ".join(problems)) from None
+        raise ConfigError("invalid Slack setting: " + "; ".join(problems)) from None

@@ -38,7 +38,7 @@ ACTION_FEEDBACK_DOWN = "feedback_down"
 ACTION_VOTE = "vote"  # value: "<thread_id>:<n>"
 ACTION_PICK_WINNER = "pick_winner"
 ACTION_RETRY = "retry"
-ACTION_OPEN_SETTINGS = "open_settings"
+ACTION_OPEN_DEFAULTS = "open_settings"
 ACTIONS = (
     ACTION_USE_HIT,
     ACTION_REROLL,
@@ -50,13 +50,13 @@ ACTIONS = (
     ACTION_VOTE,
     ACTION_PICK_WINNER,
     ACTION_RETRY,
-    ACTION_OPEN_SETTINGS,
+    ACTION_OPEN_DEFAULTS,
 )
 
 VIEW_EDIT_PROMPT = "edit_prompt_modal"
-VIEW_SETTINGS = "settings_modal"
-VIEW_CHANNEL_SETTINGS = "channel_settings_modal"
-VIEWS = (VIEW_EDIT_PROMPT, VIEW_SETTINGS, VIEW_CHANNEL_SETTINGS)
+VIEW_USER_DEFAULTS = "settings_modal"
+VIEW_CHANNEL_DEFAULTS = "channel_settings_modal"
+VIEWS = (VIEW_EDIT_PROMPT, VIEW_USER_DEFAULTS, VIEW_CHANNEL_DEFAULTS)
 
 # Least bot scopes the app needs (the manifest test checks the manifest lists exactly these).
 BOT_SCOPES = (

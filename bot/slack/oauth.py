@@ -11,7 +11,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import sessionmaker
 
-from bot.slack.credentials import SlackSettings
+from bot.slack.credentials import SlackCredentials
 from bot.slack.ids import BOT_SCOPES
 
 if TYPE_CHECKING:
@@ -43,12 +43,14 @@ def engine_of(services: Services) -> Engine:
     return bind
 
 
-def build_oauth_settings(settings: SlackSettings, engine: Engine, logger: logging.Logger) -> OAuthSettings:
+def build_oauth_settings(
+    credentials: SlackCredentials, engine: Engine, logger: logging.Logger
+) -> OAuthSettings:
     """OAuthSettings for SLACK_CLIENT_ID/SECRET: installs at /slack/install, tokens kept via `engine`."""
-    if settings.client_id is None or settings.client_secret is None:
+    if credentials.client_id is None or credentials.client_secret is None:
         raise ValueError("OAuth needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
     installations = SQLAlchemyInstallationStore(
-        settings.client_id,
+        credentials.client_id,
         engine,
         bots_table_name=BOTS_TABLE,
         installations_table_name=INSTALLATIONS_TABLE,
@@ -56,14 +58,14 @@ def build_oauth_settings(settings: SlackSettings, engine: Engine, logger: loggin
     )
     states = SQLAlchemyOAuthStateStore(STATE_EXPIRATION_S, engine, logger=logger, table_name=STATES_TABLE)
     return OAuthSettings(
-        client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value(),
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret.get_secret_value(),
         scopes=list(BOT_SCOPES),
         user_scopes=[],
-        redirect_uri=settings.redirect_uri,
+        redirect_uri=credentials.redirect_uri,
         install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH,
-        authorization_url=settings.authorization_url,
+        authorization_url=credentials.authorization_url,
         installation_store=installations,
         installation_store_bot_only=True,
         state_store=states,

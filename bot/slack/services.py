@@ -14,8 +14,8 @@ from bot.scheduling.job_journal import JobTracker
 from bot.scheduling.thread_order import ThreadSequencer
 
 
-class SettingsStore(Protocol):
-    """User and channel defaults and saved prompts (storage.settings_store.SqlSettingsStore)."""
+class DefaultsStore(Protocol):
+    """User and channel defaults and saved prompts (storage.defaults_store.SqlDefaultsStore)."""
 
     def user_defaults(self, team_id: str, user_id: str) -> UserDefaults:
         """The user's own defaults."""
@@ -101,7 +101,7 @@ class Services:
 
     conversation: Conversation
     threads: ThreadStore
-    settings: SettingsStore
+    defaults: DefaultsStore
     feedback: FeedbackStore
     ledger: EventLedger
     fair_use: FairUse

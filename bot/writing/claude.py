@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from bot.engine.errors import (
     AccessDeniedError,
     BotError,
-    ConfigError,
+    ModelConfigError,
     ModelUnavailableError,
     ThrottledError,
     UpstreamError,
@@ -163,7 +163,7 @@ class BedrockChatModel:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         if not model_id.strip():
-            raise ConfigError(f"{VARIABLE} names no model: use e.g. bedrock:{DEFAULT_MODEL}")
+            raise ModelConfigError(f"{VARIABLE} names no model: use e.g. bedrock:{DEFAULT_MODEL}")
         self._model = model_id.strip()
         self._region = region
         self._endpoint_url = endpoint_url
@@ -250,7 +250,7 @@ class BedrockChatModel:
         try:
             from langchain_aws import ChatBedrockConverse
         except ImportError as exc:
-            raise ConfigError("langchain-aws is not installed: run `make setup`") from exc
+            raise ModelConfigError("langchain-aws is not installed: run `make setup`") from exc
         logging.getLogger(_LANGCHAIN_LOGGER).addFilter(_FILTER)
         base_model, provider = split_model_id(self._model)
         runtime, control = self._build_clients(control_plane=base_model is None)
@@ -290,7 +290,7 @@ class BedrockChatModel:
             # and the runtime client stands in so that no second client is built.
             control = client("bedrock") if control_plane else runtime
         except ImportError as exc:
-            raise ConfigError("boto3 is not installed: run `make setup`") from exc
+            raise ModelConfigError("boto3 is not installed: run `make setup`") from exc
         except Exception as exc:
             raise self._error(exc) from exc
         return runtime, control
@@ -302,7 +302,7 @@ class BedrockChatModel:
     def _error(self, exc: BaseException) -> BotError:
         """A BotError a user can act on for a botocore/langchain failure; logged once, without secrets."""
         error = describe_error(exc, self._model, self._where(), self._max_attempts)
-        operator = isinstance(error, ModelUnavailableError | AccessDeniedError | ConfigError)
+        operator = isinstance(error, ModelUnavailableError | AccessDeniedError | ModelConfigError)
         level = logging.ERROR if operator else logging.WARNING  # ERROR: only the operator can fix it
         logger.log(
             level, "bedrock chat %s in %s failed (%s): %s", self._model, self._where(), _code(exc), error
@@ -328,7 +328,9 @@ def describe_error(exc: BaseException, model: str, where: str, max_attempts: int
             f"the AWS SSO session has expired: run `aws sso login`, or set {OFFLINE_FALLBACK}"
         )
     if isinstance(exc, bx.NoRegionError):
-        return ConfigError("no AWS region configured for Bedrock: set IMAGINE_AWS_REGION (e.g. us-east-1)")
+        return ModelConfigError(
+            "no AWS region configured for Bedrock: set IMAGINE_AWS_REGION (e.g. us-east-1)"
+        )
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ProxyConnectionError):
         return UpstreamError(
             f"cannot reach Bedrock in {where}: check the network, proxy and IMAGINE_BEDROCK_ENDPOINT_URL, "
@@ -378,7 +380,7 @@ def _client_error(exc: Any, model: str, where: str, max_attempts: int) -> BotErr
             f"{VARIABLE}=bedrock:{profile} (the us./eu./apac./global. profile id for your region)"
         )
     if code == "ValidationException" and "model identifier is invalid" in message.lower():
-        return ConfigError(f"Bedrock does not recognise the model id {model}: fix {VARIABLE}")
+        return ModelConfigError(f"Bedrock does not recognise the model id {model}: fix {VARIABLE}")
     if code == "ValidationException":
         return UpstreamError(f"Bedrock rejected the chat request for {model}: {message or code}")
     if code in _THROTTLING or status == 429:

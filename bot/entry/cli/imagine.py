@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from bot.config import Settings
+from bot.config import Config
 from bot.engine.conversation import Conversation
 from bot.engine.errors import BotError
 from bot.engine.options import normalize_aspect_ratio
@@ -66,7 +66,7 @@ def add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     chat.add_argument("--thread", type=int, help="resume a stored thread by its id")
 
 
-def run_imagine(args: argparse.Namespace, settings: Settings) -> int:
+def run_imagine(args: argparse.Namespace, config: Config) -> int:
     """Run one turn and print hits, prompt and image paths."""
     options = TurnOptions(
         aspect_ratio=args.ar,
@@ -75,7 +75,7 @@ def run_imagine(args: argparse.Namespace, settings: Settings) -> int:
         style=args.style,
         count=args.n,
     )
-    conversation, close = build_conversation(settings)
+    conversation, close = build_conversation(config)
     try:
         ref = ThreadRef(LOCAL_TEAM, LOCAL_CHANNEL, f"{time.time():.6f}")
         if args.avatar:
@@ -153,10 +153,10 @@ def render_turn(console: Console, result: TurnResult) -> None:
     console.print(f"[dim]thread {result.thread.id} · {result.elapsed_ms} ms[/dim]")
 
 
-def run_chat(args: argparse.Namespace, settings: Settings) -> int:
+def run_chat(args: argparse.Namespace, config: Config) -> int:
     """An interactive thread on the terminal."""
     console = Console()
-    conversation, close = build_conversation(settings)
+    conversation, close = build_conversation(config)
     try:
         thread_id = args.thread
         if thread_id is not None:

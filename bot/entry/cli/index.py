@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from bot.config import Settings
+from bot.config import Config
 from retrieval.adapters.index_common import mismatch_message, spec_from_record, spec_record
 from retrieval.errors import IndexMismatchError, IndexMissingError, IngestError
 from retrieval.ports import IndexPoint, IndexSpec, PromptIndex, SparseVector
@@ -70,16 +70,16 @@ def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     rescreen.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
 
 
-def run_index(args: argparse.Namespace, settings: Settings) -> int:
+def run_index(args: argparse.Namespace, config: Config) -> int:
     """`imagine-bot index export|import PATH` or `index rescreen` against the configured index."""
     from bot.entry.cli.library import _mine_modifiers, _progress
     from bot.wiring import build_embedder, build_index
 
-    index = build_index(settings)
+    index = build_index(config)
     console = Console(stderr=True)
     try:
         if args.index_command == "rescreen":
-            return run_rescreen(index, settings, dry_run=args.dry_run)
+            return run_rescreen(index, config, dry_run=args.dry_run)
         with _progress() as progress:
             if args.index_command == "export":
                 spec = index.spec()
@@ -90,18 +90,18 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
                 written = export_index(index, args.path, lambda n: progress.advance(task, n))
                 console.print(f"exported {written:,} prompts ({spec.embed_model}, {spec.dimension}-d)")
                 return 0
-            embedder = build_embedder(settings)
+            embedder = build_embedder(config)
             wanted = IndexSpec(embedder.model_id, embedder.dimension)
             task = progress.add_task("Importing", total=read_header(args.path)[1] or None)
             loaded = import_index(index, args.path, wanted, lambda n: progress.advance(task, n))
-            modifiers = _mine_modifiers(index, settings)
+            modifiers = _mine_modifiers(index, config)
         console.print(f"imported {loaded:,} prompts; {modifiers} modifiers mined for the offline composer")
         return 0
     finally:
         index.close()
 
 
-def run_rescreen(index: PromptIndex, settings: Settings, *, dry_run: bool) -> int:
+def run_rescreen(index: PromptIndex, config: Config, *, dry_run: bool) -> int:
     """`imagine-bot index rescreen [--dry-run]`: rescreen the configured index and print a summary."""
     from bot.entry.cli.library import _progress
     from retrieval.rescreen import applicable_screens, rescreen_index
@@ -111,7 +111,7 @@ def run_rescreen(index: PromptIndex, settings: Settings, *, dry_run: bool) -> in
     if spec is None:
         raise IndexMissingError("no prompt index to rescreen: run `imagine-bot ingest PATH` first")
     index.open(spec, create=False)
-    classifier = SafetyClassifier(threshold=settings.nsfw_threshold)  # the lexicon ingest uses
+    classifier = SafetyClassifier(threshold=config.nsfw_threshold)  # the lexicon ingest uses
     screens = applicable_screens(spec)
     with _progress() as progress:
         task = progress.add_task("Rescreening" + (" (dry run)" if dry_run else ""), total=index.count())

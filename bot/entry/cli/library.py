@@ -1,4 +1,4 @@
-"""What the CLI subcommands do: wire adapters from settings, run, and render results with rich."""
+"""What the CLI subcommands do: wire adapters from config, run, and render results with rich."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from bot.config import Settings
+from bot.config import Config
 from bot.wiring import build_index, build_ingestor, build_retriever, modifier_stats_path
 from retrieval.errors import IngestError
 from retrieval.ports import PromptIndex, SearchMode
@@ -107,7 +107,7 @@ def _summary_table(summary: IngestSummary) -> Table:
     return table
 
 
-def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+def run_ingest(args: argparse.Namespace, config: Config) -> int:
     """`imagine-bot ingest`: load files or DiffusionDB into the configured index."""
     from retrieval.ingest import IngestOptions
 
@@ -115,25 +115,25 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if args.diffusiondb:
         from retrieval.diffusiondb import download_metadata
 
-        paths.append(download_metadata(args.diffusiondb, settings.data_dir / "downloads"))
+        paths.append(download_metadata(args.diffusiondb, config.data_dir / "downloads"))
     if not paths:
         raise IngestError("nothing to ingest: give one or more PATHs or --diffusiondb 2m|large")
     options = IngestOptions(
         limit=args.limit,
         source=args.source,
-        prompt_nsfw_max=settings.prompt_nsfw_max,
-        image_nsfw_max=settings.image_nsfw_max,
+        prompt_nsfw_max=config.prompt_nsfw_max,
+        image_nsfw_max=config.image_nsfw_max,
         drop_unsafe=args.drop_unsafe,
         collapse_near_duplicates=not args.keep_near_duplicates,
         build_index=not args.no_build,
     )
-    ingestor, index = build_ingestor(settings)
+    ingestor, index = build_ingestor(config)
     try:
         with _progress() as progress:
             reporter = RichIngestProgress(progress)
             summary = ingestor.ingest_files(paths, options, reporter)
             reporter.stage("Mining modifiers")
-            modifiers = _mine_modifiers(index, settings)
+            modifiers = _mine_modifiers(index, config)
             reporter.finish()
     finally:
         index.close()
@@ -142,19 +142,19 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _mine_modifiers(index: PromptIndex, settings: Settings) -> int:
+def _mine_modifiers(index: PromptIndex, config: Config) -> int:
     """Mine style-modifier statistics from the whole stored library for the offline composer."""
     from retrieval.modifiers import mine_modifiers
 
     stats = mine_modifiers(index.iter_prompts())
-    stats.save(modifier_stats_path(settings))
+    stats.save(modifier_stats_path(config))
     return len(stats)
 
 
-def run_search(args: argparse.Namespace, settings: Settings) -> int:
+def run_search(args: argparse.Namespace, config: Config) -> int:
     """`imagine-bot search`: print the top k prompts as text or JSON."""
     started = time.perf_counter()
-    retriever = build_retriever(settings)
+    retriever = build_retriever(config)
     try:
         hits = retriever.search(
             args.query, k=args.k, mode=SearchMode(args.mode), safe=not args.no_safe, diversify=not args.no_mmr
@@ -180,14 +180,14 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_info(args: argparse.Namespace, settings: Settings) -> int:
+def run_info(args: argparse.Namespace, config: Config) -> int:
     """`imagine-bot info`: where the index is, what built it and how many prompts it holds."""
-    index = build_index(settings)
+    index = build_index(config)
     try:
         spec = index.spec()
-        location = settings.qdrant_url or str(settings.index_dir)
+        location = config.qdrant_url or str(config.index_dir)
         console = Console()
-        console.print(f"index: {location} (collection {settings.collection})")
+        console.print(f"index: {location} (collection {config.collection})")
         if spec is None:
             console.print("no index yet: run `imagine-bot ingest PATH`")
             return 0

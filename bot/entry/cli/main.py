@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import SettingsError, load_settings
+from bot.config import ConfigError, load_config
 from bot.engine.errors import BotError
 from bot.engine.turn_log import TURN_LOGGER
 from bot.log_redaction import install_log_redaction
@@ -16,7 +16,7 @@ from retrieval.errors import RetrievalError
 from retrieval.ports import SearchMode
 
 logger = logging.getLogger("imagine_bot")
-EPILOG = "Settings come from IMAGINE_* environment variables (or .env); see README.md."
+EPILOG = "Config come from IMAGINE_* environment variables (or .env); see README.md."
 
 
 def _positive(value: str) -> int:
@@ -117,11 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": demo.run_demo,
             "index": index.run_index,
         }
-        settings = load_settings()
-        if settings.log_format != "text":
-            _configure_logging(args.verbose, settings.log_format)
-        return handlers[args.command](args, settings)
-    except (RetrievalError, SettingsError, BotError) as exc:
+        config = load_config()
+        if config.log_format != "text":
+            _configure_logging(args.verbose, config.log_format)
+        return handlers[args.command](args, config)
+    except (RetrievalError, ConfigError, BotError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error
         return 1
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, NoReturn
 
-from bot.config import Settings, SettingsError
+from bot.config import Config, ConfigError
 from bot.scheduling.drain import StopSignals, drain_turns
 from bot.slack.intake.socket_mode import (
     DEFAULT_CONNECTIONS,
@@ -46,23 +46,23 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
 
 
-def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Build the app from settings and serve until SIGTERM or Ctrl-C; then let running turns finish."""
+def run_serve(args: argparse.Namespace, config: Config) -> int:
+    """Build the app from config and serve until SIGTERM or Ctrl-C; then let running turns finish."""
     from bot.slack.app import build_app, listener_executor, make_wsgi_server, serving_in_background
-    from bot.slack.credentials import load_slack_settings
+    from bot.slack.credentials import load_slack_credentials
     from bot.slack.recovery import RecoveryLoop, client_for_app
 
-    slack = load_slack_settings()
+    slack = load_slack_credentials()
     app_token = os.environ.get("SLACK_APP_TOKEN", "").strip()
     if app_token and not app_token.startswith("xapp-"):
-        raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-    services, close = build_services(settings)
+        raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    services, close = build_services(config)
     recovery: RecoveryLoop | None = None
     executor = listener_executor()
     abandoned, code = 0, 0
     try:
         app = build_app(slack, services, executor=executor)
-        recovery = RecoveryLoop(services, client_for_app(app), settings.job_stale_s / 2).start()
+        recovery = RecoveryLoop(services, client_for_app(app), config.job_stale_s / 2).start()
         with StopSignals() as signals:
             if app_token:
                 logger.warning(
@@ -71,7 +71,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
                 if slack.oauth:
                     logger.warning("imagine-bot: Socket Mode serves no /slack/install; install in HTTP mode")
                 abandoned = run_socket_mode(
-                    app, app_token, args.connections, signals, executor, settings.drain_s
+                    app, app_token, args.connections, signals, executor, config.drain_s
                 )
                 code = signals.exit_code()
                 return code
@@ -92,7 +92,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 signals.wait()
                 logger.warning("imagine-bot: %s; no longer taking requests", signals.reason())
-            abandoned = drain_turns(executor, settings.drain_s, signals)
+            abandoned = drain_turns(executor, config.drain_s, signals)
             code = signals.exit_code()
             return code
     finally:

@@ -89,7 +89,7 @@ def turn_operation(
     conversation, team, user = services.conversation, click.team_id, click.user_id
 
     def defaults() -> UserDefaults:
-        return services.settings.effective_defaults(team, thread.ref.channel_id, user)
+        return services.defaults.effective_defaults(team, thread.ref.channel_id, user)
 
     if click.action_id == ACTION_USE_HIT:
         if number is None:
@@ -226,7 +226,7 @@ def on_save(services: Services, client: WebClient, body: dict[str, Any]) -> None
     click, turn = found
     params = {key: turn.params.get(key) for key in ("seed", "aspect_ratio", "style")}
     params["image_model"] = turn.image_model
-    services.settings.save_prompt(
+    services.defaults.save_prompt(
         click.team_id, click.user_id, turn.prompt or "", turn.negative_prompt or "", params
     )
     note = ":floppy_disk: Saved to your library. Find it on my *Home* tab."

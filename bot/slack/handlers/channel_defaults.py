@@ -1,4 +1,4 @@
-"""Channel defaults: `/imagine --settings` opens a modal for channel members; submissions are checked."""
+"""Channel defaults: `/imagine --defaults` opens a modal for channel members; submissions are checked."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.config import PROVIDERS_IMAGE, SettingsError, split_provider
+from bot.config import PROVIDERS_IMAGE, ConfigError, split_provider
 from bot.engine.ports import ASPECT_RATIOS, UserDefaults
 from bot.slack.handlers.registry import Registrar
 from bot.slack.handlers.thread_start import team_of, user_of
-from bot.slack.ids import VIEW_CHANNEL_SETTINGS
+from bot.slack.ids import VIEW_CHANNEL_DEFAULTS
 from bot.slack.reply import message_blocks
 from bot.slack.reply.message_blocks import Block
 from bot.slack.reply.modal_views import (
@@ -63,7 +63,7 @@ def valid_image_model(value: str) -> bool:
         return False
     try:
         split_provider(value, "Image model", PROVIDERS_IMAGE)
-    except SettingsError:
+    except ConfigError:
         return False
     return True
 
@@ -155,12 +155,12 @@ def open_channel_settings(
 ) -> bool:
     """Open the channel defaults modal for a member (True) or a modal saying why not (False); never raises."""
     try:
-        defaults = services.settings.channel_defaults(team_id, channel_id)
+        defaults = services.defaults.channel_defaults(team_id, channel_id)
     except Exception:
         services.logger.exception("cannot read the defaults of %s", channel_id)
         defaults = None
     view = (
-        settings_modal(defaults, VIEW_CHANNEL_SETTINGS, channel_id)
+        settings_modal(defaults, VIEW_CHANNEL_DEFAULTS, channel_id)
         if defaults is not None
         else notice_modal(f":x: {NOT_READ}")
     )
@@ -217,7 +217,7 @@ def save_channel_settings(services: Services, client: WebClient, body: dict[str,
         return
     defaults = parse_settings_submission(view_values(body))
     try:
-        services.settings.set_channel_defaults(team_id, channel_id, defaults)
+        services.defaults.set_channel_defaults(team_id, channel_id, defaults)
     except Exception:
         services.logger.exception("cannot store the defaults of %s", channel_id)
         tell(services, client, channel_id, user_id, f":x: {NOT_SAVED}")
@@ -232,4 +232,4 @@ def register(registrar: Registrar, services: Services) -> None:
     def on_submit(body: dict[str, Any], client: WebClient) -> None:
         save_channel_settings(services, client, body)
 
-    registrar.view(VIEW_CHANNEL_SETTINGS, acknowledge_settings, [on_submit])
+    registrar.view(VIEW_CHANNEL_DEFAULTS, acknowledge_settings, [on_submit])

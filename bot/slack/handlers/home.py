@@ -13,7 +13,7 @@ from bot.engine.ports import RecentImage, ThreadRef
 from bot.slack.handlers.channel_defaults import acknowledge_settings, settings_errors, slack_call, view_values
 from bot.slack.handlers.registry import Registrar
 from bot.slack.handlers.thread_start import team_of, user_of
-from bot.slack.ids import ACTION_OPEN_SETTINGS, EVENT_APP_HOME_OPENED, VIEW_SETTINGS
+from bot.slack.ids import ACTION_OPEN_DEFAULTS, EVENT_APP_HOME_OPENED, VIEW_USER_DEFAULTS
 from bot.slack.reply.home_view import HOME_ITEMS, HomeImage, home_view
 from bot.slack.reply.modal_views import parse_settings_submission, settings_modal
 from bot.slack.reply.thread_posting import slack_error
@@ -48,8 +48,8 @@ def publish_home(services: Services, client: WebClient, team_id: str, user_id: s
     """Publish the user's Home tab; storage and Slack failures are logged, never raised."""
     try:
         recent = list(services.recent.recent_images(team_id, user_id, HOME_ITEMS))
-        saved = list(services.settings.saved_prompts(team_id, user_id, HOME_ITEMS))
-        defaults = services.settings.user_defaults(team_id, user_id)
+        saved = list(services.defaults.saved_prompts(team_id, user_id, HOME_ITEMS))
+        defaults = services.defaults.user_defaults(team_id, user_id)
     except Exception:
         services.logger.exception("cannot read the Home tab of %s", user_id)
         return
@@ -77,8 +77,8 @@ def open_user_settings(services: Services, client: WebClient, body: dict[str, An
     user_id = user_of(body)
     trigger_id = str(body.get("trigger_id") or "")
     try:
-        defaults = services.settings.user_defaults(team_of(body), user_id)
-        client.views_open(trigger_id=trigger_id, view=settings_modal(defaults, VIEW_SETTINGS))
+        defaults = services.defaults.user_defaults(team_of(body), user_id)
+        client.views_open(trigger_id=trigger_id, view=settings_modal(defaults, VIEW_USER_DEFAULTS))
     except SlackApiError as exc:
         services.logger.warning("could not open the settings of %s: %s", user_id, slack_error(exc))
     except Exception:
@@ -95,7 +95,7 @@ def save_user_settings(services: Services, client: WebClient, body: dict[str, An
     if settings_errors(view_values(body)):
         return  # the ack kept the modal open with field errors
     try:
-        services.settings.set_user_defaults(team_id, user_id, parse_settings_submission(view_values(body)))
+        services.defaults.set_user_defaults(team_id, user_id, parse_settings_submission(view_values(body)))
     except Exception:
         services.logger.exception("cannot store the defaults of %s", user_id)
     publish_home(services, client, team_id, user_id)
@@ -122,5 +122,5 @@ def register(registrar: Registrar, services: Services) -> None:
         save_user_settings(services, client, body)
 
     registrar.event(EVENT_APP_HOME_OPENED, acknowledge, [on_home_opened])
-    registrar.action(ACTION_OPEN_SETTINGS, on_open_settings)
-    registrar.view(VIEW_SETTINGS, acknowledge_settings, [on_settings_submitted])
+    registrar.action(ACTION_OPEN_DEFAULTS, on_open_settings)
+    registrar.view(VIEW_USER_DEFAULTS, acknowledge_settings, [on_settings_submitted])

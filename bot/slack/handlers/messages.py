@@ -51,7 +51,7 @@ def refine_reply(services: Services, client: WebClient, team: str, event: dict[s
     conversation = services.conversation
 
     def refine(_: object) -> Any:
-        defaults = services.settings.effective_defaults(team, channel, user)
+        defaults = services.defaults.effective_defaults(team, channel, user)
         return conversation.refine(team, thread.id, instruction, defaults)
 
     retry = retry_value("refine", text=instruction)
@@ -68,12 +68,12 @@ def start_here(services: Services, client: WebClient, team: str, event: dict[str
     except OptionError as exc:
         _reply(services, client, target, message_blocks.option_error(str(exc)))
         return
-    if command.settings:
+    if command.defaults:
         _reply(
             services,
             client,
             target,
-            message_blocks.option_error("use `/imagine --settings` in the channel itself"),
+            message_blocks.option_error("use `/imagine --defaults` in the channel itself"),
         )
         return
     if not command.idea or command.help or command.idea.lower() == "help":

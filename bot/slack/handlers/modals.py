@@ -57,7 +57,7 @@ def draw_edit(services: Services, client: WebClient, body: dict[str, Any]) -> No
     channel = thread.ref.channel_id
 
     def edit(_: object) -> Any:
-        defaults = services.settings.effective_defaults(team, channel, user_id)
+        defaults = services.defaults.effective_defaults(team, channel, user_id)
         return services.conversation.edit(team, thread.id, prompt, negative, defaults)
 
     retry = retry_value("edit", text=prompt, negative=negative)

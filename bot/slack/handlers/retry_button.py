@@ -32,7 +32,7 @@ def thread_operation(
     negative = str(spec.get("negative") or "")
 
     def defaults() -> Any:
-        return services.settings.effective_defaults(team, thread.ref.channel_id, user)
+        return services.defaults.effective_defaults(team, thread.ref.channel_id, user)
 
     if op == "refine" and text:
         return lambda _: conversation.refine(team, thread.id, text, defaults())

@@ -29,7 +29,7 @@ def immediate_reply(text: str, avatar: bool = False) -> Message | None:
         command = parse_imagine(text, avatar)
     except OptionError as exc:
         return message_blocks.option_error(str(exc))
-    if command.settings:
+    if command.defaults:
         return None
     if command.help or not command.idea or command.idea.lower() == "help":
         return message_blocks.help_message()
@@ -91,7 +91,7 @@ def register(registrar: Registrar, services: Services) -> None:
         if not channel or not user or not first_delivery(services, team, trigger, "command"):
             return
         parsed = parse_imagine(text, avatar=name == COMMAND_AVATAR)
-        if parsed.settings:
+        if parsed.defaults:
             open_channel_settings(services, client, trigger, team, channel, user)
             return
         start_thread(services, client, respond, team, channel, user, parsed)

@@ -96,7 +96,7 @@ def begin(
     conversation = services.conversation
 
     def defaults() -> UserDefaults:
-        return services.settings.effective_defaults(ref.team_id, ref.channel_id, user_id)
+        return services.defaults.effective_defaults(ref.team_id, ref.channel_id, user_id)
 
     if command.avatar:
         count = command.options.count

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
-from bot.config import SettingsError
+from bot.config import ConfigError
 from bot.engine.errors import UpstreamError
 from bot.scheduling.drain import DrainingExecutor, StopSignals, drain_turns
 
@@ -72,7 +72,7 @@ class SocketModeConnections:
             self.close()
             code = str(error.response.get("error") or error)
             if code in _TOKEN_ERRORS:
-                raise SettingsError(
+                raise ConfigError(
                     f"Slack refused SLACK_APP_TOKEN at apps.connections.open ({code})"
                 ) from None
             raise UpstreamError(

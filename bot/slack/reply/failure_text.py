@@ -85,7 +85,7 @@ def describe(error: BaseException, attempted: str | None = None, command: str = 
             False,
             None,
         )
-    if isinstance(error, BotError):  # the bot's own checks and ConfigError: their text is the advice
+    if isinstance(error, BotError):  # the bot's own checks and ModelConfigError: their text is the advice
         return FaultMessage(_sentence(str(error)), False, None)
     if isinstance(error, RetrievalError):
         return _retrieval(error)

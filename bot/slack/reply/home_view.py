@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.engine.ports import SavedPromptLike, UserDefaults
-from bot.slack.ids import ACTION_OPEN_SETTINGS
+from bot.slack.ids import ACTION_OPEN_DEFAULTS
 from bot.slack.reply.message_blocks import (
     Block,
     actions,
@@ -105,7 +105,7 @@ def home_view(
                 _field("Image model", defaults.image_model),
             ],
         },
-        actions("home_actions", button(":gear: Edit defaults", ACTION_OPEN_SETTINGS, "user")),
-        context("Channel defaults: run `/imagine --settings` in that channel."),
+        actions("home_actions", button(":gear: Edit defaults", ACTION_OPEN_DEFAULTS, "user")),
+        context("Channel defaults: run `/imagine --defaults` in that channel."),
     ]
     return {"type": "home", "blocks": blocks}

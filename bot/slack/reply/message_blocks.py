@@ -230,7 +230,7 @@ def help_message() -> Message:
             "*More*\n"
             f"• `/imagine --avatar {escape('<theme>')}` or `/avatar {escape('<theme>')}`: team avatar "
             "candidates (6, or `--n 2-9`); vote with :one: … :nine: and *Pick winner*\n"
-            "• `/imagine --settings`: this channel's defaults\n"
+            "• `/imagine --defaults`: this channel's defaults\n"
             "• Buttons under each image: Re-roll, Variations, Edit prompt, Save to library, :+1: / :-1:\n"
             "• My *Home* tab: your recent images, saved prompts and personal defaults"
         ),

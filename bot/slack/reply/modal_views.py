@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.engine.ports import ASPECT_RATIOS, UserDefaults
-from bot.slack.ids import VIEW_CHANNEL_SETTINGS, VIEW_EDIT_PROMPT, VIEW_SETTINGS
+from bot.slack.ids import VIEW_CHANNEL_DEFAULTS, VIEW_EDIT_PROMPT, VIEW_USER_DEFAULTS
 from bot.slack.reply.message_blocks import VOTE_EMOJI, Block, clean, clip, context, one_line, plain, user_line
 
 View = dict[str, Any]
@@ -27,7 +27,7 @@ STYLE_BLOCK, STYLE_INPUT = "style", "style_input"
 DEFAULT_NEGATIVE_BLOCK, DEFAULT_NEGATIVE_INPUT = "negative_prompt", "negative_prompt_input"
 MODEL_BLOCK, MODEL_INPUT = "image_model", "image_model_input"
 
-_SETTINGS_TITLES = {VIEW_SETTINGS: "Your defaults", VIEW_CHANNEL_SETTINGS: "Channel defaults"}
+_SETTINGS_TITLES = {VIEW_USER_DEFAULTS: "Your defaults", VIEW_CHANNEL_DEFAULTS: "Channel defaults"}
 
 
 def _modal(title: str, callback_id: str, blocks: list[Block], submit: str, metadata: str = "") -> View:
@@ -98,14 +98,14 @@ def edit_prompt_modal(thread_id: int, prompt: str, negative: str = "") -> View:
 
 
 def settings_modal(defaults: UserDefaults, callback_id: str, private_metadata: str = "") -> View:
-    """The defaults modal (VIEW_SETTINGS for a user, VIEW_CHANNEL_SETTINGS with the channel id)."""
+    """The defaults modal (VIEW_USER_DEFAULTS for a user, VIEW_CHANNEL_DEFAULTS with the channel id)."""
     if callback_id not in _SETTINGS_TITLES:
         raise ValueError(f"not a settings view: {callback_id!r}")
     options = [_option("No default", NO_DEFAULT), *(_option(ratio, ratio) for ratio in ASPECT_RATIOS)]
     select: Block = {"type": "static_select", "action_id": RATIO_INPUT, "options": options}
     if defaults.aspect_ratio in ASPECT_RATIOS:
         select["initial_option"] = _option(str(defaults.aspect_ratio), str(defaults.aspect_ratio))
-    who = "everyone's /imagine in this channel" if callback_id == VIEW_CHANNEL_SETTINGS else "your /imagine"
+    who = "everyone's /imagine in this channel" if callback_id == VIEW_CHANNEL_DEFAULTS else "your /imagine"
     blocks = [
         context(f"These apply to {who}; flags such as `--ar` or `--style` still win for one image."),
         {

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Settings
+from bot.config import Config
 from bot.entry.cli.demo.script import IDEA, POLL_S, BeforeStep, DemoError, Script
 
 if TYPE_CHECKING:
@@ -67,14 +67,14 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
 
 
-def run_demo(args: argparse.Namespace, settings: Settings, before_step: BeforeStep | None = None) -> int:
+def run_demo(args: argparse.Namespace, config: Config, before_step: BeforeStep | None = None) -> int:
     """Play the script, print the transcript, write images; DemoError names the step that failed."""
     from rich.console import Console
 
     from sandbox.slack_api import FakeSlackApi
 
     out: Path = args.out
-    offline = demo_settings(settings)
+    offline = demo_config(config)
     check_index(offline)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -105,30 +105,30 @@ def run_demo(args: argparse.Namespace, settings: Settings, before_step: BeforeSt
     return 0
 
 
-def demo_settings(settings: Settings) -> Settings:
-    """The settings with the embedded defaults forced: local embedder, Edge index, offline models."""
-    default_embed = Settings.model_fields["embed_model"].default
+def demo_config(config: Config) -> Config:
+    """The config with the embedded defaults forced: local embedder, Edge index, offline models."""
+    default_embed = Config.model_fields["embed_model"].default
     update = {
         "chat_model": "offline",
         "image_model": "offline",
         "qdrant_url": None,
         "embed_model": default_embed,
     }
-    return settings.model_copy(update=update)
+    return config.model_copy(update=update)
 
 
-def check_index(settings: Settings) -> None:
+def check_index(config: Config) -> None:
     """DemoError telling how to build the index when there is none."""
     from retrieval.adapters.edge_index import EdgePromptIndex
 
-    if EdgePromptIndex(settings.index_dir).spec() is None:
+    if EdgePromptIndex(config.index_dir).spec() is None:
         raise DemoError(
-            f"no prompt index at {settings.index_dir}: run `make demo`, or `imagine-bot ingest PATH` first "
+            f"no prompt index at {config.index_dir}: run `make demo`, or `imagine-bot ingest PATH` first "
             "(e.g. imagine-bot ingest ../shared/data/sd_prompts_real_users.parquet)"
         )
 
 
-def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> tuple[Services, Engine]:
+def build_demo_services(config: Config, scratch: Path, stack: ExitStack) -> tuple[Services, Engine]:
     """Services over the configured index and a throwaway SQLite database and image folder in `scratch`."""
     from bot.engine.contact_sheet import contact_sheet
     from bot.engine.conversation import Conversation
@@ -144,7 +144,7 @@ def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> 
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
 
-    retriever = build_retriever(settings)
+    retriever = build_retriever(config)
     stack.callback(retriever.close)
     retriever.open()
     engine = create_db_engine(f"sqlite:///{scratch / 'imagine.db'}")
@@ -153,15 +153,15 @@ def build_demo_services(settings: Settings, scratch: Path, stack: ExitStack) -> 
     store = SqlThreadStore(session_factory(engine))
     conversation = Conversation(
         retriever,
-        build_chat_model(settings),
-        build_image_model(settings),
+        build_chat_model(config),
+        build_image_model(config),
         store,
         scratch / "images",
         contact_sheet=contact_sheet,
-        image_models=image_model_factory(settings),
-        policy=build_policy(settings),
+        image_models=image_model_factory(config),
+        policy=build_policy(config),
     )
-    limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, daily_images=0)
+    limits = FairUseLimits(config.max_concurrent_jobs, config.user_queue_cap, daily_images=0)
     app_logger = logging.getLogger("bot.demo.app")  # the transcript shows what users see; -v shows the rest
     if not logging.getLogger().isEnabledFor(logging.INFO):
         app_logger.setLevel(logging.ERROR)
@@ -173,10 +173,10 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
     from pydantic import SecretStr
 
     from bot.slack.app import build_app, make_wsgi_server, serving_in_background
-    from bot.slack.credentials import SlackSettings
+    from bot.slack.credentials import SlackCredentials
     from sandbox.slack_driver import SlackDriver
 
-    slack = SlackSettings(
+    slack = SlackCredentials(
         bot_token=SecretStr(fake.bot_token()),
         signing_secret=SecretStr(SECRET),
         api_url=fake.api_url,

@@ -1,4 +1,4 @@
-"""SqlSettingsStore: user and channel defaults and saved prompts, scoped by Slack team id."""
+"""SqlDefaultsStore: user and channel defaults and saved prompts, scoped by Slack team id."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _saved_record(row: SavedPrompt) -> SavedPromptRecord:
     )
 
 
-class SqlSettingsStore:
+class SqlDefaultsStore:
     """Per-user and per-channel defaults plus saved prompts; every call is scoped by team id."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
