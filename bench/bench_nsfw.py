@@ -41,7 +41,7 @@ from train_safety import Evaluation, embed_all, library_bucket, load_library
 from train_safety import load_i2p as load_i2p_rows
 from train_safety import rate as share
 
-from retrieval.ports import Vector
+from retrieval.index_ports import Vector
 from retrieval.safety import SafetyClassifier, SafetyVerdict
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
 from retrieval.safety_exemplars import SafetyExemplars

@@ -34,7 +34,7 @@ from common import (
 )
 
 from retrieval.cleaning import dedupe_key
-from retrieval.ports import IndexPoint, SearchMode
+from retrieval.index_ports import IndexPoint, SearchMode
 
 logger = logging.getLogger("bench_quality")
 K = 5
@@ -98,7 +98,7 @@ def build_from_cache(cache: LibraryCache, index_dir: Path) -> None:
     """Build an Edge index from the cached prompts and vectors (when bench_ingest's index is gone)."""
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
-    from retrieval.ports import IndexSpec
+    from retrieval.index_ports import IndexSpec
 
     encoder = Bm25SparseEncoder()
     index = EdgePromptIndex(index_dir)

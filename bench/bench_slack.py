@@ -88,7 +88,7 @@ def ensure_big_index(out_dir: Path, size: int) -> tuple[Path, dict[str, Any]]:
 
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
-    from retrieval.ports import IndexPoint
+    from retrieval.index_ports import IndexPoint
 
     index_dir = big_index_dir(out_dir, size)
     marker = index_dir / "bench_complete.json"

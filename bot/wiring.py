@@ -17,7 +17,7 @@ from bot.config import (
     split_provider,
 )
 from bot.engine.ports import ChatModel, ImageModel
-from retrieval.ports import Embedder, PromptIndex, SparseEncoder
+from retrieval.index_ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def build_image_model(config: Config, model: str | None = None) -> ImageModel:
 
 def image_model_factory(config: Config) -> Callable[[str], ImageModel]:
     """Builds (once each) the image models a turn may name with --model or a default."""
-    from bot.engine.errors import BotError
+    from bot.engine.turn_errors import BotError
 
     built: dict[str, ImageModel] = {}
     lock = threading.Lock()
@@ -238,7 +238,7 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
     from sqlalchemy import text
 
     from bot.slack.intake.health import run_checks
-    from retrieval.ports import SearchMode
+    from retrieval.index_ports import SearchMode
     from storage.thread_store import SqlThreadStore
 
     threads = services.threads

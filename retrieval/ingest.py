@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from retrieval.blas import single_threaded_blas
 from retrieval.cleaning import clean_prompt, collapse_near_duplicates, dedupe_key, point_id
-from retrieval.ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
+from retrieval.index_ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
 from retrieval.safety import SafetyClassifier
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
 from retrieval.safety_exemplars import SafetyExemplars

@@ -11,8 +11,16 @@ from typing import Any
 import numpy as np
 
 from retrieval.errors import EmptyQueryError
+from retrieval.index_ports import (
+    Embedder,
+    IndexQuery,
+    IndexSpec,
+    PromptIndex,
+    SearchMode,
+    SparseEncoder,
+    Vector,
+)
 from retrieval.mmr import mmr_order
-from retrieval.ports import Embedder, IndexQuery, IndexSpec, PromptIndex, SearchMode, SparseEncoder, Vector
 
 logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2000

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import UserDefaults
 from storage.db import RACE_RETRIES, bound_url
-from storage.errors import translated
+from storage.db_errors import translated
 from storage.models import ChannelSettings, SavedPrompt, UserSettings
 
 logger = logging.getLogger(__name__)

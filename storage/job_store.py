@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import JobRecord, ThreadRef
 from storage.db import bound_url
-from storage.errors import translated
+from storage.db_errors import translated
 from storage.models import Job, utcnow
 
 logger = logging.getLogger(__name__)

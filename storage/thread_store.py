@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import ImageRecord, RecentImage, ThreadRecord, ThreadRef, TurnRecord
 from storage.db import RACE_RETRIES, bound_url
-from storage.errors import NotFoundError, translated
+from storage.db_errors import NotFoundError, translated
 from storage.models import Image, Thread, Turn, TurnImage, Workspace
 
 logger = logging.getLogger(__name__)

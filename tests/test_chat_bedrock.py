@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from bot.engine.errors import (
+from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
+from bot.engine.turn_errors import (
     AccessDeniedError,
     ModelConfigError,
     ModelUnavailableError,
     ThrottledError,
     UpstreamError,
 )
-from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
 from bot.writing.claude import BedrockChatModel, split_model_id
 from bot.writing.prompt_template import SYSTEM_PROMPT
 from sandbox.bedrock_converse import ConverseScript, install_converse_handlers

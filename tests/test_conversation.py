@@ -10,8 +10,8 @@ import pytest
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
-from bot.engine.errors import BotError
 from bot.engine.ports import ThreadRef
+from bot.engine.turn_errors import BotError
 from bot.engine.turns import ThreadNotFoundError, TurnOptions
 from bot.writing.offline_composer import OfflineComposer
 from retrieval.adapters.bm25 import Bm25SparseEncoder

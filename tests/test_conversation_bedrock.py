@@ -11,8 +11,8 @@ import pytest
 
 from bot.drawing.bedrock_images import BedrockImageModel
 from bot.engine.conversation import Conversation
-from bot.engine.errors import ContentFilteredError, ThrottledError
 from bot.engine.ports import ThreadRef
+from bot.engine.turn_errors import ContentFilteredError, ThrottledError
 from bot.engine.turns import TurnOptions
 from bot.writing.claude import BedrockChatModel
 from retrieval.adapters.bm25 import Bm25SparseEncoder

@@ -15,7 +15,7 @@ from PIL import Image
 from bot.config import DEFAULT_IMAGE_MODEL
 from bot.drawing import image_bodies as bodies
 from bot.drawing.bedrock_images import BedrockImageModel, SageMakerSdxlModel, family_for
-from bot.engine import errors
+from bot.engine import turn_errors as errors
 from bot.engine.ports import ImageRequest
 from bot.slack.reply import failure_text
 from sandbox import bedrock_image_models as stand_in

@@ -19,7 +19,15 @@ import pytest
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, PromptIndex, SearchMode, SparseVector
+from retrieval.index_ports import (
+    IndexHit,
+    IndexPoint,
+    IndexQuery,
+    IndexSpec,
+    PromptIndex,
+    SearchMode,
+    SparseVector,
+)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Local mode performs exact"),

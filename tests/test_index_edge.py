@@ -17,7 +17,7 @@ from qdrant_edge import EdgeShard
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import SPEC_FILE, EdgePromptIndex
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
-from retrieval.ports import IndexPoint, IndexQuery, IndexSpec, SearchMode
+from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, SearchMode
 
 DIM = 32
 SPEC = IndexSpec(embed_model="local:all-MiniLM-L6-v2", dimension=DIM)
@@ -167,7 +167,7 @@ def test_upserts_survive_a_crash_before_finalize(tmp_path: Path) -> None:
 import os, sys, uuid
 from pathlib import Path
 from retrieval.adapters.edge_index import EdgePromptIndex
-from retrieval.ports import IndexPoint, IndexSpec, SparseVector
+from retrieval.index_ports import IndexPoint, IndexSpec, SparseVector
 idx = EdgePromptIndex(Path({str(tmp_path / "ix")!r}))
 idx.open(IndexSpec("m", 2), create=True)
 idx.upsert([IndexPoint(str(uuid.UUID(int=i + 1)), [1.0, float(i)], SparseVector([i], [1.0]), {{}})
@@ -197,7 +197,7 @@ def test_second_open_from_another_process_is_refused(index: EdgePromptIndex) -> 
 from pathlib import Path
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.errors import IndexUnavailableError
-from retrieval.ports import IndexSpec
+from retrieval.index_ports import IndexSpec
 try:
     EdgePromptIndex(Path({str(index.path)!r})).open(IndexSpec({SPEC.embed_model!r}, {DIM}), create=False)
 except IndexUnavailableError as exc:

@@ -20,7 +20,7 @@ from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex
 from retrieval.errors import IndexMismatchError, IngestError
-from retrieval.ports import IndexSpec, PromptIndex, SearchMode
+from retrieval.index_ports import IndexSpec, PromptIndex, SearchMode
 from retrieval.search import Retriever
 
 pytestmark = [

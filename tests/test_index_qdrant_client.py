@@ -18,7 +18,7 @@ from qdrant_client import QdrantClient, models
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.qdrant_index import METADATA_KEY, QdrantClientPromptIndex, connect_qdrant
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
-from retrieval.ports import IndexPoint, IndexQuery, IndexSpec, SearchMode
+from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, SearchMode
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),

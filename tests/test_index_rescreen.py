@@ -19,8 +19,8 @@ from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex
+from retrieval.index_ports import IndexSpec, PromptIndex, Vector
 from retrieval.ingest import IngestOptions, Ingestor
-from retrieval.ports import IndexSpec, PromptIndex, Vector
 from retrieval.rescreen import applicable_screens, rescreen_index, rescreen_payload
 from retrieval.safety import SafetyClassifier
 from retrieval.safety_embedding import EmbeddingSafetyClassifier

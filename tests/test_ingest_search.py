@@ -14,8 +14,8 @@ from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 from retrieval.cleaning import point_id
 from retrieval.errors import EmptyQueryError, IndexMismatchError
+from retrieval.index_ports import IndexSpec, SearchMode, Vector
 from retrieval.ingest import IngestOptions, Ingestor
-from retrieval.ports import IndexSpec, SearchMode, Vector
 from retrieval.search import Retriever
 from retrieval.sources import RawPrompt
 

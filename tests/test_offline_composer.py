@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.engine.errors import BotError
 from bot.engine.ports import ComposeRequest, ComposeResult, HitForPrompt, TurnMemory, UserDefaults
+from bot.engine.turn_errors import BotError
 from bot.writing.offline_composer import LABEL, OfflineComposer
 from bot.writing.prompt_template import validate_drafts
 from retrieval.modifiers import ModifierStats, mine_modifiers

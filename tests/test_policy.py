@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_config
-from bot.engine.errors import BotError, RefusedError
 from bot.engine.policy import MESSAGES, Denylist, PromptPolicy, normalized_views
+from bot.engine.turn_errors import BotError, RefusedError
 from bot.wiring import build_policy
 from retrieval.safety import SafetyClassifier
 

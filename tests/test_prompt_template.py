@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.engine.errors import UpstreamError
 from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory, UserDefaults
+from bot.engine.turn_errors import UpstreamError
 from bot.writing.prompt_template import (
     HISTORY_TURNS,
     SYSTEM_PROMPT,

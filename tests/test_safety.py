@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
+from retrieval.index_ports import Vector
 from retrieval.ingest import IngestOptions, Ingestor
-from retrieval.ports import Vector
 from retrieval.safety import CATEGORIES, SafetyClassifier, SafetyVerdict
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
 from retrieval.search import Retriever

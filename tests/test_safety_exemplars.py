@@ -9,8 +9,8 @@ import pytest
 
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
+from retrieval.index_ports import Vector
 from retrieval.ingest import IngestOptions, Ingestor
-from retrieval.ports import Vector
 from retrieval.safety_exemplars import SafetyExemplars
 from retrieval.search import Retriever
 from retrieval.sources import RawPrompt

@@ -486,7 +486,7 @@ def test_a_silent_qdrant_times_out_within_the_configured_seconds() -> None:
 def test_describe_maps_every_kind_of_failure() -> None:
     from slack_sdk.errors import SlackApiError
 
-    from bot.engine.errors import (
+    from bot.engine.turn_errors import (
         AccessDeniedError,
         BotError,
         ContentFilteredError,
@@ -494,7 +494,7 @@ def test_describe_maps_every_kind_of_failure() -> None:
         UpstreamError,
     )
     from retrieval.errors import EmptyQueryError, IndexMissingError, IndexUnavailableError
-    from storage.errors import DatabaseBusyError, StorageError
+    from storage.db_errors import DatabaseBusyError, StorageError
 
     text, retry, suggestion = describe(
         ContentFilteredError("x refused the prompt", "prompt"), "a nude woman", "/imagine"

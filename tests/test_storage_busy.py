@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from bot.engine.ports import ThreadRef
 from storage.db import create_db_engine, migrate, session_factory
-from storage.errors import DatabaseBusyError, StorageError, describe, is_busy, retry_busy
+from storage.db_errors import DatabaseBusyError, StorageError, describe, is_busy, retry_busy
 from storage.ledger import SqlEventLedger
 from storage.thread_store import SqlThreadStore
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from storage.db import create_db_engine, migrate, session_factory
-from storage.errors import StorageError
+from storage.db_errors import StorageError
 from storage.thread_store import SqlThreadStore
 
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.engine.ports import ImageRecord, ThreadRef, ThreadStore, TurnRecord, UserDefaults
 from storage.db import create_db_engine, migrate, session_factory
+from storage.db_errors import NotFoundError
 from storage.defaults_store import SqlDefaultsStore
-from storage.errors import NotFoundError
 from storage.feedback_store import FeedbackTally, SqlFeedbackStore
 from storage.ledger import SqlEventLedger, SqlUsageCounters
 from storage.models import Image, Thread, Turn, Workspace

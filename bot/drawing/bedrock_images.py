@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.drawing import image_bodies as bodies
-from bot.engine.errors import (
+from bot.engine.ports import GeneratedImage, ImageRequest
+from bot.engine.turn_errors import (
     AccessDeniedError,
     BotError,
     ContentFilteredError,
@@ -22,7 +23,6 @@ from bot.engine.errors import (
     ThrottledError,
     UpstreamError,
 )
-from bot.engine.ports import GeneratedImage, ImageRequest
 from retrieval.adapters.aws_clients import aws_client
 
 logger = logging.getLogger(__name__)

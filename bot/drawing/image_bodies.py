@@ -7,8 +7,8 @@ import binascii
 import math
 from typing import Any
 
-from bot.engine.errors import ContentFilteredError, UpstreamError
 from bot.engine.ports import ImageRequest
+from bot.engine.turn_errors import ContentFilteredError, UpstreamError
 
 ImageResult = tuple[bytes, int]
 

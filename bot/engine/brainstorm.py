@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.engine.errors import BotError
 from bot.engine.image_files import write_image, write_sheet
 from bot.engine.ports import (
     ComposeRequest,
@@ -20,6 +19,7 @@ from bot.engine.ports import (
     TurnRecord,
     UserDefaults,
 )
+from bot.engine.turn_errors import BotError
 from bot.engine.turn_log import StageTimes
 from bot.engine.turns import StoredImage, latest_hits, memory_of
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.engine.brainstorm import CandidateDrawer, ContactSheet, brainstorm_request, pick_request
-from bot.engine.errors import BotError
 from bot.engine.image_files import write_image
 from bot.engine.policy import PromptPolicy
 from bot.engine.ports import (
@@ -30,6 +29,7 @@ from bot.engine.ports import (
     TurnRecord,
     UserDefaults,
 )
+from bot.engine.turn_errors import BotError
 from bot.engine.turn_log import StageTimes, log_turn
 from bot.engine.turns import (
     FOLLOW_UP_IMAGES,

@@ -15,8 +15,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.config import PROVIDERS_IMAGE, ConfigError, split_provider
-from bot.engine.errors import BotError
 from bot.engine.ports import ASPECT_RATIOS
+from bot.engine.turn_errors import BotError
 from bot.engine.turns import TurnOptions
 
 MAX_SEED = 4_294_967_294

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.engine.errors import RefusedError
+from bot.engine.turn_errors import RefusedError
 
 __all__ = ["Denylist", "PromptPolicy", "TextSafety", "TextVerdict", "normalized_views"]
 

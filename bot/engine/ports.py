@@ -53,7 +53,7 @@ class ImageModel(Protocol):
         ...
 
     def generate(self, request: ImageRequest) -> list[GeneratedImage]:
-        """Generate `request.count` images; raise a bot.engine.errors.BotError subclass on failure."""
+        """Generate `request.count` images; raise a BotError subclass (turn_errors) on failure."""
         ...
 
 

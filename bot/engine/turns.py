@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.engine.errors import BotError
 from bot.engine.ports import (
     HitForPrompt,
     ImageRecord,
@@ -17,6 +16,7 @@ from bot.engine.ports import (
     TurnRecord,
     UserDefaults,
 )
+from bot.engine.turn_errors import BotError
 
 SDXL_PROMPT_CHARS = 380  # CLIP truncates at 77 tokens; ~5 characters a token in SD prompts
 NOVA_PROMPT_CHARS = 1000  # Nova Canvas / Titan Image accept 1-1,024 characters

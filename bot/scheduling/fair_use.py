@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from bot.engine.errors import BotError
+from bot.engine.turn_errors import BotError
 
 
 class UsageCounters(Protocol):

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from bot.engine.errors import (
+from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
+from bot.engine.turn_errors import (
     AccessDeniedError,
     BotError,
     ModelConfigError,
@@ -18,7 +19,6 @@ from bot.engine.errors import (
     ThrottledError,
     UpstreamError,
 )
-from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,

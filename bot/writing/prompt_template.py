@@ -7,8 +7,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from bot.engine.errors import UpstreamError
 from bot.engine.ports import ASPECT_RATIOS, ComposeRequest, HitForPrompt, PromptDraft, TurnMemory
+from bot.engine.turn_errors import UpstreamError
 
 logger = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ from retrieval.adapters.index_common import (
     stable_top,
 )
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 logger = logging.getLogger(__name__)
 

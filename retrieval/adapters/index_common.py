@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from retrieval.errors import IndexMismatchError
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"

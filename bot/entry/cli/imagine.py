@@ -15,9 +15,9 @@ from rich.panel import Panel
 
 from bot.config import Config
 from bot.engine.conversation import Conversation
-from bot.engine.errors import BotError
 from bot.engine.options import normalize_aspect_ratio
 from bot.engine.ports import ThreadRef
+from bot.engine.turn_errors import BotError
 from bot.engine.turns import TurnOptions, TurnResult
 from bot.wiring import build_conversation
 

@@ -24,7 +24,7 @@ from rich.table import Table
 from bot.config import Config
 from retrieval.adapters.index_common import mismatch_message, spec_from_record, spec_record
 from retrieval.errors import IndexMismatchError, IndexMissingError, IngestError
-from retrieval.ports import IndexPoint, IndexSpec, PromptIndex, SparseVector
+from retrieval.index_ports import IndexPoint, IndexSpec, PromptIndex, SparseVector
 
 if TYPE_CHECKING:
     from retrieval.rescreen import RescreenSummary

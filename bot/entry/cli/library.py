@@ -27,7 +27,7 @@ from rich.text import Text
 from bot.config import Config
 from bot.wiring import build_index, build_ingestor, build_retriever, modifier_stats_path
 from retrieval.errors import IngestError
-from retrieval.ports import PromptIndex, SearchMode
+from retrieval.index_ports import PromptIndex, SearchMode
 
 if TYPE_CHECKING:
     from retrieval.ingest import IngestSummary

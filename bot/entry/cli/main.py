@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, load_config
-from bot.engine.errors import BotError
+from bot.engine.turn_errors import BotError
 from bot.engine.turn_log import TURN_LOGGER
 from bot.log_redaction import install_log_redaction
 from retrieval.errors import RetrievalError
-from retrieval.ports import SearchMode
+from retrieval.index_ports import SearchMode
 
 logger = logging.getLogger("imagine_bot")
 EPILOG = "Config come from IMAGINE_* environment variables (or .env); see README.md."

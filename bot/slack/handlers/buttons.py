@@ -9,8 +9,8 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.engine.errors import BotError
 from bot.engine.ports import ThreadRecord, TurnRecord, UserDefaults
+from bot.engine.turn_errors import BotError
 from bot.engine.turns import FOLLOW_UP_IMAGES, TurnResult
 from bot.slack.handlers.registry import Registrar
 from bot.slack.handlers.thread_start import first_delivery, forget_delivery, retry_value, team_of

@@ -8,9 +8,9 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.engine.errors import RefusedError
 from bot.engine.options import ImagineCommand, OptionError, parse_imagine
 from bot.engine.ports import ThreadRef
+from bot.engine.turn_errors import RefusedError
 from bot.engine.turns import TurnResult
 from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
 from bot.slack.handlers.channel_defaults import open_channel_settings

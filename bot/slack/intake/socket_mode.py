@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 
 from bot.config import ConfigError
-from bot.engine.errors import UpstreamError
+from bot.engine.turn_errors import UpstreamError
 from bot.scheduling.drain import DrainingExecutor, StopSignals, drain_turns
 
 if TYPE_CHECKING:

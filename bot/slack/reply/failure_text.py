@@ -16,7 +16,7 @@ from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.engine.errors import (
+from bot.engine.turn_errors import (
     AccessDeniedError,
     BotError,
     ContentFilteredError,
@@ -32,7 +32,7 @@ from retrieval.errors import (
     IndexUnavailableError,
     RetrievalError,
 )
-from storage.errors import DatabaseBusyError, StorageError
+from storage.db_errors import DatabaseBusyError, StorageError
 
 if TYPE_CHECKING:
     from retrieval.safety import SafetyClassifier

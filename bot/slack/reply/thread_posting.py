@@ -15,8 +15,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.engine.conversation import OnHits
-from bot.engine.errors import BotError
 from bot.engine.ports import HitForPrompt, ThreadRecord, ThreadRef
+from bot.engine.turn_errors import BotError
 from bot.engine.turns import TurnResult
 from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
 from bot.scheduling.job_journal import JobHandle, WaitingHandle
@@ -25,7 +25,7 @@ from bot.slack.reply import failure_text, message_blocks
 from bot.slack.reply.message_blocks import Message
 from bot.slack.services import Services
 from retrieval.errors import RetrievalError
-from storage.errors import StorageError
+from storage.db_errors import StorageError
 
 logger = logging.getLogger(__name__)
 MAX_FILES = 10  # files_upload_v2 shares at most ten files in one message

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bot.engine.errors import BotError
+from bot.engine.turn_errors import BotError
 from bot.entry.cli.demo.transcript import Action, ChannelLog, Json, Renderer, SavedImage, png_size, shown_path
 from bot.slack.ids import (
     ACTION_PICK_WINNER,
