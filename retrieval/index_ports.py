@@ -46,7 +46,12 @@ class IndexPoint:
 
 @dataclass(frozen=True)
 class IndexQuery:
-    """A query against the index; `safe_only` hides points whose payload has safe=False."""
+    """A query against the index; `safe_only` hides points whose payload has safe=False.
+
+    With `craft_weight` > 0 the mode's best points (`limit`, plus the adapters' tie margin) are re-scored
+    in the index by Qdrant score boosting: score + craft_weight × payload["craft"] (0 when a point has
+    none), best first.
+    """
 
     dense: Vector | None
     sparse: SparseVector | None
@@ -56,6 +61,8 @@ class IndexQuery:
     exact: bool = False
     must_match: dict[str, str | int | bool] = field(default_factory=dict)
     with_vectors: bool = False
+    craft_weight: float = 0.0
+    payload_fields: tuple[str, ...] | None = None  # None: the whole payload
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,10 @@ class PromptIndex(Protocol):
 
     def query(self, query: IndexQuery) -> list[IndexHit]:
         """Run a dense, sparse or hybrid (RRF) query."""
+        ...
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each stored id (ids not stored are left out)."""
         ...
 
     def count(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 
 from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.edge_index import EdgePromptIndex
+from retrieval.adapters.index_common import TIE_MARGIN
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 from retrieval.index_ports import (
     IndexHit,
@@ -85,6 +87,8 @@ def make_points(prompts: list[str], *, jitter: bool) -> tuple[list[IndexPoint], 
             sparse = SparseVector(sparse.indices, [v * factor for v in sparse.values])
         payload: dict[str, object] = {"prompt": text, "source": "lexica" if i % 3 == 0 else "diffusiondb"}
         payload["near_duplicates"] = i % 5
+        if i % 7 != 0:  # some points predate the craft prior: score boosting treats them as 0
+            payload["craft"] = (i % 6) / 5
         if i % 11 != 0:
             payload["safe"] = i % 4 != 0
         points.append(IndexPoint(str(uuid.uuid5(uuid.NAMESPACE_URL, text)), dense, sparse, payload))
@@ -209,6 +213,38 @@ def test_same_top10(
             assert all(h.payload["safe"] is True for h in edge_hits)
         assert all(h.payload.get(k) == v for h in edge_hits for k, v in must_match.items())
     assert answered >= len(queries) - 1  # only the stopword query may come back empty (sparse mode)
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_same_ranking_with_craft_boosting(
+    pair: tuple[EdgePromptIndex, QdrantClientPromptIndex], queries: Queries, mode: SearchMode
+) -> None:
+    """Score boosting (score + w × payload craft, 0 when missing) re-orders the same best points alike.
+
+    In hybrid mode RRF gives many points equal fused scores, and each engine cuts such a tie at the edge of
+    the boosted pool at a different member, so there each engine is checked on its own.
+    """
+    edge, qdrant = pair
+    moved = 0
+    for dense, sparse in queries:
+        plain = IndexQuery(dense, sparse, mode, limit=20, exact=True)
+        boosted = IndexQuery(dense, sparse, mode, limit=20, exact=True, craft_weight=0.3)
+        edge_hits = edge.query(boosted)
+        if mode is not SearchMode.HYBRID:
+            assert_same_ranking(edge_hits, qdrant.query(boosted), ties=False)
+        # boosting re-scores the mode's best points (the limit plus the tie margin) and adds no others;
+        # a hybrid query's RRF pools grow with its limit, so there the plain query keeps the same limit
+        wider = 20 if mode is SearchMode.HYBRID else 20 + TIE_MARGIN
+        base = {h.id: h for h in edge.query(replace(plain, limit=wider))}
+        if mode is not SearchMode.HYBRID:
+            assert {h.id for h in edge_hits} <= set(base)
+        checked = [hit for hit in edge_hits if hit.id in base]
+        assert len(checked) >= min(10, len(edge_hits))
+        for hit in checked:
+            craft = float(base[hit.id].payload.get("craft", 0.0))
+            assert hit.score == pytest.approx(base[hit.id].score + 0.3 * craft, rel=1e-5)
+        moved += [h.id for h in edge_hits] != list(base)[:20]
+    assert moved > 0
 
 
 def test_same_vectors_returned(

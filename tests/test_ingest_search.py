@@ -184,7 +184,7 @@ def test_mmr_removes_near_copies_that_plain_ranking_keeps(
     worst_plain, worst_mmr = 0.0, 0.0
     for idea in ("portrait of a beautiful woman", "cyberpunk city at night", "a cute cat", "fantasy castle"):
         plain = retriever.search(idea, k=5, diversify=False)
-        diverse = retriever.search(idea, k=5)
+        diverse = retriever.search(idea, k=5, diversify=True)  # MMR is no longer the default
         worst_plain = max(worst_plain, _max_pair_cosine(embedder, [h.prompt for h in plain]))
         worst_mmr = max(worst_mmr, _max_pair_cosine(embedder, [h.prompt for h in diverse]))
     assert worst_mmr < 0.95
