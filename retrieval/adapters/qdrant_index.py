@@ -39,6 +39,16 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "imagine_index"
 MEMORY_URL = ":memory:"
+OVERSAMPLING = 2.0  # as the Edge index: quantized candidates per hit asked for, rescored with the originals
+# The compact layout of the Edge index, in the flags a Qdrant v1.18 server (compose.yaml) understands:
+# int8 copies of the dense vectors always in RAM, float32 originals and payloads on disk (mmap).
+_QUANTIZATION = models.ScalarQuantization(
+    scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+)
+_SEARCH_PARAMS = models.SearchParams(
+    quantization=models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+)
+_EXACT_PARAMS = models.SearchParams(exact=True, quantization=models.QuantizationSearchParams(ignore=True))
 _PAYLOAD_INDEXES = (
     ("safe", models.PayloadSchemaType.BOOL),
     ("source", models.PayloadSchemaType.KEYWORD),
@@ -100,8 +110,15 @@ class QdrantClientPromptIndex:
     payload indexes on `safe`, `source`, `near_duplicates`; hybrid queries fuse a dense and a sparse
     prefetch with RRF (k=60). The spec lives in the collection's metadata under "imagine_index", so it
     never shows up in search results. `close()` closes the client unless `close_client=False`.
-    Local mode ignores payload indexes and search params (it is always exact); a server builds HNSW
-    in the background, so `finalize()` has nothing to do.
+    Local mode ignores payload indexes, quantization and search params (it is always exact); a server
+    builds HNSW in the background, so `finalize()` has nothing to do.
+
+    A new collection gets the Edge index's compact memory layout (int8 quantized vectors always in RAM,
+    originals `on_disk`, `on_disk_payload`; queries rescore the oversampled candidates with the originals).
+    A collection created before keeps its in-RAM layout and works as before; a server converts it in the
+    background after `PATCH /collections/NAME` with `{"vectors": {"dense": {"on_disk": true}},
+    "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}}}`
+    (`QdrantClient.update_collection`), or re-import it with `imagine-bot index export` / `index import`.
     """
 
     def __init__(
@@ -198,7 +215,7 @@ class QdrantClientPromptIndex:
         if query.mode is SearchMode.SPARSE and query.sparse is not None and not query.sparse.indices:
             return []
         query_filter = _filter(query)
-        params = models.SearchParams(exact=True) if query.exact else None
+        params = _EXACT_PARAMS if query.exact else _SEARCH_PARAMS
         dense = list(query.dense) if query.dense is not None else None
         sparse = _sparse(query.sparse) if query.sparse is not None else None
         prefetch: list[models.Prefetch] | None = None
@@ -323,6 +340,8 @@ class QdrantClientPromptIndex:
                     sparse_vectors_config={
                         SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
+                    quantization_config=_QUANTIZATION,
+                    on_disk_payload=True,
                     metadata={METADATA_KEY: spec_record(spec)},
                     shard_number=self._shard_number,
                     replication_factor=self._replication_factor,
@@ -364,7 +383,7 @@ class QdrantClientPromptIndex:
 
 
 def _dense_params(dimension: int) -> models.VectorParams:
-    return models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+    return models.VectorParams(size=dimension, distance=models.Distance.COSINE, on_disk=True)
 
 
 def _vectors(point: IndexPoint) -> dict[str, models.Vector]:
