@@ -18,7 +18,7 @@ from qdrant_client import QdrantClient
 
 from retrieval.adapters.edge_index import EdgePromptIndex, IndexLayout
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
-from retrieval.ports import IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local")]
 
