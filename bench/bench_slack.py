@@ -2,7 +2,7 @@
 answer (hits in the thread) and to the image upload, offline models and the Bedrock stand-in, at 79k and 1M.
 
 The real Bolt app is served over HTTP on 127.0.0.1 by `bot.slack.app.make_wsgi_server` and driven by
-`sandbox.slack_driver.SlackDriver` against `sandbox.slack_api.FakeSlackApi`, as tests/slack_rig.py does.
+`sandbox.slack_driver.SlackDriver` against `sandbox.slack_api.FakeSlackApi`, as tests/slack/slack_rig.py does.
 The Bedrock stand-in is the test suite's `FakeBedrockRuntime` (tests/fakes) with its Converse (Claude) and
 image (SD3.5) handlers: real botocore and langchain-aws clients, loopback HTTP, no model latency.
 

@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 if TYPE_CHECKING:
     from retrieval.search import Retriever
     from sandbox.slack_api import FakeSlackApi
-    from tests.slack_rig import Rig
+    from tests.slack.slack_rig import Rig
 
 SHARED_DATA = Path(
     os.environ.get("IMAGINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -109,7 +109,7 @@ def fake() -> Iterator[FakeSlackApi]:
 @pytest.fixture
 def rig(fake: FakeSlackApi, retriever: Retriever, tmp_path: Path) -> Iterator[Rig]:
     """The Slack app served over a fresh database, with its driver and services."""
-    from tests.slack_rig import serve
+    from tests.slack.slack_rig import serve
 
     with serve(fake, retriever, tmp_path) as served:
         yield served
