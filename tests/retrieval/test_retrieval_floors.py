@@ -7,7 +7,7 @@ SCANNED rows that match every concept group (its answers) and the first NEAR_MIS
 subject group but not every group (the distractors a ranking must beat, e.g. dogs that are not cartoons),
 plus every RANDOM_EVERY-th library prompt as background (about 1,400 prompts in all). Prompts are
 embedded (MiniLM), given BM25 vectors and the craft payload, and stored in Qdrant Edge; safety screens
-are not run (tests/test_safety_retrieval.py covers safe mode).
+are not run (tests/retrieval/test_safety_retrieval.py covers safe mode).
 
 Precision@5 and the craft share on such a slice are higher than on the whole library (bench/RESULTS.md
 "Retrieval quality" has those), so the floors are the slice's own measurements when they were set (see
@@ -35,7 +35,7 @@ from retrieval.index_ports import IndexPoint, IndexSpec
 from retrieval.search import PLAIN, Retriever
 from tests.conftest import LIBRARY
 
-IDEAS = Path(__file__).resolve().parents[1] / "bench" / "data" / "retrieval_ideas.json"
+IDEAS = Path(__file__).resolve().parents[2] / "bench" / "data" / "retrieval_ideas.json"
 RELEVANT_CAP = 8
 NEAR_MISS_CAP = 6
 RANDOM_EVERY = 120

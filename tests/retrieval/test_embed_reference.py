@@ -1,12 +1,12 @@
-"""The int8 ONNX MiniLM against the original fp32 all-MiniLM-L6-v2, from vectors stored in tests/data.
+"""The int8 ONNX MiniLM against the original fp32 all-MiniLM-L6-v2, from vectors stored in tests' data.
 
-tests/data/minilm_reference.npz holds 186 texts (library prompts, prompts past 128 and 256 tokens, ideas,
-short queries, typos, odd inputs) and the original model's vectors, made by bench/make_reference_vectors.py
-in a throwaway venv with torch; this test needs neither torch nor the network. Floors were set from the
-measurement on 2026-12-06 (onnxruntime 1.32.0) with a margin: per-text cosine min 0.99847 and mean 0.99952;
-query→document ranking over the 60 queries and 118 library texts: top-1 agreement 0.95, reference top-1
-at most second in ours, overlap@5 0.98. A wrong truncation (128 tokens: min 0.758), CLS pooling (mean
-0.578) or padding counted in the mean (min 0.596) fails them.
+tests/retrieval/data/minilm_reference.npz holds 186 texts (library prompts, prompts past 128 and 256 tokens,
+ideas, short queries, typos, odd inputs) and the original model's vectors, made by
+bench/make_reference_vectors.py in a throwaway venv with torch; this test needs neither torch nor the
+network. Floors were set from the measurement on 2026-12-06 (onnxruntime 1.32.0) with a margin: per-text
+cosine min 0.99847 and mean 0.99952; query→document ranking over the 60 queries and 118 library texts: top-1
+agreement 0.95, reference top-1 at most second in ours, overlap@5 0.98. A wrong truncation (128 tokens: min
+0.758), CLS pooling (mean 0.578) or padding counted in the mean (min 0.596) fails them.
 """
 
 from __future__ import annotations
