@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bot.engine.conversation import Conversation
     from bot.engine.policy import PromptPolicy
     from bot.scheduling.fair_use import FairUseLimits
-    from bot.slack.intake.health import HealthReport
+    from bot.slack.intake.health import HealthReport, Readiness
     from bot.slack.services import Services
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
@@ -233,8 +233,9 @@ def assemble_services(
 HEALTH_QUERY = "health check"  # a sparse (BM25) query: touches the index without calling the embedder
 
 
-def build_health(services: Services) -> Callable[[], HealthReport]:
-    """GET /healthz's checks: `SELECT 1` on the app's database and one sparse query on the prompt index."""
+def build_health(services: Services, readiness: Readiness | None = None) -> Callable[[], HealthReport]:
+    """GET /healthz's checks: warm start done (with `readiness`), `SELECT 1` on the app's database and one
+    sparse query on the prompt index."""
     from sqlalchemy import text
 
     from bot.slack.intake.health import run_checks
@@ -256,7 +257,10 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
         else:
             search.search(HEALTH_QUERY, k=1)
 
-    return lambda: run_checks({"database": database, "index": index})
+    checks: dict[str, Callable[[], object]] = {"database": database, "index": index}
+    if readiness is not None:
+        checks = {"ready": readiness.check, **checks}
+    return lambda: run_checks(checks)
 
 
 def _engine(config: Config) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,6 +129,32 @@ def test_serve_acks_a_signed_imagine_and_posts_into_the_thread(small_index: Path
         assert _until(slack.uploads), "the image never reached the thread"
         forged = driver.forged().slash_command("/imagine", "a dog", user=ALICE, channel=GENERAL)
         assert forged.status == 401 and driver.stale().slash_command("/imagine", "a dog").status == 401
+
+
+def _healthz(port: int) -> dict[str, Any] | None:
+    """GET /healthz's body when it is 200, else None."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def test_serve_warms_up_before_it_says_ready_without_calling_a_model(
+    small_index: Path, tmp_path: Path
+) -> None:
+    data_dir = _data_dir(small_index, tmp_path)
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
+        install_image_handlers(bedrock)
+        install_converse_handlers(bedrock)
+        env = _env(data_dir, slack, IMAGINE_CHAT_MODEL=f"bedrock:{CHAT}", **bedrock_env(bedrock, tmp_path))
+        with serving_process(env) as (port, process):
+            ready = _until(lambda: _healthz(port))
+            assert ready["ready"] == "ok" and ready["index"] == "ok"
+            assert bedrock.requests == []  # the warm start builds clients; it never calls a paid model
+        log = process.stderr.read() if process.stderr else ""
+    [warmed] = [line for line in log.splitlines() if "warmed up in" in line]
+    assert all(step in warmed for step in ("search", "policy", "chat model", "image model")), warmed
 
 
 def test_serve_on_bedrock_refines_across_a_restart(small_index: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, NoReturn
 
 from bot.config import Config, ConfigError
@@ -17,7 +18,9 @@ from bot.slack.intake.socket_mode import (
 )
 
 if TYPE_CHECKING:
+    from bot.slack.intake.health import Readiness
     from bot.slack.recovery import RecoveryLoop
+    from bot.slack.services import Services
 from bot.wiring import build_health, build_services
 
 logger = logging.getLogger(__name__)
@@ -48,8 +51,10 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_serve(args: argparse.Namespace, config: Config) -> int:
     """Build the app from config and serve until SIGTERM or Ctrl-C; then let running turns finish."""
-    from bot.slack.app import build_app, listener_executor, make_wsgi_server, serving_in_background
+    from bot.slack.app import build_app, listener_executor
     from bot.slack.credentials import load_slack_credentials
+    from bot.slack.intake.health import Readiness
+    from bot.slack.intake.http_server import make_http_server, serving_in_background
     from bot.slack.recovery import RecoveryLoop, client_for_app
 
     slack = load_slack_credentials()
@@ -63,8 +68,10 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
     try:
         app = build_app(slack, services, executor=executor)
         recovery = RecoveryLoop(services, client_for_app(app), config.job_stale_s / 2).start()
+        readiness = Readiness()
         with StopSignals() as signals:
             if app_token:
+                warm_start(services, config, readiness)  # before connecting: no event arrives before it
                 logger.warning(
                     "imagine-bot: connecting to Slack in Socket Mode (%d connections)", args.connections
                 )
@@ -75,17 +82,18 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
                 )
                 code = signals.exit_code()
                 return code
-            server = make_wsgi_server(
+            server = make_http_server(
                 app,
                 args.host,
                 args.port,
                 signing_secret=slack.signing_secret.get_secret_value(),
-                health=build_health(services),
+                health=build_health(services, readiness),
             )
-            host, port = server.server_address[:2]
-            with serving_in_background(server, poll_interval=0.5):
+            host, port = server.host, server.port
+            with serving_in_background(server):
                 logger.warning("imagine-bot: serving Slack at http://%s:%s/slack/events", host, port)
                 logger.info("imagine-bot: readiness check at http://%s:%s/healthz", host, port)
+                warm_start(services, config, readiness)  # /healthz says 503 "warming" until it is done
                 if slack.oauth:
                     logger.warning(
                         "imagine-bot: install into a workspace at http://%s:%s/slack/install", host, port
@@ -102,6 +110,24 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
             _exit_now(code)
         close()
         executor.shutdown(wait=False)
+
+
+def warm_start(services: Services, config: Config, readiness: Readiness) -> None:
+    """Load the embedder, open the index, build the model clients and run one search, then mark ready.
+
+    A failure is logged, not fatal: the first turn then pays for it, and /healthz names what is broken.
+    """
+    if config.warm_up:
+        started = time.perf_counter()
+        try:
+            timings = services.conversation.warm_up()
+        except Exception as exc:
+            logger.warning("imagine-bot: warm start failed (%s); the first turn will be slower", exc)
+        else:
+            steps = ", ".join(f"{name} {ms:.0f} ms" for name, ms in timings.items())
+            total = (time.perf_counter() - started) * 1000
+            logger.warning("imagine-bot: warmed up in %.0f ms (%s)", total, steps)
+    readiness.mark_ready()
 
 
 def _exit_now(code: int) -> NoReturn:
