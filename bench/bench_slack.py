@@ -420,11 +420,11 @@ def render(results: list[dict[str, Any]], builds: dict[int, dict[str, Any]], arg
     """The markdown section."""
     md = report_header("Slack app: ack latency, time to first answer and upload, peak RSS")
     md += (
-        "Real Bolt app served by `bot.slack.intake.http_server.make_http_server` (waitress) on 127.0.0.1, driven by `SlackDriver` "
-        "against `FakeSlackApi` (signed HTTP requests, the app's Web API calls answered by the sandbox); "
-        "SQLite thread store; default fair-use limits (2 concurrent jobs). **Bedrock stand-in** = "
-        "`tests/fakes/bedrock_runtime.FakeBedrockRuntime` + `install_converse_handlers` + "
-        f"`install_image_handlers` (imported from tests/ by the bench): real botocore/langchain-aws clients "
+        "Real Bolt app served by `bot.slack.intake.http_server.make_http_server` (waitress) on "
+        "127.0.0.1, driven by `SlackDriver` against `FakeSlackApi` (signed HTTP requests, the app's Web "
+        "API calls answered by the sandbox); SQLite thread store; default fair-use limits (2 concurrent "
+        "jobs). **Bedrock stand-in** = `sandbox/bedrock_runtime.FakeBedrockRuntime` + "
+        "`install_converse_handlers` + `install_image_handlers`: real botocore/langchain-aws clients "
         f"for `{CHAT}` and `{IMAGE}` over loopback HTTP, answering instantly, so those rows measure our "
         "pipeline and the SDK overhead, **not** Bedrock's model latency (seconds in production). "
         "Offline = `OfflineComposer` + `OfflinePreviewImageModel`.\n\n"
