@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -25,15 +22,13 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.config import Config
+from bot.entry.cli import output
 from bot.wiring import build_index, build_ingestor, build_retriever, modifier_stats_path
 from retrieval.errors import IngestError
 from retrieval.index_ports import PromptIndex, SearchMode
 
 if TYPE_CHECKING:
     from retrieval.ingest import IngestSummary
-
-stderr = Console(stderr=True)
-
 
 class RateColumn(ProgressColumn):
     """Items per second of the current stage."""
@@ -79,7 +74,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=stderr,
+        console=output.console(stderr=True),
     )
 
 
@@ -137,8 +132,11 @@ def run_ingest(args: argparse.Namespace, config: Config) -> int:
             reporter.finish()
     finally:
         index.close()
-    Console().print(_summary_table(summary))
-    stderr.print(f"[dim]{modifiers} modifiers mined for the offline composer[/dim]")
+    if args.json:
+        output.print_json({**summary.as_dict(), "modifiers": modifiers})
+    else:
+        output.console().print(_summary_table(summary))
+        output.console(stderr=True).print(f"[dim]{modifiers} modifiers mined for the offline composer[/dim]")
     return 0
 
 
@@ -162,9 +160,9 @@ def run_search(args: argparse.Namespace, config: Config) -> int:
     finally:
         retriever.close()
     if args.json:
-        sys.stdout.write(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2) + "\n")
+        output.print_json([hit.as_dict() for hit in hits])
         return 0
-    console = Console()
+    console = output.console()
     if not hits:
         console.print("No matching prompts.")
         return 0
@@ -176,7 +174,8 @@ def run_search(args: argparse.Namespace, config: Config) -> int:
             details.append("[red]flagged unsafe[/red]")
         console.print(f"[bold]{number}.[/bold] {escape(hit.prompt)}", highlight=False)
         console.print(f"   [dim]{' · '.join(details)}[/dim]", highlight=False)
-    stderr.print(f"[dim]{len(hits)} prompts in {time.perf_counter() - started:.2f} s[/dim]")
+    elapsed = time.perf_counter() - started
+    output.console(stderr=True).print(f"[dim]{len(hits)} prompts in {elapsed:.2f} s[/dim]")
     return 0
 
 
@@ -186,14 +185,20 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
     try:
         spec = index.spec()
         location = config.qdrant_url or str(config.index_dir)
-        console = Console()
-        console.print(f"index: {location} (collection {config.collection})")
-        if spec is None:
-            console.print("no index yet: run `imagine-bot ingest PATH`")
-            return 0
-        console.print(f"built with: {spec.embed_model} ({spec.dimension}-d)")
-        index.open(spec, create=False)
-        console.print(f"prompts: {index.count():,}")
+        found: dict[str, Any] = {"index": location, "collection": config.collection, "prompts": None}
+        if spec is not None:
+            index.open(spec, create=False)
+            found |= {"embed_model": spec.embed_model, "dimension": spec.dimension, "prompts": index.count()}
     finally:
         index.close()
+    if args.json:
+        output.print_json(found)
+        return 0
+    console = output.console()
+    console.print(f"index: {location} (collection {config.collection})")
+    if spec is None:
+        console.print("no index yet: run `imagine-bot ingest PATH`")
+        return 0
+    console.print(f"built with: {spec.embed_model} ({spec.dimension}-d)")
+    console.print(f"prompts: {found['prompts']:,}")
     return 0

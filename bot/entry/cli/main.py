@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--drop-unsafe", action="store_true", help="drop unsafe prompts instead of flagging")
     ingest.add_argument("--keep-near-duplicates", action="store_true", help="skip near-duplicate collapse")
     ingest.add_argument("--no-build", action="store_true", help="skip the HNSW build (search stays exact)")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
 
     search = commands.add_parser(
         "search",
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=modes, default="hybrid", help="default hybrid")
     search.add_argument("--no-mmr", action="store_true", help="plain ranking, no near-duplicate diversity")
 
-    commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
+    info = commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
+    info.add_argument("--json", action="store_true", help="print location, model and size as JSON")
 
     from bot.entry.cli.demo.run import add_demo_command
     from bot.entry.cli.imagine import add_engine_commands
