@@ -110,6 +110,21 @@ class Retriever:
         self._query_vectors: OrderedDict[str, Vector] = OrderedDict()
         self._cache_lock = threading.Lock()
 
+    @property
+    def index(self) -> PromptIndex:
+        """The prompt index searched (serve shares it with CLI commands and its in-process ingest)."""
+        return self._index
+
+    @property
+    def embedder(self) -> Embedder:
+        """The query embedder (the same model the index was built with)."""
+        return self._embedder
+
+    @property
+    def sparse_encoder(self) -> SparseEncoder:
+        """The BM25 encoder."""
+        return self._sparse
+
     def embed_query(self, text: str) -> Vector:
         """The query's dense vector, from a small LRU cache (re-rolls and refinements repeat queries)."""
         with self._cache_lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -191,3 +192,37 @@ def test_serve_on_bedrock_refines_across_a_restart(small_index: Path, tmp_path: 
         asked = script.user_text()  # the third turn's Converse request carries the whole thread
         assert "watercolor" in asked and "lighthouse" in asked and "at night" in asked
         assert len(slack.uploads()) == 3
+
+
+def test_cli_search_info_and_ingest_work_while_serve_holds_the_index(
+    small_index: Path, tmp_path: Path
+) -> None:
+    """Qdrant Edge has one opener: the CLI asks the running serve, and an ingest there needs no restart."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.entry.test_cli import run_cli
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(small_index, data_dir / "index" / "prompts")  # this test writes to it
+    new = (
+        "a zebra-striped teapot floating above the moon, oil painting, dramatic rim lighting, highly detailed"
+    )
+    library = tmp_path / "new.parquet"
+    pq.write_table(pa.table({"prompt": [new]}), library)
+    with FakeSlackApi() as slack, serving(_env(data_dir, slack)) as _port:
+        assert (data_dir / "index" / "prompts.sock").exists()
+        before = json.loads(run_cli("info", "--json", data_dir=data_dir).stdout)
+        assert before["prompts"] > 0 and before["embed_model"] == "local:all-MiniLM-L6-v2"
+        ingested = run_cli("ingest", str(library), "--json", data_dir=data_dir)
+        assert ingested.returncode == 0, ingested.stderr
+        assert json.loads(ingested.stdout)["embedded"] == 1 and "held by a running `serve`" in ingested.stderr
+        after = json.loads(run_cli("info", "--json", data_dir=data_dir).stdout)
+        assert after["prompts"] == before["prompts"] + 1
+        found = json.loads(
+            run_cli("search", "striped teapot on the moon", "--json", data_dir=data_dir).stdout
+        )
+        assert found[0]["prompt"] == new  # searched in the serving process, which sees it at once
+    assert not (data_dir / "index" / "prompts.sock").exists()  # removed when serve stops
+    alone = json.loads(run_cli("search", "striped teapot on the moon", "--json", data_dir=data_dir).stdout)
+    assert alone[0]["prompt"] == new  # and it is on disk for the next opener

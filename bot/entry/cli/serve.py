@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from bot.slack.intake.health import Readiness
     from bot.slack.recovery import RecoveryLoop
     from bot.slack.services import Services
-from bot.wiring import build_health, build_services
+    from retrieval.index_share import IndexShareServer
+from bot.wiring import build_health, build_index_share, build_services
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
     if app_token and not app_token.startswith("xapp-"):
         raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
     services, close = build_services(config)
+    share = start_index_share(config, services)
     recovery: RecoveryLoop | None = None
     executor = listener_executor()
     abandoned, code = 0, 0
@@ -106,10 +108,26 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
     finally:
         if recovery is not None:
             recovery.stop()
+        if share is not None:
+            share.stop()
         if abandoned:
             _exit_now(code)
         close()
         executor.shutdown(wait=False)
+
+
+def start_index_share(config: Config, services: Services) -> IndexShareServer | None:
+    """Let `search`, `info` and `ingest` reach the embedded index this process holds (None if it cannot)."""
+    from retrieval.errors import RetrievalError
+
+    share = build_index_share(config, services)
+    if share is None:
+        return None
+    try:
+        return share.start()
+    except (RetrievalError, OSError) as exc:
+        logger.warning("imagine-bot: CLI commands cannot share the index while serving: %s", exc)
+        return None
 
 
 def warm_start(services: Services, config: Config, readiness: Readiness) -> None:
