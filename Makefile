@@ -38,8 +38,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# pytest runs with a throwaway PostgreSQL when the machine can start one (.ci/with-postgres), so the
+# Postgres rows of RELIABILITY.md run too; otherwise they are skipped and the run says so.
 test: lint
-	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/pytest
+	IMAGINE_SHARED_DATA="$(SHARED_DATA)" .ci/with-postgres $(BIN)/pytest
 
 bench: setup
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
