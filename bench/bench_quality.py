@@ -43,7 +43,7 @@ NEAR_COPY_COSINE = 0.95
 
 @dataclass(frozen=True)
 class Method:
-    """One way of searching: name, mode and whether MMR diversifies the top k."""
+    """One way of searching: name, mode, whether MMR diversifies the top k, and the re-rank (`Ranking`)."""
 
     name: str
     mode: SearchMode
