@@ -120,18 +120,6 @@ def variant(kind: str, env: dict[str, str]) -> Iterator[int]:
             process.kill()
 
 
-def idle(fake: Any, quiet: float = 0.5, timeout: float = 600.0) -> None:
-    """Wait until the sandbox saw no Web API call for `quiet` seconds (the app finished its turns)."""
-    deadline, seen, since = time.monotonic() + timeout, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.05)
-
-
 def ack_levels(fake: Any, port: int, levels: list[int], samples: int, users: list[str]) -> dict[str, Any]:
     """Ack latency per level, each burst from bench/ack_load.py in its own process."""
     url = f"http://127.0.0.1:{port}/slack/events"
@@ -149,7 +137,7 @@ def ack_levels(fake: Any, port: int, levels: list[int], samples: int, users: lis
             answer = json.loads(done.stdout)
             ms += answer["ms"]
             statuses += answer["status"]
-            idle(fake)
+            fake.wait_until_quiet(0.5, 600.0)  # the app finished this burst's turns
         out[str(level)] = {
             "n": len(ms),
             "p50_ms": round(percentile(ms, 50), 1),

@@ -268,6 +268,19 @@ class FakeSlackApi(LoopbackServer):
         """Requests of one method (or "upload", "response_url", "file_download")."""
         return [c for c in self.calls if c.method == method]
 
+    def wait_until_quiet(self, quiet: float = 0.3, timeout: float = 15.0) -> bool:
+        """Wait until no call came for `quiet` seconds (the app's work is done); False on `timeout`."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = len(self.calls)
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+            time.sleep(0.02)
+        return False
+
     def clear_calls(self) -> None:
         """Forget recorded calls and pending faults (workspace state stays)."""
         with self._lock:

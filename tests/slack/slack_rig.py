@@ -55,15 +55,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 10.0) -> T:
 
 def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 15.0) -> None:
     """Wait until the app has made no Slack call for `quiet` seconds (its lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
+    fake.wait_until_quiet(quiet, timeout)
 
 
 @dataclass
