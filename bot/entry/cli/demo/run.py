@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Config
+from bot.config import EDIT_MODELS, Config
 from bot.entry.cli.demo.script import IDEA, POLL_S, BeforeStep, DemoError, Script
 
 if TYPE_CHECKING:
@@ -113,6 +113,7 @@ def demo_config(config: Config) -> Config:
         "image_model": "offline",
         "qdrant_url": None,
         "embed_model": default_embed,
+        **{field: "offline" for field, _ in EDIT_MODELS.values()},
     }
     return config.model_copy(update=update)
 
@@ -136,6 +137,8 @@ def build_demo_services(config: Config, scratch: Path, stack: ExitStack) -> tupl
     from bot.wiring import (
         assemble_services,
         build_chat_model,
+        build_describer,
+        build_image_editor,
         build_image_model,
         build_policy,
         build_retriever,
@@ -160,6 +163,8 @@ def build_demo_services(config: Config, scratch: Path, stack: ExitStack) -> tupl
         contact_sheet=contact_sheet,
         image_models=image_model_factory(config),
         policy=build_policy(config),
+        editor=build_image_editor(config),
+        describer=build_describer(config),
     )
     limits = FairUseLimits(config.max_concurrent_jobs, config.user_queue_cap, daily_images=0)
     app_logger = logging.getLogger("bot.demo.app")  # the transcript shows what users see; -v shows the rest
