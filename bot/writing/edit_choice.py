@@ -124,13 +124,14 @@ def offline_edit(draft: PromptDraft, request: ComposeRequest) -> PromptDraft:
         edit_prompt=choice.replacement,
         strength=choice.strength,
     )
-    if choice.edit not in ("search_replace", "recolor") or not choice.target:
+    if choice.edit == KEEP:
         return draft
     prompt = _without(draft.prompt, clean_line(request.instruction or ""))
-    swapped, count = re.subn(
-        rf"\b{re.escape(choice.target)}\b", choice.replacement, prompt, count=1, flags=re.I
-    )
-    prompt = swapped if count else f"{prompt}, {choice.replacement}"
+    if choice.edit in ("search_replace", "recolor") and choice.target:
+        article = r"(?:(?:a|an|the|his|her|its|their)\s+)?" if choice.edit == "search_replace" else ""
+        thing = rf"\b{article}{re.escape(choice.target)}\b"  # a replacement brings its own article
+        swapped, count = re.subn(thing, choice.replacement, prompt, count=1, flags=re.I)
+        prompt = swapped if count else f"{prompt}, {choice.replacement}"
     return replace(draft, prompt=prompt[: request.max_prompt_chars])
 
 
