@@ -567,7 +567,7 @@ class Conversation:
 
     def _icon_sheet(self, thread: ThreadRecord, source: SourceImage, icon: StoredImage) -> Path:
         """A preview of the winner beside its icon, whose transparency shows on a checkerboard."""
-        labels = ["the winner", f"icon {icon.record.width}×{icon.record.height}, transparent"]
+        labels = ["the winner", f"icon {icon.record.width}x{icon.record.height}, transparent"]
         sheet = draw_sheet([source.read(), icon.path.read_bytes()], labels=labels, numbered=False)
         return write_sheet(self._image_dir, thread.ref.team_id, sheet)
 

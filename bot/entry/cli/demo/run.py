@@ -46,12 +46,13 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "demo",
         help="play a scripted Slack conversation through the real app, offline, and print the transcript",
         description="Start a sandbox Slack workspace and the real Slack app (HTTP mode) on 127.0.0.1, then "
-        f"play a conversation in #general: /imagine {IDEA}, a refinement reply, Use #2, Re-roll, and an "
-        "avatar brainstorm with votes and a winner. Prints what people would see in the channel and writes "
-        "the images and transcript.txt to --out. Fully offline: it always uses the prompt index under "
-        "IMAGINE_DATA_DIR (run `imagine-bot ingest PATH` or `make demo` first) and the offline composer and "
-        "preview images, whatever IMAGINE_CHAT_MODEL / IMAGINE_IMAGE_MODEL / IMAGINE_QDRANT_URL say. "
-        "Exits 1 naming the step when one fails.",
+        f"play a conversation in #general: /imagine {IDEA}, a refinement reply that keeps the seed, "
+        "Use #2, Re-roll, Upscale, a sketch posted into the thread and used as a sketch, and an avatar "
+        "brainstorm with votes and a winner that ends as a transparent icon. Prints what people would see "
+        "in the channel and writes the images and transcript.txt to --out. Fully offline: it always uses "
+        "the prompt index under IMAGINE_DATA_DIR (run `imagine-bot ingest PATH` or `make demo` first) and "
+        "the offline composer, preview images and image edits, whatever IMAGINE_CHAT_MODEL / "
+        "IMAGINE_IMAGE_MODEL / IMAGINE_QDRANT_URL say. Exits 1 naming the step when one fails.",
         epilog=epilog,
     )
     demo.add_argument("--idea", default=IDEA, help=f"what alice asks /imagine for (default {IDEA!r})")
