@@ -155,15 +155,23 @@ def stability_v2(request: RecordedRequest) -> FakeResponse:
         raise _malformed(f"#/output_format: {body['output_format']} is not a valid enum value")
     if seed == 0:  # Stability draws a random seed for 0 and reports it
         seed = _derived_seed(prompt, 4_294_967_294)
+    refused = refusal(prompt, seed)
+    if refused is not None:
+        return refused
+    width, height = size or V2_SIZES[aspect]
+    image = fake_png(width, height, seed)
+    return FakeResponse(body={"seeds": [seed], "finish_reasons": [None], "images": [image]})
+
+
+def refusal(prompt: str, seed: int) -> FakeResponse | None:
+    """The Stability answer for a prompt carrying a filter or failure word, else None."""
     if FILTER_WORD in prompt:
         return FakeResponse(body={"finish_reasons": ["Filter reason: prompt"]})
     if OUTPUT_FILTER_WORD in prompt:
         return FakeResponse(body={"seeds": [seed], "finish_reasons": ["Filter reason: output image"]})
     if FAIL_WORD in prompt:
         return FakeResponse(body={"seeds": [seed], "finish_reasons": ["Inference error"]})
-    width, height = size or V2_SIZES[aspect]
-    image = fake_png(width, height, seed)
-    return FakeResponse(body={"seeds": [seed], "finish_reasons": [None], "images": [image]})
+    return None
 
 
 # Stability SDXL 1.0 -----------------------------------------------------------------------------------------

@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.bedrock_image_models import (
-    FAIL_WORD,
-    FILTER_WORD,
-    OUTPUT_FILTER_WORD,
     SDXL_STYLES,
     V2_SIZES,
     _json_object,
     _malformed,
     _no_extra,
     _string,
+    refusal,
 )
 from sandbox.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
 
@@ -186,12 +184,9 @@ def image_service(request: RecordedRequest) -> FakeResponse:
         raise _malformed("#: at least one of [left, right, up, down] must be greater than 0")
     if any(_is_flagged(image) for image in pictures.values()):
         return FakeResponse(body={"finish_reasons": ["Filter reason: input image"]})
-    if FILTER_WORD in prompt:
-        return FakeResponse(body={"finish_reasons": ["Filter reason: prompt"]})
-    if OUTPUT_FILTER_WORD in prompt:
-        return FakeResponse(body={"seeds": [seed], "finish_reasons": ["Filter reason: output image"]})
-    if FAIL_WORD in prompt:
-        return FakeResponse(body={"seeds": [seed], "finish_reasons": ["Inference error"]})
+    refused = refusal(prompt, seed)
+    if refused is not None:
+        return refused
     source = pictures.get("image") or pictures["init_image"]
     answer = _answer(spec, body, source, seed)
     return FakeResponse(body={"seeds": [seed], "finish_reasons": [None], "images": [answer]})

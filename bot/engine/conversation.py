@@ -33,7 +33,7 @@ from bot.engine.image_edits import (
     thread_seed,
 )
 from bot.engine.image_files import write_image, write_sheet
-from bot.engine.pictures import check_picture
+from bot.engine.picture_checks import check_picture
 from bot.engine.policy import PromptPolicy
 from bot.engine.ports import (
     ChatModel,

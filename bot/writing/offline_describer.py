@@ -5,23 +5,11 @@ from __future__ import annotations
 import io
 import re
 
+from bot.drawing.offline_edits import COLOURS
 from bot.engine.ports import PictureDescription
 from bot.writing.prompt_template import clean_line
 
-COLOUR_NAMES = {
-    "black": (20, 20, 20),
-    "white": (240, 240, 240),
-    "grey": (128, 128, 128),
-    "red": (200, 40, 40),
-    "orange": (235, 140, 40),
-    "yellow": (235, 210, 50),
-    "green": (60, 160, 70),
-    "teal": (30, 140, 140),
-    "blue": (50, 90, 210),
-    "purple": (130, 60, 180),
-    "pink": (235, 120, 180),
-    "brown": (120, 75, 40),
-}
+NAMED = {name: rgb for name, rgb in COLOURS.items() if name not in ("grey", "golden")}  # one name each
 _NOISE = re.compile(r"\b(?:img|image|dsc|pxl|screenshot|photo|pic|picture|scan|copy|final|\d+)\b", re.I)
 _EXTENSION = re.compile(r"\.(?:png|jpe?g|webp|gif)$", re.I)
 
@@ -62,9 +50,7 @@ def _look(data: bytes) -> tuple[list[str], bool]:
     counts: dict[str, int] = {}
     raw = small.tobytes()
     for pixel in (tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)):
-        name = min(
-            COLOUR_NAMES, key=lambda n: sum((a - b) ** 2 for a, b in zip(pixel, COLOUR_NAMES[n], strict=True))
-        )
+        name = min(NAMED, key=lambda n: sum((a - b) ** 2 for a, b in zip(pixel, NAMED[n], strict=True)))
         counts[name] = counts.get(name, 0) + 1
     ranked = sorted(counts, key=lambda name: -counts[name])[:2]
     saturation = ImageStat.Stat(small.convert("HSV").getchannel("S")).mean[0]

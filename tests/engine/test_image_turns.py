@@ -15,9 +15,11 @@ from bot.drawing.offline_edits import OfflineImageEditor
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
+from bot.engine.image_edits import REFINE_EDITS
 from bot.engine.ports import EditRequest, GeneratedImage, ImageRequest, ThreadRef
 from bot.engine.turn_errors import BotError, ImageInputError
 from bot.engine.turns import TurnOptions, TurnResult
+from bot.writing.edit_choice import choose_edit
 from bot.writing.offline_composer import OfflineComposer
 from bot.writing.offline_describer import OfflineDescriber
 from storage.db import create_db_engine, migrate, session_factory
@@ -129,18 +131,12 @@ def test_a_model_that_cannot_draw_from_an_image_still_keeps_the_seed(parts: Any,
 
 
 @pytest.mark.parametrize(
-    ("instruction", "operation", "target", "replacement"),
-    [
-        ("swap the hat for a crown", "search_replace", "hat", "a crown"),
-        ("make the cat red", "recolor", "cat", "red cat"),
-        ("remove the text", "erase", "text", ""),
-        ("sharper", "upscale", "", ""),
-        ("remove the background", "remove_background", "", ""),
-    ],
+    "instruction",
+    ["swap the hat for a crown", "make the cat red", "remove the text", "sharper", "remove the background"],
 )
-def test_a_refinement_may_edit_the_image_instead(
-    parts: Any, instruction: str, operation: str, target: str, replacement: str
-) -> None:
+def test_a_refinement_may_edit_the_image_instead(parts: Any, instruction: str) -> None:
+    chosen = choose_edit(instruction, REFINE_EDITS)  # the words' choice (tests/writing/test_edit_choice.py)
+    operation, target, replacement = chosen.edit, chosen.target, chosen.replacement
     conversation, editor, images, _ = parts
     first = start(conversation)
     drawn = len(images.requests)

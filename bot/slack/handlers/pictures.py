@@ -10,7 +10,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.engine.pictures import MAX_PICTURE_BYTES, MIME_TYPES, readable_size
+from bot.engine.picture_checks import MAX_PICTURE_BYTES, MIME_TYPES, readable_size
 from bot.engine.ports import ThreadRef
 from bot.engine.turn_errors import BotError, ImageInputError
 from bot.slack.reply import image_blocks, message_blocks
