@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.drawing import image_bodies as bodies
-from bot.drawing.image_services import service_for
+from bot.drawing.image_services import init_image, service_for
 from bot.engine.ports import GeneratedImage, ImageRequest
 from bot.engine.turn_errors import (
     AccessDeniedError,
@@ -143,6 +143,8 @@ class _RuntimeImageModel:
         """Generate `request.count` images (seed, seed+1, … per call), skipping individually filtered ones."""
         if request.init_image is not None and not self.draws_from_image:
             request = replace(request, init_image=None, strength=None)  # text-to-image with the same seed
+        elif request.init_image is not None:  # an upscaled or cut-out image is brought to ~1 MP, opaque
+            request = replace(request, init_image=init_image(request.init_image))
         step, total = self._family.images_per_call, max(1, request.count)
         parts = [
             replace(request, seed=request.seed + start, count=min(step, total - start))

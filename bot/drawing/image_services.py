@@ -155,6 +155,26 @@ def fit_input(service: Service, picture: Picture) -> Picture:
     return Picture(out.getvalue(), frame.width, frame.height, "PNG", picture.alpha)
 
 
+def init_image(data: bytes, limit: int = MEGAPIXEL) -> bytes:
+    """An image-to-image start picture: at most `limit` pixels (the model draws about a megapixel), opaque
+    (a cut-out's transparency on white), as PNG; the bytes unchanged when they already fit."""
+    picture = read_picture(data, "the image to draw from")
+    if picture.pixels <= limit and not picture.alpha and picture.format in _SENT_FORMATS:
+        return data
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        flat = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        flat.alpha_composite(image.convert("RGBA"))
+    frame = flat.convert("RGB")
+    if picture.pixels > limit:
+        scale = math.sqrt(limit / picture.pixels)
+        frame = frame.resize((max(64, int(frame.width * scale)), max(64, int(frame.height * scale))))
+    out = io.BytesIO()
+    frame.save(out, format="PNG")
+    return out.getvalue()
+
+
 def prepared(service: Service, data: bytes) -> Picture:
     """The picture fitted to the service's limits, or ImageInputError saying why it cannot be used."""
     picture = fit_input(service, read_picture(data))

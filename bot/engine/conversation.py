@@ -333,17 +333,19 @@ class Conversation:
         draft = draft_of(source.turn) if source.turn.prompt else self._current_draft(thread, turns)
         seed = thread_seed(turns) or self._rng.randint(0, MAX_SEED)
         self._stages.reset()
+        calls = 1
         try:
             upscale = EditRequest("upscale", source.read(), prompt=draft.prompt, seed=seed)
             bigger = self._edit(thread, "upscale", "icon: upscale", draft, upscale, source, None, hits)
-            source = SourceImage(bigger.turn, bigger.turn.images[0])
+            source, calls = SourceImage(bigger.turn, bigger.turn.images[0]), 2
         except ImageInputError:  # too big for the upscaler already: big enough for an icon
             logger.info("thread %s: the winner is %dx%d, not upscaled", thread.id, *source.size)
         self._stages.reset()
         cut = EditRequest("remove_background", fit_for_icon(source.read()), seed=seed)
-        return self._edit(
+        icon = self._edit(
             thread, "icon", "icon: remove background", draft, cut, source, None, hits, finish=square_icon
         )
+        return replace(icon, image_calls=calls)
 
     def history(self, team_id: str, thread_id: int) -> tuple[ThreadRecord, list[TurnRecord]]:
         """The thread and its turns."""

@@ -57,6 +57,13 @@ def opened(data: bytes) -> Image.Image:
     return image
 
 
+def sent_image_of(fake: FakeBedrockRuntime, model_id: str) -> bytes:
+    """The image the latest request to a model carried."""
+    body = fake.requests_for("invoke", model_id)[-1].body
+    assert isinstance(body, dict)
+    return base64.b64decode(body["image"])
+
+
 def sent(fake: FakeBedrockRuntime, operation: str) -> dict[str, Any]:
     """The one body the stand-in received for an operation's model."""
     (request,) = fake.requests_for("invoke", MODELS[operation][0])
@@ -268,6 +275,10 @@ def test_sd35_draws_image_to_image_and_core_falls_back_to_text(
         "output_format": "png",
     }
     assert sd35.draws_from_image and (image.width, image.height) == (1344, 768)
+    cut_out = png((3000, 3000), (10, 10, 10, 0), mode="RGBA")  # an upscaled cut-out: too big, see-through
+    sd35.generate(ImageRequest("a fox", seed=11, init_image=cut_out, strength=0.5))
+    with Image.open(io.BytesIO(sent_image_of(bedrock, SD35))) as start:
+        assert start.mode == "RGB" and start.width * start.height <= 1_048_576 and start.width == start.height
     core = BedrockImageModel(CORE, "us-east-1", bedrock.url)
     core.generate(request)
     (core_sent,) = bedrock.requests_for("invoke", CORE)

@@ -251,5 +251,6 @@ def test_the_winner_becomes_a_square_transparent_icon(parts: Any) -> None:
         assert image.mode == "RGBA" and image.size[0] == image.size[1] >= 1024
         assert image.getchannel("A").getextrema()[0] == 0  # something is see-through
     assert icon.turn.kind == "icon" and icon.contact_sheet is not None and icon.contact_sheet.exists()
+    assert (len(icon.images), icon.images_drawn) == (1, 2)  # the quota counts the upscale too
     _, turns = conversation.history(TEAM, brainstorm.thread.id)
     assert [turn.kind for turn in turns] == ["brainstorm", "pick", "upscale", "icon"]

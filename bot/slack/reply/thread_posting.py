@@ -251,7 +251,7 @@ def _run(
 
     try:
         result = operation(show_hits)
-        services.fair_use.count(requester.team_id, requester.user_id, len(result.images), job_id)
+        services.fair_use.count(requester.team_id, requester.user_id, result.images_drawn, job_id)
         _set_status(client, services, target, status[0], "upload")
         post_result(client, target, result, lambda: _delete(client, services, target, status[0]))
         status[0] = None
