@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 import re
 import threading
@@ -30,6 +33,9 @@ PROFILE_ONLY = (
     "anthropic.claude-3-7",
 )
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+MAX_IMAGE_BYTES = 3_750_000  # Converse: 3.75 MB and 8,000 px a side per image
+MAX_IMAGE_SIDE = 8000
 _TAG = r"<{0}>(.*?)</{0}>"
 
 
@@ -110,6 +116,10 @@ class ConverseScript:
         if reply is not None and reply.text is not None:
             return _answer(body, [{"text": reply.text}], reply.stop_reason or "end_turn")
         if not tools:
+            pictures = images_in(body)
+            if pictures:  # a vision request: "describe" what the picture looks like
+                caption = _unescape(_tag(body, "caption"))
+                return _answer(body, [{"text": describe_picture(pictures[0], caption)}], "end_turn")
             text = f"A picture of {_tag(body, 'idea') or 'something nice'}."
             return _answer(body, [{"text": text}], "end_turn")
         spec = tools[0]["toolSpec"]
@@ -169,6 +179,10 @@ def _check_request(body: Any) -> None:
             raise _invalid("A conversation must alternate between user and assistant roles.")
         if not message.get("content"):
             raise _invalid(f"The content field in the Message object at messages.{i} is empty.")
+    for i, message in enumerate(messages):
+        for j, block in enumerate(message.get("content") or []):
+            if isinstance(block, dict) and "image" in block:
+                _check_image(block["image"], f"messages.{i}.content.{j}.image")
     config = body.get("inferenceConfig") or {}
     max_tokens = config.get("maxTokens", 1)
     if not isinstance(max_tokens, int) or max_tokens < 1:
@@ -203,6 +217,49 @@ def _check_request(body: Any) -> None:
             raise _invalid("The value at toolConfig.toolChoice failed to satisfy constraint.")
         if "tool" in choice and choice["tool"].get("name") not in names:
             raise _invalid("The tool specified in toolChoice is not defined in toolConfig.tools.")
+
+
+def _check_image(image: Any, where: str) -> None:
+    """An image block as Bedrock checks it: format, base64 bytes of that format, size limits."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(image, dict) or image.get("format") not in IMAGE_FORMATS:
+        raise _invalid(f"{where}.format: must be one of {', '.join(IMAGE_FORMATS)}")
+    source = image.get("source")
+    if not isinstance(source, dict) or set(source) != {"bytes"}:
+        raise _invalid(f"{where}.source: exactly one of bytes or s3Location is required")
+    try:
+        data = base64.b64decode(str(source["bytes"]), validate=True)
+        with Image.open(io.BytesIO(data)) as picture:
+            found, width, height = str(picture.format or "").lower(), picture.width, picture.height
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as exc:
+        raise _invalid(f"{where}.source.bytes: Could not process image") from exc
+    if found != image["format"]:
+        raise _invalid(f"{where}: the image is {found}, but format says {image['format']}")
+    if len(data) > MAX_IMAGE_BYTES or max(width, height) > MAX_IMAGE_SIDE:
+        raise _invalid(f"{where}: image exceeds 3.75 MB or 8000 px")
+
+
+def images_in(body: dict[str, Any]) -> list[bytes]:
+    """The image bytes of the user messages of a Converse request."""
+    found = []
+    for message in body.get("messages") or []:
+        for block in message.get("content") or []:
+            if isinstance(block, dict) and isinstance(block.get("image"), dict):
+                found.append(base64.b64decode(str(block["image"]["source"]["bytes"])))
+    return found
+
+
+def describe_picture(data: bytes, caption: str = "") -> str:
+    """The stand-in vision model's description: the caption, and what the picture's colour and size say."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        red, green, blue = picture.convert("RGB").resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+        width, height = picture.size
+    shade = "pale" if red + green + blue > 600 else "dark" if red + green + blue < 150 else "colourful"
+    subject = caption or "a simple shape"
+    return f"{subject}, a {shade} hand-drawn sketch, {width}x{height} px, clean lines on paper"
 
 
 # answers ------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sandbox.slack_models import (
     ChannelKind,
     Json,
     SlackError,
+    StoredFile,
     Team,
 )
 from sandbox.slack_workspace import Workspace
@@ -189,6 +190,27 @@ class FakeSlackApi(LoopbackServer):
             }
             message["blocks"] = [routes.rich_text(text)]
             return copy.deepcopy(ws.store(found, message, thread_ts))
+
+    def post_file_as_user(
+        self, channel: str, name: str, data: bytes, user: str, text: str = "", thread_ts: str | None = None
+    ) -> Json:
+        """Store a message in which a person shares a file, as Slack does (subtype file_share)."""
+        with self._lock:
+            ws = self._ws
+            found = ws.channels[channel]
+            file = StoredFile(ws.new_id("F"), found.team_id, user, name, len(data), ws.now(), title=name)
+            file.data, file.completed = data, True
+            ws.files[file.id] = file
+            message: Json = {"type": "message", "subtype": "file_share", "user": user, "text": text}
+            message.update(upload=True, display_as_bot=False, client_msg_id=ws.new_id("msg-"))
+            message["files"] = [file.to_api(ws.base_url, with_shares=False)]
+            if text:
+                message["blocks"] = [routes.rich_text(text)]
+            stored = ws.store(found, message, thread_ts)
+            kind = "public" if found.kind == "public" else "private"
+            share: Json = {"ts": stored["ts"], "channel_name": found.name, "team_id": found.team_id}
+            file.shares.setdefault(kind, {}).setdefault(found.id, []).append(share)
+            return copy.deepcopy(stored)
 
     def react_as_user(self, channel: str, ts: str, name: str, user: str) -> Json:
         """A person adds a reaction; returns the reacted message."""

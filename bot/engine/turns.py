@@ -86,6 +86,12 @@ class TurnResult:
     contact_sheet: Path | None = None
     elapsed_ms: int = 0
     labels: tuple[str, ...] = field(default_factory=tuple)
+    image_calls: int = 0  # images drawn for it when more than it shows (the icon's upscale); 0: len(images)
+
+    @property
+    def images_drawn(self) -> int:
+        """How many images the turn drew, for the daily quota."""
+        return max(self.image_calls, len(self.images))
 
 
 def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:

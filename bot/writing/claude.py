@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import re
 import threading
@@ -10,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
+from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PictureDescription, PromptDraft
 from bot.engine.turn_errors import (
     AccessDeniedError,
     BotError,
@@ -19,11 +21,15 @@ from bot.engine.turn_errors import (
     ThrottledError,
     UpstreamError,
 )
+from bot.writing.edit_schema import keep_edit_choice, with_edit_fields
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,
     MAX_STYLE_CHARS,
+    build_describe_message,
     build_messages,
+    clean_line,
+    edit_guidance,
     validate_drafts,
 )
 from retrieval.adapters.aws_clients import aws_client
@@ -36,6 +42,8 @@ OFFLINE_FALLBACK = f"{VARIABLE}=offline"
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 MAX_OUTPUT_TOKENS = 8192
+DESCRIBE_CHARS = 600  # a described picture's prompt (it is also the library query)
+VISION_SIDE = 1568  # Claude reads images up to about this many pixels a side; bigger ones are scaled down
 _GEO_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au|sa|amer)\.")
 _THROTTLING = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
 _UNAVAILABLE = {"ServiceUnavailableException", "ServiceUnavailable", "InternalServerException"}
@@ -201,6 +209,9 @@ class BedrockChatModel:
 
         system, user = build_messages(request)
         schema = schema_for(request)
+        if request.kind == "refine" and request.candidates == 1:  # it may work on the thread's image
+            system = f"{system}\n\n{edit_guidance(request.edits)}"
+            schema = with_edit_fields(schema, tuple(request.edits))
         llm = self._llm(self._budget(request))
         runnable = llm.with_structured_output(schema, include_raw=True)
         try:
@@ -211,10 +222,40 @@ class BedrockChatModel:
         usage = getattr(raw, "usage_metadata", None) or {}
         if not isinstance(parsed, BaseModel):
             raise self._bad_output(raw, out.get("parsing_error"))
-        drafts = validate_drafts(drafts_from(parsed), request, model=self._model)
+        answered = drafts_from(parsed)
+        drafts = keep_edit_choice(validate_drafts(answered, request, model=self._model), answered)
         return ComposeResult(
             drafts=drafts,
             model_id=self.model_id,
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+        )
+
+    def describe(self, image: bytes, mime_type: str, hint: str = "") -> PictureDescription:
+        """A prompt written from a picture: one Converse call with an image block and the caption."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        data, mime = vision_image(image)
+        system, text = build_describe_message(hint, DESCRIBE_CHARS)
+        picture = {"type": "image", "base64": base64.b64encode(data).decode("ascii"), "mime_type": mime}
+        message = HumanMessage(content=[picture, {"type": "text", "text": text}])
+        try:
+            answer = self._llm(self._max_tokens).invoke([SystemMessage(content=system), message])
+        except Exception as exc:
+            raise self._error(exc) from exc
+        content = answer.content
+        words = (
+            content
+            if isinstance(content, str)
+            else " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+        )
+        description = clean_line(words).strip(" \"'")[:DESCRIBE_CHARS]
+        if not description:
+            raise UpstreamError(f"the vision model ({self._model}) described nothing; try again")
+        usage = getattr(answer, "usage_metadata", None) or {}
+        return PictureDescription(
+            description,
+            self.model_id,
             input_tokens=int(usage.get("input_tokens", 0)),
             output_tokens=int(usage.get("output_tokens", 0)),
         )
@@ -412,3 +453,24 @@ def _clean(text: str) -> str:
     line = " ".join(text.split())
     line = _SECRET_LIKE.sub("[redacted]", line)
     return line if len(line) <= 240 else line[:237] + "..."
+
+
+def vision_image(data: bytes) -> tuple[bytes, str]:
+    """The picture as Converse takes it: at most VISION_SIDE px a side, PNG (or JPEG when it is a photo)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            picture = image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA", "P") else "RGB")
+            photo = image.format == "JPEG"
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UpstreamError("the picture could not be read for the vision model") from exc
+    if max(picture.size) > VISION_SIDE:
+        picture.thumbnail((VISION_SIDE, VISION_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    if photo and picture.mode == "RGB":
+        picture.save(out, format="JPEG", quality=90)
+        return out.getvalue(), "image/jpeg"
+    picture.save(out, format="PNG")
+    return out.getvalue(), "image/png"

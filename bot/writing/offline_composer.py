@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.engine.ports import ComposeRequest, ComposeResult, HitForPrompt, PromptDraft, TurnMemory
+from bot.writing.edit_choice import offline_edit
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,
@@ -163,6 +164,8 @@ class OfflineComposer:
             offset = len(request.history) if request.kind in ("vary", "reroll") else 0
             works = [base if i == offset == 0 else self._vary(base, offset + i) for i in range(count)]
             drafts = [self._draft(w, request) for w in works]
+            if request.kind == "refine" and count == 1:  # how to work on the thread's image
+                drafts = [offline_edit(drafts[0], request)]
         logger.debug("offline %s: %d draft(s), first %r", request.kind, len(drafts), drafts[0].prompt[:80])
         return ComposeResult(drafts=tuple(drafts), model_id="offline", is_offline=True)
 

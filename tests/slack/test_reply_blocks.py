@@ -23,6 +23,7 @@ from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnResult
 from bot.slack.ids import ACTIONS, VIEW_CHANNEL_DEFAULTS, VIEW_EDIT_PROMPT, VIEW_USER_DEFAULTS, VIEWS
 from bot.slack.reply import home_view as home
+from bot.slack.reply import image_blocks as pictures
 from bot.slack.reply import message_blocks as b
 from bot.slack.reply import modal_views as modals
 from storage.defaults_store import SavedPromptRecord
@@ -274,7 +275,25 @@ def all_messages() -> list[tuple[str, b.Message]]:
         ("winner_none", b.winner_message(1, {})),
         ("error", b.error_message("the image model timed out", retry_value="7:42")),
         ("error_nasty", b.error_message(NASTY + LONG)),
+        ("picture", pictures.picture_choices(7, 43, "U0123ABC", "sketch.png", (640, 480))),
+        ("picture_nasty", pictures.picture_choices(7, 43, "<!here>", NASTY + LONG, (64, 64))),
+        *((f"edited_{kind}", edited(kind)) for kind in HOW_KINDS),
+        ("edited_nasty", edited("search_replace", NASTY + LONG)),
+        ("icon", edited("remove_background", turn_kind="icon")),
     ]
+
+
+HOW_KINDS = ("image-to-image", "same-seed", "new-seed", "search_replace", "recolor", "erase", "outpaint")
+HOW_KINDS += ("upscale", "remove_background", "sketch", "style")
+
+
+def edited(kind: str, words: str = "hat", turn_kind: str = "refine") -> b.Message:
+    """A result message with the line saying how its image was made (`how` of kind `kind`)."""
+    result = make_result()
+    how = {"kind": kind, "seed": 5, "strength": 0.55, "target": words, "replacement": f"a {words}"}
+    records = tuple(image.record for image in result.images)
+    turn = replace(result.turn, kind=turn_kind, params={**result.turn.params, "how": how}, images=records)
+    return pictures.with_operation_note(b.result_message(7, replace(result, turn=turn)), turn)
 
 
 def home_view(images: int = 3, saved: int = 2, text: str = "a lighthouse") -> Json:
@@ -326,9 +345,17 @@ def test_button_values_carry_thread_and_number() -> None:
         "reroll",
         "vary",
         "edit_prompt",
+        "upscale",
+        "remove_background",
         "save_prompt",
         "feedback_up",
         "feedback_down",
+    ]
+    choices = buttons(pictures.picture_choices(7, 43, "U1", "sketch.png", (64, 64)))
+    assert [(c["action_id"], c["value"]) for c in choices] == [
+        ("use_sketch", "7:43"),
+        ("use_style", "7:43"),
+        ("describe_picture", "7:43"),
     ]
     votes = buttons(b.brainstorm_message(7, drafts(9)))
     assert [button["value"] for button in votes] == [f"7:{n}" for n in range(1, 10)] + ["7"]
@@ -542,3 +569,23 @@ def test_edit_prompt_modal_round_trip() -> None:
     prompt, negative = modals.parse_edit_submission(submitted(long))
     assert units(prompt) <= 3000 and LONG.startswith(prompt) and negative == ""
     assert "shortened" in dump(long)
+
+
+def test_the_line_under_an_image_says_how_it_was_made() -> None:
+    def note(message: b.Message) -> str:
+        [block] = [block for block in message["blocks"] if block.get("block_id") == "operation"]
+        return str(block["elements"][0]["text"])
+
+    assert "Kept seed 5 and drew from the last image (image-to-image, strength 0.55)" in note(
+        edited("image-to-image")
+    )
+    assert "replaced *hat* with *a hat* (search and replace)" in note(edited("search_replace"))
+    assert "recoloured *hat*" in note(edited("recolor")) and "erased *hat*" in note(edited("erase"))
+    assert "Upscaled to 1216×832" in note(edited("upscale"))
+    assert "New composition" in note(edited("new-seed"))
+    icon = edited("remove_background", turn_kind="icon")
+    assert "Ready to use as an icon" in note(icon) and icon["text"].startswith("Ready to use as an icon")
+    nasty = note(edited("recolor", "<!here> *bold*"))
+    assert "<!here>" not in nasty and "&lt;!here&gt;" in nasty
+    plain = b.result_message(7, make_result())
+    assert pictures.with_operation_note(plain, make_result().turn) == plain  # a fresh draw has no line

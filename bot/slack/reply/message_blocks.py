@@ -231,7 +231,11 @@ def help_message() -> Message:
             f"• `/imagine --avatar {escape('<theme>')}` or `/avatar {escape('<theme>')}`: team avatar "
             "candidates (6, or `--n 2-9`); vote with :one: … :nine: and *Pick winner*\n"
             "• `/imagine --defaults`: this channel's defaults\n"
-            "• Buttons under each image: Re-roll, Variations, Edit prompt, Save to library, :+1: / :-1:\n"
+            "• Buttons under each image: Re-roll, Variations, Edit prompt, Upscale, Remove background, "
+            "Save to library, :+1: / :-1:\n"
+            '• Reply to refine: the seed is kept; "swap the hat for a crown", "make the car red", '
+            '"remove the text", "wider" or "sharper" edit the image itself, "start over" draws anew\n'
+            "• Post a picture or sketch in the thread: use it as a sketch, as a style, or have it described\n"
             "• My *Home* tab: your recent images, saved prompts and personal defaults"
         ),
         context("Example: `/imagine a cozy reading nook on a rainy evening --ar 3:2 --no people`"),
@@ -332,6 +336,8 @@ def result_message(
             button(":game_die: Re-roll", ids.ACTION_REROLL, value),
             button(":twisted_rightwards_arrows: Variations", ids.ACTION_VARY, value),
             button(":pencil2: Edit prompt", ids.ACTION_EDIT_PROMPT, value),
+            button(":arrow_up_small: Upscale", ids.ACTION_UPSCALE, value),
+            button(":scissors: Remove background", ids.ACTION_REMOVE_BACKGROUND, value),
             button(":floppy_disk: Save to library", ids.ACTION_SAVE_PROMPT, value),
             button("👍", ids.ACTION_FEEDBACK_UP, value, label="Good result"),
             button("👎", ids.ACTION_FEEDBACK_DOWN, value, label="Bad result"),
