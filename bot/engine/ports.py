@@ -79,6 +79,7 @@ class TurnMemory:
     negative_prompt: str | None
     feedback: str | None = None
     aspect_ratio: str | None = None
+    borrowed: tuple[str, ...] = ()  # phrases its prompt took from the library hits
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class ComposeRequest:
     defaults: UserDefaults = field(default_factory=UserDefaults)
     candidates: int = 1
     max_prompt_chars: int = 1000
+    image_model: str = ""  # the target image model id: the writer follows its prompt dialect
+    avoid: tuple[str, ...] = ()  # what must not appear (--no and the defaults' negative words)
+    style: str | None = None  # the turn's --style, which wins over borrowed looks
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class PromptDraft:
     style: str | None = None
     used_hits: tuple[int, ...] = ()
     rationale: str = ""
+    borrowed: tuple[str, ...] = ()  # phrases taken from the cited hits (checked: each occurs in one)
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class ComposeResult:
     input_tokens: int = 0
     output_tokens: int = 0
     is_offline: bool = False
+    extra_calls: int = 0  # chat calls beyond the first (a re-ask after a draft lost the subject)
 
 
 class ChatModel(Protocol):
