@@ -1,7 +1,14 @@
-"""Converse handlers for FakeBedrockRuntime: Claude-like answers with toolUse, scriptable replies."""
+"""Converse handlers for FakeBedrockRuntime: Claude-like answers with toolUse, scriptable replies.
+
+Requests may carry image content blocks (Claude's vision): each must be a PNG, JPEG, GIF or WebP of the
+format it names, as Bedrock checks, and a judge call (a tool with an `adherence` property) gets a verdict
+from `ConverseScript.judge`, which sees the decoded images.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import threading
@@ -31,6 +38,10 @@ PROFILE_ONLY = (
 )
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _TAG = r"<{0}>(.*?)</{0}>"
+IMAGE_MAGIC = {"png": (b"\x89PNG\r\n\x1a\n",), "jpeg": (b"\xff\xd8\xff",), "gif": (b"GIF87a", b"GIF89a")}
+IMAGE_MAGIC["webp"] = (b"RIFF",)
+MAX_IMAGE_BYTES = 3_750_000  # Converse's limit for one image
+Judge = Callable[[list[bytes], dict[str, Any]], dict[str, Any]]
 
 
 def on_demand_message(model_id: str) -> str:
@@ -60,6 +71,7 @@ class ConverseScript:
         self._queue: deque[_Reply] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.default: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = default_tool_input
+        self.judge: Judge = default_judgement  # verdict of a judge call, from its images (in order)
 
     # scripting -----------------------------------------------------------------------------------------
     def push_tool_input(self, tool_input: Any, *, stop_reason: str = "tool_use") -> None:
@@ -113,9 +125,13 @@ class ConverseScript:
             text = f"A picture of {_tag(body, 'idea') or 'something nice'}."
             return _answer(body, [{"text": text}], "end_turn")
         spec = tools[0]["toolSpec"]
-        tool_input = (
-            reply.tool_input if reply is not None else self.default(body, spec["inputSchema"]["json"])
-        )
+        schema = spec["inputSchema"]["json"]
+        if reply is not None:
+            tool_input = reply.tool_input
+        elif "adherence" in (schema.get("properties") or {}):
+            tool_input = self.judge(request_images(body), body)
+        else:
+            tool_input = self.default(body, schema)
         block = {
             "toolUse": {
                 "toolUseId": "tooluse_" + uuid.uuid4().hex[:22],
@@ -169,6 +185,9 @@ def _check_request(body: Any) -> None:
             raise _invalid("A conversation must alternate between user and assistant roles.")
         if not message.get("content"):
             raise _invalid(f"The content field in the Message object at messages.{i} is empty.")
+        for j, block in enumerate(message["content"]):
+            if isinstance(block, dict) and "image" in block:
+                _check_image(block["image"], f"messages.{i}.content.{j}.image")
     config = body.get("inferenceConfig") or {}
     max_tokens = config.get("maxTokens", 1)
     if not isinstance(max_tokens, int) or max_tokens < 1:
@@ -203,6 +222,47 @@ def _check_request(body: Any) -> None:
             raise _invalid("The value at toolConfig.toolChoice failed to satisfy constraint.")
         if "tool" in choice and choice["tool"].get("name") not in names:
             raise _invalid("The tool specified in toolChoice is not defined in toolConfig.tools.")
+
+
+def _check_image(image: Any, where: str) -> bytes:
+    """An image block's bytes after Bedrock's checks: a known format whose bytes really are that format."""
+    if not isinstance(image, dict) or set(image) != {"format", "source"}:
+        raise _invalid(f"The value at {where} failed to satisfy constraint: needs format and source.")
+    fmt = image.get("format")
+    if fmt not in IMAGE_MAGIC:
+        raise _invalid(f"The value at {where}.format failed to satisfy constraint: png, jpeg, gif or webp.")
+    source = image.get("source")
+    raw = source.get("bytes") if isinstance(source, dict) else None
+    try:
+        data = base64.b64decode(raw or "", validate=True)
+    except (ValueError, TypeError):
+        raise _invalid(f"The value at {where}.source.bytes is not valid base64.") from None
+    if not data:
+        raise _invalid(f"The value at {where}.source.bytes is empty.")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _invalid(f"The image at {where} is larger than {MAX_IMAGE_BYTES} bytes.")
+    if not data.startswith(IMAGE_MAGIC[fmt]):
+        raise _invalid(f"The provided image at {where} does not match the format {fmt}.")
+    return bytes(data)
+
+
+def request_images(body: dict[str, Any]) -> list[bytes]:
+    """The decoded images of a Converse request's user messages, in order."""
+    found = []
+    for message in body.get("messages") or []:
+        for block in message.get("content") or []:
+            if isinstance(block, dict) and "image" in block:
+                found.append(_check_image(block["image"], "image"))
+    return found
+
+
+def default_judgement(images: list[bytes], body: dict[str, Any]) -> dict[str, Any]:
+    """A deterministic verdict: the image with the smaller sha256 wins both criteria, equal images tie."""
+    if len(images) != 2:
+        raise _invalid(f"a pairwise judgement needs two images, got {len(images)}")
+    first, second = (hashlib.sha256(image).hexdigest() for image in images)
+    choice = "tie" if first == second else "first" if first < second else "second"
+    return {"adherence": choice, "appeal": choice, "reason": "stand-in verdict by image digest"}
 
 
 # answers ------------------------------------------------------------------------------------------------
@@ -270,15 +330,30 @@ def default_tool_input(body: dict[str, Any], schema: dict[str, Any]) -> dict[str
             "candidates": candidates,
         }
     limit = int(props.get("prompt", {}).get("maxLength", 1000))
-    parts = [idea, *([instruction] if instruction else []), "highly detailed", "digital painting"]
-    return {
+    used = _hits(props.get("used_hits", {}))
+    borrowed = _borrowable(body) if used else None
+    parts = [idea, *([instruction] if instruction else []), *([borrowed] if borrowed else [])]
+    parts += ["highly detailed", "digital painting"]
+    answer = {
         "prompt": _fit(", ".join(parts), limit),
         "negative_prompt": "blurry, low quality",
         "aspect_ratio": "1:1",
         "style": "digital painting",
-        "used_hits": _hits(props.get("used_hits", {})),
+        "used_hits": used,
         "rationale": "stand-in draft: the idea with the instruction applied",
     }
+    if "borrowed" in props:
+        answer["borrowed"] = [borrowed] if borrowed else []
+    return answer
+
+
+def _borrowable(body: dict[str, Any]) -> str | None:
+    """The last comma-separated phrase of library example 1 (what the default draft borrows), if short."""
+    match = re.search(r'<library_prompt n="1">(.*?)</library_prompt>', message_text(body, "user"), re.S)
+    if not match or "," not in match.group(1):
+        return None
+    phrase = _unescape(match.group(1)).rsplit(",", 1)[1].strip()
+    return phrase if 0 < len(phrase) <= 40 else None
 
 
 def _hits(schema: dict[str, Any]) -> list[int]:
