@@ -20,6 +20,7 @@ from bot.engine.ports import ThreadRef
 from bot.engine.turn_errors import BotError
 from bot.engine.turns import TurnOptions, TurnResult
 from bot.wiring import build_conversation
+from bot.writing.grounding import borrowed_line_of
 
 LOCAL_TEAM = "local"
 LOCAL_CHANNEL = "cli"
@@ -120,6 +121,8 @@ def turn_json(result: TurnResult) -> dict[str, object]:
             }
             for i in result.images
         ],
+        "used_hits": list(result.drafts[0].used_hits) if result.drafts else [],
+        "borrowed": list(result.drafts[0].borrowed) if result.drafts else [],
         "contact_sheet": str(result.contact_sheet) if result.contact_sheet else None,
         "chat_model": result.turn.chat_model,
         "labels": list(result.labels),
@@ -139,6 +142,9 @@ def render_turn(console: Console, result: TurnResult) -> None:
         if draft.negative_prompt:
             body += f"\n[dim]negative:[/dim] {escape(draft.negative_prompt)}"
         console.print(Panel(body, title=title, title_align="left"), highlight=False)
+    borrowed = borrowed_line_of(result)
+    if borrowed:
+        console.print(f"[cyan]{escape(borrowed)}[/cyan]", highlight=False)
     for image in result.images:
         record = image.record
         console.print(
