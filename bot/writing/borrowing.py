@@ -47,6 +47,9 @@ _ORDER = {c: i for i, c in enumerate(CATEGORIES)}
 _WORD_RE = re.compile(r"[^\W\d_]{4,}")
 _DIGITS_OK = re.compile(r"^(?:\d+ ?mm|\d{4}s|\d0s|3d|2d|\d+-bit)$")
 _SKIP_WORDS = frozenset(["with", "from", "that", "this", "into", "over", "under", "their", "there", "where"])
+_FILLER = frozenset(["by", "a", "an", "the", "of", "in", "style", "art", "and"])
+_GENERIC_STEMS = frozenset(["style", "styled", "color", "colors", "colour", "colours", "artwork"])
+_EDGE_WORDS = frozenset(["of", "in", "on", "at", "with", "and", "or", "for", "to", "the", "a", "an", "by"])
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ def _usable(phrase: str, category: str, stats: ModifierStats, subject_words: set
         return False
     if len(words) > _UNKNOWN_MAX_WORDS and category != "artist" and stats.get(phrase) is None:
         return False
+    if words[-1] in _EDGE_WORDS or (words[0] in _EDGE_WORDS and category != "artist"):
+        return False  # a broken piece: "illustration of"
     return category == "artist" or not (set(_WORD_RE.findall(phrase)) & subject_words)
 
 
@@ -140,10 +145,15 @@ class _Choice:
             return False
         if occurs(c.phrase, self.limits.context) or any(_overlaps(c.phrase, a) for a in self.limits.avoid):
             return False
-        if c.category == "medium" and self.limits.medium_taken:
+        if _repeats(c, self.limits.context):
             return False
-        if self.limits.medium_taken and any(axis == "medium" for axis, _ in facets(c.phrase)):
-            return False
+        mine = facets(c.phrase)
+        medium = c.category == "medium" or any(axis == "medium" for axis, _ in mine)
+        if medium and (self.limits.medium_taken or any(_has_medium(x) for x in self.chosen)):
+            return False  # one medium: the idea's or the user's style, else one borrowed
+        realism = ("realism", "real") in mine
+        if realism and any(("realism", "real") in facets(x.phrase) for x in self.chosen):
+            return False  # "photorealistic" and "hyper realistic" say one thing
         if idea_clash(c.phrase, self.limits.context, self.evidence) is not None:
             return False
         return not any(
@@ -158,9 +168,30 @@ class _Choice:
         return False
 
 
+def _has_medium(c: Candidate) -> bool:
+    """A medium phrase, or one that names a medium family ("detailed matte painting")."""
+    return c.category == "medium" or any(axis == "medium" for axis, _ in facets(c.phrase))
+
+
+def _repeats(c: Candidate, context: str) -> bool:
+    """The phrase says what the user already said: all its words, or the artist's surname, are there."""
+    said = {w for w in re.findall(r"[^\W\d_]+", context.lower())}
+    words = [w for w in re.findall(r"[^\W\d_]+", c.phrase.lower()) if w not in _FILLER]
+    if c.category == "artist":
+        return bool(words) and words[-1] in said
+    return bool(words) and all(w in said for w in words)
+
+
 def _overlaps(a: str, b: str) -> bool:
-    """One phrase holds the other ("watercolor" and "watercolor painting")."""
-    return occurs(a, b) or occurs(b, a)
+    """One phrase holds the other ("watercolor" and "watercolor painting"), or both turn on one word
+    ("high detail" and "highly detailed", "soft lighting" and "volumetric lighting")."""
+    return occurs(a, b) or occurs(b, a) or bool(_stems(a) & _stems(b))
+
+
+def _stems(phrase: str) -> set[str]:
+    """The telling words of a phrase, crudely stemmed ('detailed' → 'detail'), generic words left out."""
+    words = re.findall(r"[^\W\d_]{5,}", phrase.lower())
+    return {re.sub(r"(?:ly|ed|s)$", "", w) for w in words if w not in _GENERIC_STEMS}
 
 
 def pick_look(
@@ -170,21 +201,28 @@ def pick_look(
     *,
     manner: bool = False,
 ) -> list[Candidate]:
-    """The phrases to borrow, in category order (medium, style, artist, lighting, ...)."""
+    """The phrases to borrow, in category order (medium, style, artist, lighting, ...).
+
+    Rounds until MIN_PHRASES are chosen: what the hits share or the best hit holds; then any hit's
+    phrases; then two per category (a second lighting or composition phrase) instead of one.
+    """
     evidence = [hit.prompt for hit in hits]
-    quotas = MANNER_QUOTAS if manner else QUOTAS
     cap = sum(MANNER_QUOTAS.values()) if manner else MAX_PHRASES
     best = best_hit(hits, found)
-    strict = [c for c in found if manner or len(c.hits) > 1 or c.hits == (best,)]
-    strict = [c for c in strict if manner or c.category != "artist" or len(c.hits) > 1]
-    choice = _Choice(limits, evidence, quotas, cap)
-    for pool in (strict, [c for c in found if c.category != "artist" or len(c.hits) > 1]):
+    agreed = [c for c in found if c.category != "artist" or len(c.hits) > 1 or manner]
+    strict = [c for c in agreed if manner or len(c.hits) > 1 or c.hits == (best,)]
+    roomy = {category: max(2, quota) for category, quota in QUOTAS.items()}
+    rounds = [(strict, MANNER_QUOTAS if manner else QUOTAS)]
+    rounds += [] if manner else [(agreed, QUOTAS), (agreed, roomy)]
+    choice = _Choice(limits, evidence, rounds[0][1], cap)
+    for pool, quotas in rounds:
+        choice.quotas = quotas
         for category in CORE:
             if not any(c.category == category for c in choice.chosen):
                 next((c for c in pool if c.category == category and choice.take(c)), None)
         for c in pool:
             if c not in choice.chosen:
                 choice.take(c)
-        if len(choice.chosen) >= MIN_PHRASES or manner:
+        if len(choice.chosen) >= MIN_PHRASES:
             break
     return sorted(choice.chosen, key=lambda c: _ORDER.get(c.category, len(_ORDER)))

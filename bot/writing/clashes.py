@@ -45,15 +45,18 @@ _MEDIUM = (
     ("craft", r"clay|claymation|plasticine|origami|papercraft|paper cut|lego|embroidery|knitted|felt|"
      r"stained glass|mosaic|tapestry"),
     ("sculpture", r"sculpture|statue|marble bust|bronze bust"),
+    ("print", r"prints?|woodblock(?: print)?|screen ?print|pop art|poster(?: art)?|propaganda poster|"
+     r"tarot card|paperback cover|book cover|postcard|stamp|ukiyo-e"),
     ("generic", r"illustration|illustrated|digital art|concept art|artwork|storybook"),
 )  # fmt: skip
 _COMPATIBLE_MEDIA = (
     "paint-drawing paint-cartoon paint-generic drawing-cartoon drawing-vector drawing-generic "
     "3d-cartoon 3d-craft 3d-sculpture 3d-generic cartoon-vector cartoon-pixel cartoon-generic "
-    "pixel-generic vector-generic craft-photo craft-generic sculpture-photo sculpture-generic"
+    "pixel-generic vector-generic craft-photo craft-generic sculpture-photo sculpture-generic "
+    "print-paint print-drawing print-cartoon print-vector print-generic"
 )
 _REALISM = r"photo-?realis\w*|hyper-?realis\w*|ultra-?realis\w*|realistic|realism|lifelike"
-_STYLIZED = frozenset({"cartoon", "pixel", "vector"})
+_STYLIZED = frozenset({"cartoon", "pixel", "vector", "print"})
 _ERA = (
     ("prehistoric", r"prehistoric|stone age|cavem[ae]n"),
     ("ancient", r"ancient|antiquity|roman empire|ancient egypt\w*"),
@@ -61,6 +64,7 @@ _ERA = (
     ("renaissance", r"renaissance"),
     ("baroque", r"baroque|rococo"),
     ("victorian", r"victorian|edwardian|1800s|19th century"),
+    ("1900s", r"art nouveau|belle [eé]poque|1900s"),
     ("1920s", r"1920s|20s|art deco|roaring twenties|jazz age"),
     ("1940s", r"1930s|1940s|30s|40s|film noir|world war ii|ww2"),
     ("1950s", r"1950s|50s|mid-?century"),

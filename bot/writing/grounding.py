@@ -190,10 +190,6 @@ def added_phrases(prompt: str, idea: str, hits: Sequence[HitForPrompt]) -> list[
         run: list[str] = []
         i = 0
         while i < len(words):
-            if _stem(words[i]) in idea_words:
-                flush(run)
-                i += 1
-                continue
             match = None
             for n in range(min(_MAX_GRAM, len(words) - i), 0, -1):
                 gram = words[i : i + n]
@@ -207,6 +203,10 @@ def added_phrases(prompt: str, idea: str, hits: Sequence[HitForPrompt]) -> list[
                 if numbers:
                     match = Added(text, category, numbers)
                     break
+            if match is None and _stem(words[i]) in idea_words:  # the idea's own word: not added
+                flush(run)
+                i += 1
+                continue
             if match is None:
                 run.append(words[i])
                 i += 1

@@ -416,7 +416,8 @@ class OfflineComposer:
             subject, things = strip_negations(subject)
             content = [c for c in (strip_negations(c)[0] for c in content) if c]
             negative_items += things + [t for c in work.content for t in strip_negations(c)[1]]
-        mods = sorted(work.mods, key=_rank)
+        # the user's words first, then the borrowed look in the order prompt writers use
+        mods = sorted(work.mods, key=lambda m: (m[0] in work.borrowed, _rank(m)))
         limit = max(1, request.max_prompt_chars - room)
         prompt = render(subject or work.subject, content, mods, dialect)
         while len(prompt) > limit and (mods or content):
