@@ -45,6 +45,10 @@ _MAX_CHARS = 40
 _UNKNOWN_MAX_WORDS = 3  # a longer phrase must be a modifier the library uses often (in the statistics)
 _ORDER = {c: i for i, c in enumerate(CATEGORIES)}
 _WORD_RE = re.compile(r"[^\W\d_]{4,}")
+_BACKDROP_RE = re.compile(
+    r"\b(?:plain |simple |solid )?(?:white|black|pink|blue|red|green|yellow|grey|gray|dark|light|pastel|"
+    r"orange|purple|brown|beige|neutral|gradient|transparent|plain|simple|solid|minimal|studio) background\b"
+)
 _DIGITS_OK = re.compile(r"^(?:\d+ ?mm|\d{4}s|\d0s|3d|2d|\d+-bit)$")
 _SKIP_WORDS = frozenset(["with", "from", "that", "this", "into", "over", "under", "their", "there", "where"])
 _FILLER = frozenset(["by", "a", "an", "the", "of", "in", "style", "art", "and"])
@@ -74,6 +78,8 @@ class Limits:
 
 def _usable(phrase: str, category: str, stats: ModifierStats, subject_words: set[str]) -> bool:
     """Short, letters, not a bare generic word, and not the hit's own subject ("lighthouse painting")."""
+    if category == "other" and _BACKDROP_RE.fullmatch(phrase):
+        return True  # a plain backdrop: composition, whatever the hit is of
     words = phrase.split()
     if not 2 <= len(phrase) <= _MAX_CHARS or len(words) > _MAX_WORDS or category in ("other", "site"):
         return False
@@ -86,22 +92,29 @@ def _usable(phrase: str, category: str, stats: ModifierStats, subject_words: set
     return category == "artist" or not (set(_WORD_RE.findall(phrase)) & subject_words)
 
 
-def _subject_words(prompt: str) -> set[str]:
-    """Content words of a library prompt's first phrase (what it is *of*)."""
+def _subject_words(prompt: str, stats: ModifierStats) -> set[str]:
+    """Content words of a library prompt's first phrase (what it is *of*), its style words left out."""
     segments = split_segments(prompt)
-    return {w for w in _WORD_RE.findall(segments[0]) if w not in _SKIP_WORDS} if segments else set()
+    words = set(_WORD_RE.findall(segments[0])) if segments else set()
+    return {w for w in words if w not in _SKIP_WORDS and stats.category(w) == "other"}
+
+
+def _category(phrase: str, category: str) -> str:
+    """The phrase's category, with a plain backdrop ("white background") counted as composition."""
+    return "camera" if category == "other" and _BACKDROP_RE.fullmatch(phrase) else category
 
 
 def candidates(hits: Sequence[HitForPrompt], stats: ModifierStats) -> list[Candidate]:
     """Every usable phrase of the hits, best first (score, then library frequency, then first seen)."""
     found: dict[str, str] = {}
     for hit in hits:
-        subject = _subject_words(hit.prompt)
+        subject = _subject_words(hit.prompt, stats)
         pairs = list(assess_craft(hit.prompt).phrases)
         pairs += [(m.text, m.category) for m in stats.modifiers_in(hit.prompt, include_subject=True)]
+        pairs += [(m.group(0), "other") for s in split_segments(hit.prompt) for m in _BACKDROP_RE.finditer(s)]
         for phrase, category in pairs:
             if phrase not in found and _usable(phrase, category, stats, subject):
-                found[phrase] = category
+                found[phrase] = _category(phrase, category)
     ranks = {hit.number: rank for rank, hit in enumerate(hits)}
     holders_of = {phrase: tuple(h.number for h in hits if occurs(phrase, h.prompt)) for phrase in found}
     scored = []

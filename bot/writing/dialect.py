@@ -20,6 +20,7 @@ from enum import StrEnum
 
 __all__ = [
     "DIALECT_MODELS",
+    "MEDIUM_NOUNS",
     "Dialect",
     "default_negative",
     "dialect_for",
@@ -129,6 +130,29 @@ _LIGHT = ("lighting", "color")
 _FRAME = ("camera", "other", "quality", "site")
 
 
+# a bare medium word and the thing it makes ("3d" → "3d render"): the writer names the medium with the
+# longer phrase in prose when a library hit uses it
+MEDIUM_NOUNS = {
+    "watercolor": "watercolor painting",
+    "watercolour": "watercolour painting",
+    "oil": "oil painting",
+    "acrylic": "acrylic painting",
+    "gouache": "gouache painting",
+    "pencil": "pencil drawing",
+    "charcoal": "charcoal drawing",
+    "ink": "ink drawing",
+    "3d": "3d render",
+    "cgi": "cgi render",
+    "anime": "anime illustration",
+    "manga": "manga illustration",
+    "cartoon": "cartoon illustration",
+    "vector": "vector illustration",
+    "clay": "clay model",
+    "low poly": "low poly render",
+    "voxel": "voxel art",
+}
+
+
 def _article(phrase: str) -> str:
     """'a' or 'an' before a countable medium ("a watercolor painting"), else nothing ("pixel art")."""
     if not _COUNTABLE_RE.search(phrase):
@@ -144,10 +168,14 @@ def _sentence(text: str) -> str:
 
 def _look_sentence(medium: list[str], styles: list[str], artists: list[str]) -> str:
     """'A watercolor painting in a whimsical and cinematic style, by beatrix potter.'"""
+    styles = [m for m in medium if _STYLE_TAIL_RE.search(m)] + list(styles)  # "anime style" is a style
+    medium = [m for m in medium if not _STYLE_TAIL_RE.search(m)]
     bare = [_STYLE_TAIL_RE.sub("", s) for s in styles]
     article = "an" if bare and bare[0][:1] in "aeiou" else "a"
     style = f"in {article} {' and '.join(bare)} style" if bare else ""
-    head = " ".join(part for part in (_article(", ".join(medium)) if medium else "", style) if part)
+    medium_text = _article(", ".join(medium)) if medium else ""
+    joiner = " " if _COUNTABLE_RE.search(medium_text) else ", "  # "3d, in a cyberpunk style"
+    head = joiner.join(part for part in (medium_text, style) if part)
     return _sentence(", ".join(part for part in (head, *artists) if part))
 
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field, replace
 from bot.engine.ports import ComposeRequest, ComposeResult, HitForPrompt, PromptDraft, TurnMemory
 from bot.writing.borrowing import Limits, candidates, pick_look
 from bot.writing.clashes import facets
-from bot.writing.dialect import Dialect, default_negative, dialect_for, render, split_prompt, strip_negations
+from bot.writing.dialect import (
+    MEDIUM_NOUNS,
+    Dialect,
+    default_negative,
+    dialect_for,
+    render,
+    split_prompt,
+    strip_negations,
+)
 from bot.writing.grounding import hits_with, occurs
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
@@ -233,8 +241,8 @@ class OfflineComposer:
         """The previous turn's prompt read back into subject, content and modifiers, then the instruction."""
         first, later = split_prompt(clean_line(previous.prompt or ""))
         work = _Work(subject=first[0] if first else clean_line(request.idea), aspect=_replay_aspect(request))
-        for segment in first[1:]:
-            category = self._stats.category(segment)
+        for segment in first[1:]:  # prose keeps its first sentence for the subject and content
+            category = "other" if later else self._stats.category(segment)
             if category == "other":
                 work.content.append(segment)
             else:
@@ -266,9 +274,14 @@ class OfflineComposer:
             or any(c == "medium" for _, c in work.mods),
         )
         chosen = pick_look(hits, candidates(hits, self._stats), limits, manner=manner)
+        prose = dialect_for(request.image_model) is not Dialect.TAGS
         for c in chosen:
-            work.add(c.phrase, c.category)
-            work.borrowed[c.phrase] = tuple(n for n in c.hits if any(h.number == n for h in hits))
+            phrase = c.phrase
+            noun = MEDIUM_NOUNS.get(phrase) if prose and c.category == "medium" else None
+            if noun and hits_with(noun, hits):  # name the medium ("a 3d render") where a hit does
+                phrase = noun
+            work.add(phrase, c.category)
+            work.borrowed[phrase] = hits_with(phrase, hits)
 
     def _more_like(self, work: _Work, hits: Sequence[HitForPrompt], request: ComposeRequest) -> None:
         """'More like #2': the look of the given hits replaces ours (style group, lighting, color, camera)."""

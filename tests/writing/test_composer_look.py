@@ -120,7 +120,7 @@ def test_prose_names_the_medium_in_sentences_and_reads_back_on_the_next_turn() -
         kind="refine", idea="a fox in the snow", instruction="make it anime style, no text",
         history=(previous,), hits=SHARED, image_model=SD35,
     )  # fmt: skip
-    assert refined.prompt.startswith("a fox in the snow. Anime style")
+    assert refined.prompt.startswith("a fox in the snow. In an anime style.")
     assert "watercolor" not in refined.prompt and "soft morning light" in refined.prompt.lower()
     assert "text" in refined.negative_prompt and "by beatrix potter" not in refined.prompt
     assert refined.borrowed and "soft morning light" in refined.borrowed  # still credited to the library
