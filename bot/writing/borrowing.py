@@ -52,6 +52,7 @@ _BACKDROP_RE = re.compile(
 _DIGITS_OK = re.compile(r"^(?:\d+ ?mm|\d{4}s|\d0s|3d|2d|\d+-bit)$")
 _SKIP_WORDS = frozenset(["with", "from", "that", "this", "into", "over", "under", "their", "there", "where"])
 _FILLER = frozenset(["by", "a", "an", "the", "of", "in", "style", "art", "and"])
+_DANGLING = frozenset(["taken", "made", "created", "done", "generated"])
 _GENERIC_STEMS = frozenset(["style", "styled", "color", "colors", "colour", "colours", "artwork"])
 _EDGE_WORDS = frozenset(["of", "in", "on", "at", "with", "and", "or", "for", "to", "the", "a", "an", "by"])
 
@@ -89,6 +90,8 @@ def _usable(phrase: str, category: str, stats: ModifierStats, subject_words: set
         return False
     if words[-1] in _EDGE_WORDS or (words[0] in _EDGE_WORDS and category != "artist"):
         return False  # a broken piece: "illustration of"
+    if len(words) > 1 and words[-1] in _DANGLING:
+        return False  # "photo taken", "art made": the rest ("by ...") was cut off
     return category == "artist" or not (set(_WORD_RE.findall(phrase)) & subject_words)
 
 

@@ -7,7 +7,8 @@ axis, read from its words:
 * medium family: photo, paint, drawing, 3d, cartoon, pixel, vector, craft, sculpture, or generic art
   ("illustration", "concept art"); two families clash unless they are listed as compatible (a cartoon can
   be painted or 3d, a photograph can show clay or a sculpture, but a photograph is not a painting);
-* realism: "photorealistic", "realistic" clash with a cartoon, pixel or vector family;
+* realism: "photorealistic", "realistic" clash with a cartoon, pixel, vector or print family, and with
+  painterly movements (impressionism, expressionism, abstraction, cubism);
 * era: prehistoric ... 1990s, future (futuristic, cyberpunk, sci-fi), steampunk; "retro" and "vintage"
   are any past era. Two different eras clash (steampunk goes with victorian);
 * time of day, palette (black and white vs vibrant colors), detail (minimal vs intricate) and mood
@@ -56,6 +57,7 @@ _COMPATIBLE_MEDIA = (
     "print-paint print-drawing print-cartoon print-vector print-generic"
 )
 _REALISM = r"photo-?realis\w*|hyper-?realis\w*|ultra-?realis\w*|realistic|realism|lifelike"
+_PAINTERLY = r"impressionis[mt]\w*|expressionis[mt]\w*|abstract|cubis[mt]\w*|fauvis[mt]\w*|pointillis[mt]\w*"
 _STYLIZED = frozenset({"cartoon", "pixel", "vector", "print"})
 _ERA = (
     ("prehistoric", r"prehistoric|stone age|cavem[ae]n"),
@@ -115,6 +117,7 @@ _AXES: tuple[tuple[str, tuple[tuple[str, re.Pattern[str]], ...]], ...] = (
     ("mood", _compile(_MOOD)),
 )
 _REALISM_RE = re.compile(rf"(?<![\w-])(?:{_REALISM})(?![\w-])", re.I)
+_PAINTERLY_RE = re.compile(rf"(?<![\w-])(?:{_PAINTERLY})(?![\w-])", re.I)
 _MEDIA_PAIRS = frozenset(frozenset(pair.split("-")) for pair in _COMPATIBLE_MEDIA.split())
 _ARTIST_RE = re.compile(r"^(?:by|art by|in the style of)\s+\S", re.I)
 
@@ -137,6 +140,8 @@ def facets(text: str) -> frozenset[Facet]:
                 found.add((axis, value))
     if _REALISM_RE.search(text):
         found.add(("realism", "real"))
+    if _PAINTERLY_RE.search(text):
+        found.add(("realism", "painterly"))
     return frozenset(found)
 
 
@@ -163,6 +168,8 @@ def _facet_clash(left: frozenset[Facet], right: frozenset[Facet]) -> str | None:
     for real, other in ((left, right), (right, left)):
         if ("realism", "real") in real and any(ax == "medium" and v in _STYLIZED for ax, v in other):
             return "realism: realistic vs stylized"
+        if ("realism", "real") in real and ("realism", "painterly") in other:
+            return "realism: realistic vs painterly (impressionism, abstraction)"
     return None
 
 
