@@ -9,7 +9,7 @@ chat model write a first prompt for each dialect's image model, and scores the p
   half of the content words of the idea's first clause survive (`bot.writing.grounding.keeps_subject`);
 * phrases added, and grounded ones: the prompt's phrases beyond the idea's words, grounded when a hit
   holds them (`bot.writing.grounding.added_phrases`); the floor is three grounded phrases with the subject
-  kept;
+  kept, and the clean floor counts only grounded phrases that are no incantation and in no conflict;
 * conflicts: added phrases that contradict the idea or each other (`bot.writing.clashes`), and, on every
   second idea, a --no: the phrase its hits share most is forbidden and must stay out of the prompt;
 * within the image model's prompt limit, negations left in a Nova prompt, SD 1.x incantations added;
@@ -120,6 +120,18 @@ class Outcome:
         """Subject kept and at least FLOOR_GROUNDED grounded phrases."""
         return self.error is None and self.subject_kept and len(self.grounded) >= FLOOR_GROUNDED
 
+    @property
+    def clean_grounded(self) -> list[Added]:
+        """The grounded phrases that are no incantation and in no conflict (with the idea or another)."""
+        clashing = {c.first for c in self.pair_clashes} | {c.second for c in self.pair_clashes}
+        clashing |= {text.split(" (", 1)[0] for text in self.idea_clashes}
+        return [a for a in self.grounded if a.phrase not in clashing and a.phrase not in self.incantations]
+
+    @property
+    def meets_clean_floor(self) -> bool:
+        """Subject kept and at least FLOOR_GROUNDED clean grounded phrases (the look, not the noise)."""
+        return self.error is None and self.subject_kept and len(self.clean_grounded) >= FLOOR_GROUNDED
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON view."""
         return {
@@ -133,6 +145,7 @@ class Outcome:
             "subject_kept": self.subject_kept,
             "grounded": len(self.grounded),
             "meets_floor": self.meets_floor,
+            "meets_clean_floor": self.meets_clean_floor,
             "idea_conflicts": list(self.idea_clashes),
             "conflicting_pairs": [[c.first, c.second, c.reason] for c in self.pair_clashes],
             "no": self.avoid,
@@ -248,6 +261,7 @@ class Summary:
     errors: int
     subject_kept: float
     meets_floor: float
+    meets_clean_floor: float
     added_mean: float
     grounded_mean: float
     grounded_share: float
@@ -267,7 +281,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON view."""
-        data = {k: v for k, v in self.__dict__.items() if k not in ("dialect", "worst")}
+        data = {k: v for k, v in self.__dict__.items() if k != "dialect"}
         return {**data, "dialect": self.dialect.value}
 
 
@@ -304,6 +318,7 @@ def summarize(outcomes: Sequence[Outcome]) -> list[Summary]:
                 errors=len(items) - len(ok),
                 subject_kept=_share(o.subject_kept for o in items),
                 meets_floor=_share(o.meets_floor for o in items),
+                meets_clean_floor=_share(o.meets_clean_floor for o in items),
                 added_mean=round(added / len(ok), 2) if ok else 0.0,
                 grounded_mean=round(grounded / len(ok), 2) if ok else 0.0,
                 grounded_share=round(grounded / added, 4) if added else 0.0,
@@ -326,7 +341,8 @@ def summarize(outcomes: Sequence[Outcome]) -> list[Summary]:
 
 
 _HEADER = (
-    "| ideas | dialect | n | subject kept | ≥3 grounded, subject kept | phrases added | grounded added | "
+    "| ideas | dialect | n | subject kept | ≥3 grounded, subject kept | same, no incantation or conflict | "
+    "phrases added | grounded added | "
     "grounded share | conflicting pairs | idea conflicts | --no kept out | within limit | Nova negations | "
     "incantations | latency p50 / p95 ms | tokens in / out |"
 )
@@ -340,7 +356,7 @@ def markdown_table(rows: Sequence[Summary]) -> str:
         errors = f" ({r.errors} failed)" if r.errors else ""
         lines.append(
             f"| {r.group} | {r.dialect.value} | {r.ideas}{errors} | {r.subject_kept:.0%} | "
-            f"{r.meets_floor:.0%} | "
+            f"{r.meets_floor:.0%} | {r.meets_clean_floor:.0%} | "
             f"{r.added_mean:.1f} | {r.grounded_mean:.1f} | {r.grounded_share:.0%} | {r.pair_conflicts} | "
             f"{r.idea_conflicts} | {kept_out} | {r.within_limit:.0%} | {r.negations} | {r.incantations} | "
             f"{r.latency_p50_ms:.0f} / {r.latency_p95_ms:.0f} | "

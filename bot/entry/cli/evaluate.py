@@ -134,7 +134,9 @@ def run_prompts(args: argparse.Namespace, config: Config) -> int:
     lines = [
         f"# Prompt evaluation: {chat.model_id}",
         "",
-        f"Ideas: {args.ideas} (split {args.split}) and PartiPrompts; dialects: "
+        f"Ideas: {args.ideas} (split {args.split})"
+        + (" and PartiPrompts" if any(i.group == "parti" for i in ideas) else "")
+        + "; dialects: "
         + ", ".join(d.label for d in dialects),
         "",
         markdown_table(rows),
