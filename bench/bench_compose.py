@@ -30,10 +30,12 @@ from common import REPO, add_common_args, library_index_dir, machine_info, repor
 from bot.engine.ports import ChatModel, HitForPrompt
 from bot.entry.cli.eval_prompts import (
     FLOOR_GROUNDED,
+    HITS_SHOWN,
     IDEAS_PATH,
     PARTI_SAMPLE,
     EvalIdea,
     Outcome,
+    library_search,
     load_ideas,
     load_parti,
     measure,
@@ -44,7 +46,7 @@ from retrieval.modifiers import ModifierStats
 
 logger = logging.getLogger("bench_compose")
 COMPOSER_PATH = "bot/writing/offline_composer.py"
-K = 5
+K = HITS_SHOWN
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,12 +112,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.parti_n > 0:
         ideas += load_parti(args.shared_data / "benchmark_partiprompts.parquet", args.parti_n)
     retriever = Retriever(OnnxMiniLMEmbedder(), Bm25SparseEncoder(), EdgePromptIndex(index_dir))
+    search = library_search(retriever)
     hits: dict[str, list[HitForPrompt]] = {}
     try:
         for idea in ideas:
-            found = retriever.search(idea.text, k=K)
-            shown = enumerate(found, start=1)
-            hits[idea.text] = [HitForPrompt(n, h.prompt, h.payload.get("source")) for n, h in shown]
+            hits[idea.text] = list(search(idea.text))
     finally:
         retriever.close()
     logger.info("searched %d ideas in %s (modifiers: %s)", len(ideas), index_dir, stats_path)

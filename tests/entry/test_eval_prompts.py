@@ -11,6 +11,7 @@ import pytest
 
 from bot.config import Config
 from bot.entry.cli.main import main
+from bot.writing.grounding import occurs
 from sandbox.bedrock_converse import ConverseScript, install_converse_handlers
 from sandbox.bedrock_runtime import FakeBedrockRuntime
 
@@ -47,7 +48,7 @@ def test_offline_report_per_set_and_dialect(index_copy: Path, capsys: pytest.Cap
     for item in report["prompts"]:
         assert item["prompt"] and len(item["hits"]) == 5 and item["within_limit"]
         for added in item["added"]:  # grounded phrases name the hits that hold them
-            assert all(added["phrase"] in item["hits"][n - 1].lower() for n in added["hits"])
+            assert all(occurs(added["phrase"], item["hits"][n - 1]) for n in added["hits"])
     assert [item["no"] is not None for item in report["prompts"][::3][:2]] == [False, True]  # every 2nd idea
     assert "eval prompts: 6 ideas × 3 dialect(s) with offline" in out.err
 

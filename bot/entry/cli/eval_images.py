@@ -30,7 +30,7 @@ from bot.engine.ports import ChatModel, ComposeRequest, HitForPrompt, ImageModel
 from bot.engine.pricing import estimate_cost
 from bot.engine.turn_errors import BotError
 from bot.engine.turns import prompt_limit
-from bot.entry.cli.eval_prompts import IDEAS_PATH, EvalIdea, load_ideas
+from bot.entry.cli.eval_prompts import IDEAS_PATH, EvalIdea, Search, library_search, load_ideas
 from bot.writing.vision_judge import Judgement
 
 JUDGE_SIZE = 512  # the judge sees each image at most this big (about 350 input tokens an image)
@@ -165,7 +165,7 @@ def _pick(choice: str, composed_first: bool) -> str:
 
 def judge_pairs(
     ideas: Sequence[EvalIdea],
-    search: Any,
+    search: Search,
     chat: ChatModel,
     images: ImageModel,
     judge: PairJudge,
@@ -292,10 +292,7 @@ def run_images(args: argparse.Namespace, config: Config) -> int:
     judge = BedrockVisionJudge(judge_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
     retriever = build_retriever(config)
 
-    def search(text: str) -> list[HitForPrompt]:
-        found = retriever.search(text, k=5)
-        return [HitForPrompt(i, h.prompt, h.payload.get("source")) for i, h in enumerate(found, start=1)]
-
+    search = library_search(retriever)
     try:
         results = judge_pairs(
             ideas, search, chat, images, judge, args.out, random.Random(args.seed), err.print

@@ -26,11 +26,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.engine.ports import ChatModel, ComposeRequest, HitForPrompt
 from bot.engine.turn_errors import BotError
-from bot.engine.turns import prompt_limit
+from bot.engine.turns import LibraryHit, prompt_limit
 from bot.writing.clashes import Clash, conflicting_pairs, idea_clash
 from bot.writing.dialect import DIALECT_MODELS, Dialect, is_incantation, negations
 from bot.writing.grounding import Added, added_phrases, keeps_subject, occurs
@@ -159,6 +159,24 @@ class Outcome:
             "extra_calls": self.extra_calls,
             "error": self.error,
         }
+
+
+class _Searcher(Protocol):
+    """What `library_search` needs of a retriever (retrieval.search.Retriever satisfies this)."""
+
+    def search(self, query: str, k: int = 5) -> Sequence[LibraryHit]:
+        """The top k hits."""
+        ...
+
+
+def library_search(retriever: _Searcher) -> Search:
+    """The numbered hits a user would see for an idea (the engine's HITS_SHOWN, numbered from 1)."""
+
+    def search(text: str) -> list[HitForPrompt]:
+        found = retriever.search(text, k=HITS_SHOWN)
+        return [HitForPrompt(n, h.prompt, h.payload.get("source")) for n, h in enumerate(found, start=1)]
+
+    return search
 
 
 def adversarial_no(idea: str, hits: Sequence[HitForPrompt]) -> str | None:

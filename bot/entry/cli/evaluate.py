@@ -10,7 +10,6 @@ from pathlib import Path
 from rich.console import Console
 
 from bot.config import Config
-from bot.engine.ports import HitForPrompt
 from bot.engine.turn_errors import BotError
 from bot.entry.cli.eval_prompts import (
     IDEAS_PATH,
@@ -19,6 +18,7 @@ from bot.entry.cli.eval_prompts import (
     SPLITS,
     EvalIdea,
     examples,
+    library_search,
     load_ideas,
     load_parti,
     markdown_table,
@@ -106,9 +106,7 @@ def run_prompts(args: argparse.Namespace, config: Config) -> int:
     retriever = build_retriever(config)
     err = Console(stderr=True)
 
-    def search(text: str) -> list[HitForPrompt]:
-        found = retriever.search(text, k=5)
-        return [HitForPrompt(i, h.prompt, h.payload.get("source")) for i, h in enumerate(found, start=1)]
+    search = library_search(retriever)
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 20 == 0:
