@@ -199,8 +199,7 @@ def _repeats(c: Candidate, context: str) -> bool:
 
 
 def _overlaps(a: str, b: str) -> bool:
-    """One phrase holds the other ("watercolor" and "watercolor painting"), or both turn on one word
-    ("high detail" and "highly detailed", "soft lighting" and "volumetric lighting")."""
+    """One phrase holds the other ("watercolor painting"), or both turn on one word ("high detail(ed)")."""
     return occurs(a, b) or occurs(b, a) or bool(_stems(a) & _stems(b))
 
 
@@ -217,11 +216,9 @@ def pick_look(
     *,
     manner: bool = False,
 ) -> list[Candidate]:
-    """The phrases to borrow, in category order (medium, style, artist, lighting, ...).
-
-    Rounds until MIN_PHRASES are chosen: what the hits share or the best hit holds; then any hit's
-    phrases; then two per category (a second lighting or composition phrase) instead of one.
-    """
+    """The phrases to borrow, in category order (medium, style, artist, lighting, ...)."""
+    # rounds until MIN_PHRASES are chosen: what the hits share or the best hit holds; then any hit's
+    # phrases; then two per category (a second lighting or composition phrase) instead of one
     evidence = [hit.prompt for hit in hits]
     cap = sum(MANNER_QUOTAS.values()) if manner else MAX_PHRASES
     best = best_hit(hits, found)

@@ -210,11 +210,9 @@ class BedrockChatModel:
         return self._llm(self._max_tokens).client
 
     def compose(self, request: ComposeRequest) -> ComposeResult:
-        """Ask Claude for `request.candidates` drafts, check their bounds, borrowed claims and subject.
-
-        A draft that lost the idea's subject is asked for once more (logged, counted in `extra_calls`);
-        when the second answer loses it too, the idea plus the borrowed phrases is drawn instead.
-        """
+        """Ask Claude for `request.candidates` drafts, check their bounds, borrowed claims and subject."""
+        # a draft that lost the idea's subject is asked for once more (logged, counted in extra_calls);
+        # when the second answer loses it too, the idea plus the borrowed phrases is drawn instead
         drafts, tokens_in, tokens_out = self._ask(request)
         extra = 0
         lost = self._lost(drafts, request)

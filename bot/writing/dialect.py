@@ -125,7 +125,6 @@ _COUNTABLE_RE = re.compile(
     r"portrait|matte painting|comic|cartoon|doodle)$"
 )
 _STYLE_TAIL_RE = re.compile(r"\s+(?:style|aesthetic)$")
-_LOOK = ("medium", "style", "artist")
 _LIGHT = ("lighting", "color")
 _FRAME = ("camera", "other", "quality", "site")
 

@@ -160,12 +160,10 @@ def _stem(word: str) -> str:
 
 
 def added_phrases(prompt: str, idea: str, hits: Sequence[HitForPrompt]) -> list[Added]:
-    """The phrases a prompt adds beyond the idea's words, each grounded when a hit holds it.
-
-    Every piece of the prompt (comma and sentence pieces, the prose lead-ins taken off) is read left to
-    right: the longest run of words a hit holds (a modifier-like single word, or two or more words) is a
-    grounded phrase; the idea's own words split runs; the other words form ungrounded added phrases.
-    """
+    """The phrases a prompt adds beyond the idea's words, each grounded when a hit holds it."""
+    # every piece of the prompt (comma and sentence pieces, prose lead-ins off) is read left to right:
+    # the longest run of words a hit holds (a modifier-like single word, or two or more words) is a
+    # grounded phrase; the idea's own words split runs; the other words form ungrounded added phrases
     idea_words = {_stem(w) for w in _norm(idea).split() if w not in _STOP}
     texts = [(hit.number, _norm(hit.prompt)) for hit in hits]
     first, later = split_prompt(prompt)

@@ -48,7 +48,6 @@ def _table(text: str, sep: str = "|") -> list[str]:
 
 
 LABEL = "offline composer (no LLM)"
-DEFAULT_NEGATIVE = default_negative(Dialect.TAGS)
 _CATEGORY_ORDER = "medium style artist lighting color camera other quality site"
 _ORDER = {c: i for i, c in enumerate(_table(_CATEGORY_ORDER, " "))}
 _SYNONYMS = {"text": ("text", "letters", "watermark"), "people": ("people", "person")}
