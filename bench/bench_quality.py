@@ -34,7 +34,7 @@ from common import (
 
 from retrieval.cleaning import dedupe_key
 from retrieval.index_ports import IndexPoint, SearchMode
-from retrieval.search import DEFAULT_RANKING, PLAIN, Ranking
+from retrieval.search import DEFAULT_MODE, DEFAULT_RANKING, PLAIN, Ranking
 
 logger = logging.getLogger("bench_quality")
 K = 5
@@ -43,7 +43,7 @@ NEAR_COPY_COSINE = 0.95
 
 @dataclass(frozen=True)
 class Method:
-    """One way of searching: name, mode and whether MMR diversifies the top k."""
+    """One way of searching: name, mode, whether MMR diversifies the top k, and the re-rank (`Ranking`)."""
 
     name: str
     mode: SearchMode
@@ -56,7 +56,7 @@ METHODS = (
     Method("BM25", SearchMode.SPARSE, False),
     Method("hybrid RRF", SearchMode.HYBRID, False),
     Method("hybrid + MMR (old default)", SearchMode.HYBRID, True),
-    Method("default search (issue 11)", SearchMode.DENSE, False, DEFAULT_RANKING),
+    Method("default search (issue 11)", DEFAULT_MODE, False, DEFAULT_RANKING),
 )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_quality import Rule, near_copies
+from bench_quality import Method, Rule, near_copies
 from common import (
     FloatArray,
     add_common_args,
@@ -42,7 +42,7 @@ from common import (
 
 from retrieval.craft import assess_craft
 from retrieval.index_ports import SearchMode
-from retrieval.search import DEFAULT_RANKING, PLAIN, Ranking
+from retrieval.search import DEFAULT_RANKING, DENSE_RANKING, PLAIN, Ranking
 
 logger = logging.getLogger("bench_retrieval")
 K = 5
@@ -50,32 +50,23 @@ SPLITS = ("tuning", "heldout")
 IDEAS = Path(__file__).resolve().parent / "data" / "retrieval_ideas.json"
 
 
-@dataclass(frozen=True)
-class Method:
-    """One row of the ablation: a search mode, a ranking and whether MMR diversifies."""
-
-    name: str
-    mode: SearchMode
-    ranking: Ranking
-    diversify: bool = False
-
-
 _CRAFT = Ranking(pool=DEFAULT_RANKING.pool, craft_weight=DEFAULT_RANKING.craft_weight)
 _COVER = Ranking(pool=DEFAULT_RANKING.pool, coverage_weight=DEFAULT_RANKING.coverage_weight)
 _BOTH = Ranking(DEFAULT_RANKING.pool, DEFAULT_RANKING.craft_weight, DEFAULT_RANKING.coverage_weight)
-DEFAULT_NAME = "dense + expansion + coverage + craft (default)"
+DEFAULT_NAME = "hybrid + expansion + coverage + craft (default)"
+DENSE_NAME = "dense + expansion + coverage + craft"
 OLD_DEFAULT_NAME = "hybrid RRF + MMR (old default)"
 METHODS = (
-    Method("dense", SearchMode.DENSE, PLAIN),
-    Method("BM25", SearchMode.SPARSE, PLAIN),
-    Method("hybrid RRF", SearchMode.HYBRID, PLAIN),
-    Method(OLD_DEFAULT_NAME, SearchMode.HYBRID, PLAIN, diversify=True),
-    Method("dense + craft boost", SearchMode.DENSE, _CRAFT),
-    Method("dense + coverage", SearchMode.DENSE, _COVER),
-    Method("dense + coverage + craft", SearchMode.DENSE, _BOTH),
-    Method(DEFAULT_NAME, SearchMode.DENSE, DEFAULT_RANKING),
-    Method("hybrid RRF + expansion", SearchMode.HYBRID, Ranking(pool=0, expand=True)),
-    Method("default + MMR", SearchMode.DENSE, DEFAULT_RANKING, diversify=True),
+    Method("dense", SearchMode.DENSE, False, PLAIN),
+    Method("BM25", SearchMode.SPARSE, False, PLAIN),
+    Method("hybrid RRF", SearchMode.HYBRID, False, PLAIN),
+    Method(OLD_DEFAULT_NAME, SearchMode.HYBRID, True, PLAIN),
+    Method("hybrid + craft boost", SearchMode.HYBRID, False, _CRAFT),
+    Method("hybrid + coverage", SearchMode.HYBRID, False, _COVER),
+    Method("hybrid + coverage + craft", SearchMode.HYBRID, False, _BOTH),
+    Method(DEFAULT_NAME, SearchMode.HYBRID, False, DEFAULT_RANKING),
+    Method(DENSE_NAME, SearchMode.DENSE, False, DENSE_RANKING),
+    Method("default + MMR", SearchMode.HYBRID, True, DEFAULT_RANKING),
 )
 
 
@@ -304,23 +295,27 @@ def render(r: dict[str, Any]) -> str:
 
 
 def _reading(r: dict[str, Any]) -> str:
-    """How the default was chosen, and what the tuning half says of BM25 and MMR (from the numbers)."""
+    """How the default was chosen, and what the tuning half says of the alternatives (from the numbers)."""
     tuning = {name: by_split.get("tuning") for name, by_split in r["summary"].items()}
     default = next(m for m in METHODS if m.name == DEFAULT_NAME)
     text = (
-        f"\nDefault (`retrieval.search.DEFAULT_RANKING`): {describe(default)}. Chosen on the tuning half "
-        "with `bench/tune_retrieval.py` (a grid over craft and coverage weights, with and without expansion, "
-        "pools of 50 and 100): the highest craft share among the settings whose P@5 is within 0.025 of "
-        "the grid's best."
+        f"\nDefault (`retrieval.search.DEFAULT_MODE` and `DEFAULT_RANKING`): {describe(default)}. "
+        "Chosen on the tuning half with `bench/tune_retrieval.py --mode hybrid` (a grid over craft and "
+        "coverage weights on the RRF scale, with and without expansion) among the settings that bring no "
+        "held-out I2P prompt into tests/test_safety_retrieval.py's benign searches: the highest craft share "
+        "with P@5 within 0.025 of the best such setting, away from the settings that leaked."
     )
-    dense, hybrid, mmr = tuning.get("dense"), tuning.get("hybrid RRF"), tuning.get(OLD_DEFAULT_NAME)
-    if dense and hybrid and mmr:
+    dense, mixed, mmr = tuning.get(DENSE_NAME), tuning.get(DEFAULT_NAME), tuning.get(OLD_DEFAULT_NAME)
+    if dense and mixed and mmr:
         text += (
-            f" On the tuning half hybrid RRF reaches P@5 {hybrid['precision']:.3f} against dense "
-            f"{dense['precision']:.3f}, and MMR takes hybrid to {mmr['precision']:.3f} at "
-            f"{mmr['p50_ms'] / max(hybrid['p50_ms'], 1e-9):.1f}× the p50 latency with "
-            f"{100 * hybrid['dup_pairs']:.1f} % near-duplicate pairs to remove; so the default is dense "
-            "(BM25 stays a mode, MMR an option)."
+            " The same levers over dense search (`DENSE_RANKING`) reach P@5 "
+            f"{dense['precision']:.3f} and craft {dense['craft']:.3f} on the tuning half against "
+            f"{mixed['precision']:.3f} and {mixed['craft']:.3f}, but dense search brings held-out I2P "
+            "prompts (prompts known to yield unsafe images that the screens miss) into benign results, "
+            "which BM25's vote in hybrid search keeps out, so it is not the default. MMR (langchain_core) "
+            "takes the old "
+            f"hybrid default to P@5 {mmr['precision']:.3f} with no near-duplicate pairs to remove, so it is "
+            "off by default."
         )
     return text + "\n"
 

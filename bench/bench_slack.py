@@ -1,7 +1,7 @@
 """Slack app latency and memory: slash-command ack at 1/10/50 concurrent commands, time to the first visible
 answer (hits in the thread) and to the image upload, offline models and the Bedrock stand-in, at 79k and 1M.
 
-The real Bolt app is served over HTTP on 127.0.0.1 by `bot.slack.app.make_wsgi_server` and driven by
+The real Bolt app is served over HTTP on 127.0.0.1 by `make_http_server` (waitress) and driven by
 `sandbox.slack_driver.SlackDriver` against `sandbox.slack_api.FakeSlackApi`, as tests/slack/slack_rig.py does.
 The Bedrock stand-in is the test suite's `FakeBedrockRuntime` (tests/fakes) with its Converse (Claude) and
 image (SD3.5) handlers: real botocore and langchain-aws clients, loopback HTTP, no model latency.
@@ -156,8 +156,9 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     from bot.engine.conversation import Conversation
     from bot.engine.policy import Denylist, PromptPolicy
     from bot.scheduling.fair_use import FairUseLimits
-    from bot.slack.app import build_app, make_wsgi_server, serving_in_background
+    from bot.slack.app import build_app
     from bot.slack.credentials import SlackCredentials
+    from bot.slack.intake.http_server import make_http_server, serving_in_background
     from bot.wiring import assemble_services
     from bot.writing.offline_composer import OfflineComposer
     from retrieval.safety import SafetyClassifier
@@ -190,10 +191,10 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     credentials = SlackCredentials(
         bot_token=SecretStr(fake.bot_token()), signing_secret=SecretStr(SECRET), api_url=fake.api_url
     )
-    server = make_wsgi_server(build_app(credentials, services, engine=engine), signing_secret=SECRET)
+    server = make_http_server(build_app(credentials, services, engine=engine), signing_secret=SECRET)
     try:
         with serving_in_background(server):
-            yield Served(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
+            yield Served(SlackDriver(f"http://127.0.0.1:{server.port}", SECRET, fake), services)
     finally:
         if services.jobs is not None:
             services.jobs.close()
@@ -419,11 +420,11 @@ def render(results: list[dict[str, Any]], builds: dict[int, dict[str, Any]], arg
     """The markdown section."""
     md = report_header("Slack app: ack latency, time to first answer and upload, peak RSS")
     md += (
-        "Real Bolt app served by `bot.slack.app.make_wsgi_server` on 127.0.0.1, driven by `SlackDriver` "
-        "against `FakeSlackApi` (signed HTTP requests, the app's Web API calls answered by the sandbox); "
-        "SQLite thread store; default fair-use limits (2 concurrent jobs). **Bedrock stand-in** = "
-        "`tests/fakes/bedrock_runtime.FakeBedrockRuntime` + `install_converse_handlers` + "
-        f"`install_image_handlers` (imported from tests/ by the bench): real botocore/langchain-aws clients "
+        "Real Bolt app served by `bot.slack.intake.http_server.make_http_server` (waitress) on "
+        "127.0.0.1, driven by `SlackDriver` against `FakeSlackApi` (signed HTTP requests, the app's Web "
+        "API calls answered by the sandbox); SQLite thread store; default fair-use limits (2 concurrent "
+        "jobs). **Bedrock stand-in** = `sandbox/bedrock_runtime.FakeBedrockRuntime` + "
+        "`install_converse_handlers` + `install_image_handlers`: real botocore/langchain-aws clients "
         f"for `{CHAT}` and `{IMAGE}` over loopback HTTP, answering instantly, so those rows measure our "
         "pipeline and the SDK overhead, **not** Bedrock's model latency (seconds in production). "
         "Offline = `OfflineComposer` + `OfflinePreviewImageModel`.\n\n"

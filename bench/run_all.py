@@ -75,6 +75,12 @@ BENCHES = (
         quick=["--rows", "2000", "--sessions", "2"],
     ),
     Bench(
+        "serve",
+        "bench_serve.py",
+        "Serving",
+        quick=["--levels", "1,10", "--samples", "20", "--rows", "1000", "--restarts", "1"],
+    ),
+    Bench(
         "slack",
         "bench_slack.py",
         "Slack app latency and memory",

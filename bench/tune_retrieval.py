@@ -4,7 +4,8 @@ For each tuning idea (with and without alias expansion) the dense top `--pool` c
 once from the whole-library Edge index in safe mode (plain cosine order, their payloads carry the craft
 prior); every (craft_weight, coverage_weight) of the grid then re-ranks them exactly as
 `Retriever.search` does (score = cosine + craft_weight × craft + coverage_weight × coverage), and the
-grid is printed with precision@5, craft share and near-duplicate pairs. The held-out half is never read.
+grid is printed with precision@5, craft share and near-duplicate pairs. `--mode hybrid` fetches the
+pools by hybrid RRF instead, with weights on its score scale. The held-out half is never read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from retrieval.index_ports import IndexHit, IndexQuery, SearchMode
 logger = logging.getLogger("tune_retrieval")
 CRAFT_WEIGHTS = (0.0, 0.05, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25)
 COVERAGE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+# hybrid RRF scores are about 1/20 of the cosine scale (see retrieval.search.DEFAULT_RANKING)
+HYBRID_CRAFT_WEIGHTS = (0.0, 0.004, 0.005, 0.006, 0.007, 0.008, 0.01, 0.012)
+HYBRID_COVERAGE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,7 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument("--ideas", type=Path, default=IDEAS, help="evaluation ideas (tuning half is used)")
     parser.add_argument("--index-dir", type=Path, default=None, help="Edge index (default: bench_ingest's)")
-    parser.add_argument("--pool", type=int, default=100, help="dense candidates re-ranked")
+    parser.add_argument("--pool", type=int, default=100, help="candidates re-ranked")
+    parser.add_argument(
+        "--mode", choices=["dense", "hybrid"], default="hybrid", help="how the pools are fetched"
+    )
     return parser.parse_args(argv)
 
 
@@ -66,18 +73,24 @@ def run(args: argparse.Namespace) -> list[list[object]]:
     scorer = CoverageScorer(sparse)
     pools: dict[tuple[str, bool], tuple[list[IndexHit], np.ndarray, np.ndarray]] = {}
     for item, expand in itertools.product(ideas, (False, True)):
-        dense = retriever.embed_query(expanded_query(item["idea"]) if expand else item["idea"])
-        index_hits = index.query(IndexQuery(dense, None, SearchMode.DENSE, limit=args.pool))
+        text = expanded_query(item["idea"]) if expand else item["idea"]
+        dense = retriever.embed_query(text)
+        sparse_query = sparse.encode_query(text) if args.mode == SearchMode.HYBRID.value else None
+        mode = SearchMode(args.mode)
+        index_hits = index.query(IndexQuery(dense, sparse_query, mode, limit=args.pool))
         crafts = np.asarray([stored_prior(h.payload) or 0.0 for h in index_hits])
         texts = [str(h.payload.get("prompt", "")) for h in index_hits]
         coverage = np.asarray(scorer.score(item["idea"], texts).scores)
         pools[(item["idea"], expand)] = (index_hits, crafts, coverage)
     rows: list[list[object]] = []
-    for expand, craft_w, cover_w in itertools.product((False, True), CRAFT_WEIGHTS, COVERAGE_WEIGHTS):
+    hybrid = args.mode == SearchMode.HYBRID.value
+    weights = (HYBRID_CRAFT_WEIGHTS, HYBRID_COVERAGE_WEIGHTS) if hybrid else (CRAFT_WEIGHTS, COVERAGE_WEIGHTS)
+    for expand, craft_w, cover_w in itertools.product((False, True), *weights):
         scores: list[dict[str, Any]] = []
         for item in ideas:
             hits, crafts, coverage = pools[(item["idea"], expand)]
-            final = np.asarray([h.score for h in hits]) + craft_w * crafts + cover_w * coverage
+            relevance = np.asarray([h.score for h in hits])
+            final = relevance + craft_w * crafts + cover_w * coverage
             order = sorted(range(len(hits)), key=lambda i: (-final[i], hits[i].id))[:K]
             rule = Rule(list(item["concepts"].values()))
             scores.append(score_hits(rule, [_Hit(hits[i]) for i in order], library))

@@ -67,6 +67,7 @@ class Config(BaseSettings):
     daily_image_quota: int = Field(default=0, ge=0)
     job_stale_s: float = Field(default=120.0, ge=2.0, le=86_400.0)
     drain_s: float = Field(default=25.0, ge=0.0, le=3_600.0)  # IMAGINE_DRAIN_S: running turns' grace on stop
+    warm_up: bool = True  # IMAGINE_WARM_UP: serve loads models and clients before it says ready
     chat_model: str = "offline"
     image_model: str = "offline"
     log_format: str = Field(default="text", pattern="^(text|json)$")  # IMAGINE_LOG_FORMAT: text | json

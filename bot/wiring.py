@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from bot.engine.conversation import Conversation
     from bot.engine.policy import PromptPolicy
     from bot.scheduling.fair_use import FairUseLimits
-    from bot.slack.intake.health import HealthReport
+    from bot.slack.intake.health import HealthReport, Readiness
     from bot.slack.services import Services
+    from retrieval.index_share import IndexShareServer
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
 
@@ -106,6 +107,37 @@ def build_policy(config: Config) -> PromptPolicy:
 def modifier_stats_path(config: Config) -> Path:
     """Where ingest saves the modifier statistics mined from the collection."""
     return config.data_dir / "modifiers" / f"{config.collection}.json"
+
+
+def mine_modifier_stats(index: PromptIndex, config: Config) -> int:
+    """Mine style-modifier statistics from the whole stored library (for the offline composer); how many."""
+    from retrieval.modifiers import mine_modifiers
+
+    stats = mine_modifiers(index.iter_prompts())
+    stats.save(modifier_stats_path(config))
+    return len(stats)
+
+
+def build_index_share(config: Config, services: Services) -> IndexShareServer | None:
+    """serve's share of its embedded index with CLI commands (None with a Qdrant server: no single opener)."""
+    from retrieval.index_ports import IndexSpec
+    from retrieval.index_share import HeldIndex, IndexShareServer, socket_path
+    from retrieval.ingest import Ingestor
+    from retrieval.safety import SafetyClassifier
+
+    retriever = services.conversation.retrieval
+    if config.qdrant_url or not isinstance(retriever, Retriever):
+        return None
+    spec = IndexSpec(retriever.embedder.model_id, retriever.embedder.dimension)
+    held = HeldIndex(retriever.index, spec)
+
+    def ingestor() -> Ingestor:
+        classifier = SafetyClassifier(threshold=config.nsfw_threshold)
+        return Ingestor(retriever.embedder, retriever.sparse_encoder, held, classifier)
+
+    return IndexShareServer(
+        socket_path(config.index_dir), retriever, ingestor, lambda: mine_modifier_stats(held, config)
+    )
 
 
 def build_chat_model(config: Config) -> ChatModel:
@@ -233,8 +265,9 @@ def assemble_services(
 HEALTH_QUERY = "health check"  # a sparse (BM25) query: touches the index without calling the embedder
 
 
-def build_health(services: Services) -> Callable[[], HealthReport]:
-    """GET /healthz's checks: `SELECT 1` on the app's database and one sparse query on the prompt index."""
+def build_health(services: Services, readiness: Readiness | None = None) -> Callable[[], HealthReport]:
+    """GET /healthz's checks: warm start done (with `readiness`), `SELECT 1` on the app's database and one
+    sparse query on the prompt index."""
     from sqlalchemy import text
 
     from bot.slack.intake.health import run_checks
@@ -256,7 +289,10 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
         else:
             search.search(HEALTH_QUERY, k=1)
 
-    return lambda: run_checks({"database": database, "index": index})
+    checks: dict[str, Callable[[], object]] = {"database": database, "index": index}
+    if readiness is not None:
+        checks = {"ready": readiness.check, **checks}
+    return lambda: run_checks(checks)
 
 
 def _engine(config: Config) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:

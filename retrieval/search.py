@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -37,11 +37,11 @@ MMR_LAMBDA = 0.5  # langchain_core's default
 class Ranking:
     """How candidates are ordered after the index finds them (each lever is a row of bench_retrieval).
 
-    `pool` candidates come from the index by relevance alone; Qdrant score boosting adds
-    `craft_weight` × the stored craft prior; the concept-coverage re-rank adds `coverage_weight` × the
-    share of the idea's concepts a candidate covers; `expand` adds the alias lexicon's library words to
-    the dense query ("striped big cat" → tiger). The weights are on the cosine scale of dense search, so
-    BM25 and hybrid searches use only `expand` (their scores are BM25 sums and RRF ranks).
+    `pool` candidates come from the index by relevance alone (the mode's score: cosine, BM25 or RRF);
+    Qdrant score boosting adds `craft_weight` × the stored craft prior; the concept-coverage re-rank adds
+    `coverage_weight` × the share of the idea's concepts a candidate covers; `expand` adds the alias
+    lexicon's library words to the query ("striped big cat" → tiger). The weights are on the scale of
+    the mode's score, so each mode needs its own (see DEFAULT_RANKING and DENSE_RANKING).
     """
 
     pool: int = 50
@@ -51,7 +51,14 @@ class Ranking:
 
 
 PLAIN = Ranking(pool=0)  # the index's own order: no re-rank, no boosting, no expansion
-DEFAULT_RANKING = Ranking(pool=100, craft_weight=0.15, coverage_weight=0.3, expand=True)
+# Hybrid RRF scores (1/(60 + rank) summed over dense and BM25) span about 0.01-0.03 in a pool of 100, hence
+# the small weights. Chosen on the tuning half (bench/tune_retrieval.py --mode hybrid) among the settings
+# with no held-out I2P prompt in tests/test_safety_retrieval.py's benign searches.
+DEFAULT_MODE = SearchMode.HYBRID
+DEFAULT_RANKING = Ranking(pool=100, craft_weight=0.007, coverage_weight=0.05, expand=True)
+# The same levers over dense search (cosine scale): more crafted hits on the tuning half, but dense search
+# brings held-out I2P prompts into benign results that BM25's vote in hybrid search keeps out.
+DENSE_RANKING = Ranking(pool=100, craft_weight=0.15, coverage_weight=0.3, expand=True)
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,21 @@ class Retriever:
         self._query_vectors: OrderedDict[str, Vector] = OrderedDict()
         self._cache_lock = threading.Lock()
 
+    @property
+    def index(self) -> PromptIndex:
+        """The prompt index searched (serve shares it with CLI commands and its in-process ingest)."""
+        return self._index
+
+    @property
+    def embedder(self) -> Embedder:
+        """The query embedder (the same model the index was built with)."""
+        return self._embedder
+
+    @property
+    def sparse_encoder(self) -> SparseEncoder:
+        """The BM25 encoder."""
+        return self._sparse
+
     def embed_query(self, text: str) -> Vector:
         """The query's dense vector, from a small LRU cache (re-rolls and refinements repeat queries)."""
         with self._cache_lock:
@@ -135,7 +157,7 @@ class Retriever:
         query: str,
         k: int = 5,
         *,
-        mode: SearchMode = SearchMode.DENSE,
+        mode: SearchMode = DEFAULT_MODE,
         safe: bool = True,
         diversify: bool = False,
         candidates: int = 40,
@@ -144,7 +166,7 @@ class Retriever:
         ranking: Ranking = DEFAULT_RANKING,
         explain: bool = False,
     ) -> list[PromptHit]:
-        """The top k prompts for `query`: the index's best `ranking.pool`, re-ranked by craft and coverage.
+        """The top k prompts for `query`: the mode's best `ranking.pool`, re-ranked by craft and coverage.
 
         `diversify` re-orders the best candidates by MMR (langchain_core's) over their dense vectors; it
         is off by default, since on bench/data/retrieval_ideas.json it cost relevance and latency without
@@ -154,8 +176,6 @@ class Retriever:
         if not text:
             raise EmptyQueryError("the search query is empty: describe an idea, e.g. 'a cartoon of a dog'")
         k = max(1, min(int(k), MAX_K))
-        if mode is not SearchMode.DENSE:  # the weights are on the cosine scale: other modes keep their order
-            ranking = replace(ranking, pool=0, craft_weight=0.0, coverage_weight=0.0)
         self.open()
         dense_text = expanded_query(text) if ranking.expand else text
         needs_dense = mode != SearchMode.SPARSE or diversify

@@ -68,6 +68,7 @@ class FakeSlackApi(LoopbackServer):
         self._faults: list[_Fault] = []
         self._app_tokens = {DEFAULT_APP_TOKEN}
         self._socket_url: Callable[[], str] | None = None
+        self._shapes: dict[str, Any] = {}
 
     # lifecycle -------------------------------------------------------------------------------------------
     def _started(self) -> None:
@@ -235,6 +236,27 @@ class FakeSlackApi(LoopbackServer):
                 return fault
         return None
 
+    def answer_like(self, shapes: dict[str, Any]) -> None:
+        """Answer these methods ("upload" for the upload URL) in the shape of real recorded answers.
+
+        The workspace still does the work (ids, state); only the fields a recorded answer of that method
+        carries are sent back (lists keep their elements, each cut to the recorded element's fields), and
+        a recorded text body (the upload URL's, empty) replaces ours: so the app is tested against what
+        Slack really sends, not our richer stand-in answers.
+        """
+        with self._lock:
+            self._shapes.update(shapes)
+
+    def _shaped(self, method: str, reply: Reply) -> Reply:
+        """The reply cut to the recorded shape of its method, if one is set (lock held)."""
+        shape = self._shapes.get(method)
+        if shape is None or reply[0] >= 300:
+            return reply
+        if isinstance(shape, str):
+            return routes.text_reply(shape, reply[0])
+        body = routes.loads(reply[2])
+        return routes.json_reply(_cut(body, shape) if body.get("ok") else body, reply[0])
+
     # recorded state --------------------------------------------------------------------------------------
     @property
     def calls(self) -> list[SlackCall]:
@@ -245,6 +267,19 @@ class FakeSlackApi(LoopbackServer):
     def calls_to(self, method: str) -> list[SlackCall]:
         """Requests of one method (or "upload", "response_url", "file_download")."""
         return [c for c in self.calls if c.method == method]
+
+    def wait_until_quiet(self, quiet: float = 0.3, timeout: float = 15.0) -> bool:
+        """Wait until no call came for `quiet` seconds (the app's work is done); False on `timeout`."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = len(self.calls)
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+            time.sleep(0.02)
+        return False
 
     def clear_calls(self) -> None:
         """Forget recorded calls and pending faults (workspace state stays)."""
@@ -336,6 +371,7 @@ class FakeSlackApi(LoopbackServer):
                     None,
                     routes.text_reply("Not Found", 404),
                 )
+            reply = self._shaped(method, reply)
             status = reply[0]
             body: Any = (
                 routes.loads(reply[2]) if reply[1]["Content-Type"].startswith("application/json") else None
@@ -372,3 +408,12 @@ class FakeSlackApi(LoopbackServer):
             return routes.json_reply(handler(self._ws, team, params)), team.id
         except SlackError as error:
             return routes.json_reply(error.body(), error.status), team.id
+
+
+def _cut(value: Any, shape: Any) -> Any:
+    """`value` keeping only what `shape` has: dict keys in both, list elements cut like shape's first."""
+    if isinstance(value, dict) and isinstance(shape, dict):
+        return {k: _cut(v, shape[k]) for k, v in value.items() if k in shape}
+    if isinstance(value, list) and isinstance(shape, list) and shape:
+        return [_cut(item, shape[0]) for item in value]
+    return value

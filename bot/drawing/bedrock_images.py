@@ -125,6 +125,10 @@ class _RuntimeImageModel:
                 self._client = self._build_client()
             return self._client
 
+    def warm_up(self) -> None:
+        """Import boto3 and build the runtime client now (no API call)."""
+        _ = self.client
+
     def generate(self, request: ImageRequest) -> list[GeneratedImage]:
         """Generate `request.count` images (seed, seed+1, … per call), skipping individually filtered ones."""
         step, total = self._family.images_per_call, max(1, request.count)

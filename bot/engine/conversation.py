@@ -28,6 +28,7 @@ from bot.engine.ports import (
     TurnKind,
     TurnRecord,
     UserDefaults,
+    WarmsUp,
 )
 from bot.engine.turn_errors import BotError
 from bot.engine.turn_log import StageTimes, log_turn
@@ -51,6 +52,7 @@ from bot.engine.turns import (
 logger = logging.getLogger(__name__)
 MAX_SEED = 4_294_967_294
 HITS_SHOWN = 5
+WARM_UP_IDEA = "a cartoon of a little dog"  # what warm_up searches and screens (a benign everyday idea)
 OnHits = Callable[[ThreadRecord, tuple[HitForPrompt, ...]], None]
 
 
@@ -81,6 +83,25 @@ class Conversation:
         self._stages = StageTimes()  # per-thread stage timings of the running turn (bot.turns log)
         new_seed = partial(self._rng.randint, 0, MAX_SEED)
         self._candidates = CandidateDrawer(self._image_dir, self._stages, new_seed, contact_sheet)
+
+    def warm_up(self) -> dict[str, float]:
+        """Do now what the first turn would pay for: search the library (embedder, index, re-rank), run
+        the prompt policy's screens, and build the chat and image clients. Milliseconds per step."""
+        timings: dict[str, float] = {}
+
+        def timed(name: str, step: Callable[[], object]) -> None:
+            started = time.perf_counter()
+            step()
+            timings[name] = round((time.perf_counter() - started) * 1000, 1)
+
+        timed("search", lambda: self._search.search(WARM_UP_IDEA, k=5))
+        if self._policy is not None:
+            policy = self._policy
+            timed("policy", lambda: policy.check("warm-up", WARM_UP_IDEA))
+        for name, port in (("chat model", self._chat), ("image model", self._images)):
+            if isinstance(port, WarmsUp):
+                timed(name, port.warm_up)
+        return timings
 
     @property
     def retrieval(self) -> PromptSearch:

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 AspectRatio = Literal["1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"]
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 TurnKind = Literal["start", "refine", "use_hit", "reroll", "vary", "edit", "brainstorm", "pick"]
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """An adapter that can load its clients and models ahead of its first call (serve's warm start)."""
+
+    def warm_up(self) -> None:
+        """Build clients, import SDKs and load model files now; never calls a paid API."""
+        ...
 
 
 # --- image model -------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ On Lambda the index must be a Qdrant server (IMAGINE_QDRANT_URL) and the databas
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ from bot.config import ConfigError
 if TYPE_CHECKING:
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
+    from bot.slack.intake.request_guard import Refusal, RequestGuard
     from bot.slack.services import Services
 
 logger = logging.getLogger(__name__)
@@ -125,14 +128,64 @@ def build_handler(
     return SlackRequestHandler(build_app(slack, services))
 
 
+def event_body(event: Mapping[str, Any]) -> bytes | None:
+    """The raw request body of a function-URL / API Gateway event (base64 decoded), or None if unreadable."""
+    body = event.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        return None
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return body.encode("utf-8")
+
+
+def guarded_response(guard: RequestGuard, event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The refusal the request guard gives a POST event (as a Lambda response), or None to let Bolt answer.
+
+    The same guard as HTTP mode's server: size cap, slack_sdk's signature check, Slack payload shapes.
+    Bolt's own lazy re-invocations of this function carry the original request, so they pass it too.
+    """
+    from bot.slack.intake.request_guard import NOT_SLACK
+
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method = str(http.get("method") or event.get("httpMethod") or "POST")
+    if method.upper() != "POST":
+        return None
+    body, headers = event_body(event), event.get("headers") or {}
+    if body is None or not isinstance(headers, dict):
+        refusal: Refusal | None = NOT_SLACK
+    else:
+        refusal = guard.refusal(body, headers)
+    if refusal is None:
+        return None
+    logger.info("imagine-bot: refused a request: %s (%d)", refusal.reason, refusal.status)
+    return {
+        "statusCode": refusal.status,
+        "headers": {"content-type": "text/plain; charset=utf-8"},
+        "body": refusal.reason,
+    }
+
+
 _handler: SlackRequestHandler | None = None
+_guard: RequestGuard | None = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The Lambda entry point: builds the app on the first call of a sandbox, then hands every event to it."""
-    global _handler
-    if _handler is None:
+    """The Lambda entry point: builds the app on the first call of a sandbox, guards every request, then
+    hands it to Bolt."""
+    global _handler, _guard
+    if _handler is None or _guard is None:
+        from bot.slack.intake.request_guard import RequestGuard
+
         logging.basicConfig(level=logging.INFO)
         _handler = build_handler()
+        _guard = RequestGuard(os.environ.get("SLACK_SIGNING_SECRET") or None)
+    refused = guarded_response(_guard, event)
+    if refused is not None:
+        return refused
     response: dict[str, Any] = _handler.handle(event, context)  # type: ignore[no-untyped-call]
     return response

@@ -1,18 +1,11 @@
-"""The Bolt app: built from SlackCredentials and Services, served over WSGI on a local port."""
+"""The Bolt app: built from SlackCredentials and Services (served by bot/slack/intake/http_server.py)."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryHandler
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
@@ -22,8 +15,6 @@ from bot.log_redaction import install_log_redaction
 from bot.scheduling.drain import DrainingExecutor
 from bot.slack.credentials import SlackCredentials
 from bot.slack.handlers import register_listeners
-from bot.slack.intake.health import HealthReport, HealthRoute
-from bot.slack.intake.request_guard import SlackRequestGuard
 from bot.slack.oauth import build_oauth_settings, engine_of
 from bot.slack.services import Services
 
@@ -78,50 +69,3 @@ def build_app(
 def listener_executor() -> DrainingExecutor:
     """The threads lazy listeners (the turns) run on; serve drains them before it stops."""
     return DrainingExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener")
-
-
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """wsgiref's server answering each request on its own thread, with a deep accept queue for bursts."""
-
-    daemon_threads = True
-    request_queue_size = 256
-
-
-class _LoggingHandler(WSGIRequestHandler):
-    """wsgiref's handler, logging requests through `logging` instead of stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
-
-
-def make_wsgi_server(
-    app: App,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    signing_secret: str | None = None,
-    health: Callable[[], HealthReport] | None = None,
-) -> WSGIServer:
-    """A wsgiref server for /slack/events and the OAuth install pages, guarded (port 0 picks a free port).
-
-    With `health`, GET /healthz answers its report (200, or 503 naming the failed check).
-    """
-    guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret)
-    served = HealthRoute(guarded, health) if health is not None else guarded
-    return make_server(host, port, served, server_class=ThreadingWSGIServer, handler_class=_LoggingHandler)
-
-
-@contextmanager
-def serving_in_background(
-    server: WSGIServer, name: str = "imagine-http", poll_interval: float = 0.05
-) -> Iterator[WSGIServer]:
-    """Serve on a daemon thread until the block ends, then shut the server down and close its socket."""
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -209,6 +209,12 @@ class BedrockChatModel:
         """The boto3 bedrock-runtime client (built on first access)."""
         return self._llm(self._max_tokens).client
 
+    def warm_up(self) -> None:
+        """Import langchain-aws, build the Bedrock clients, bind a first turn's tool schema (no API call)."""
+        from langchain_core.messages import HumanMessage, SystemMessage  # noqa: F401 - the import is the point
+
+        self._llm(self._max_tokens).with_structured_output(output_schema(False, 1, 400, 5), include_raw=True)
+
     def compose(self, request: ComposeRequest) -> ComposeResult:
         """Ask Claude for `request.candidates` drafts, check their bounds, borrowed claims and subject."""
         # a draft that lost the idea's subject is asked for once more (logged, counted in extra_calls);

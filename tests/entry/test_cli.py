@@ -242,3 +242,23 @@ def test_chat_refines_over_three_turns_and_resumes(
     assert kinds == ["start", "refine", "refine", "refine"]
     unknown = run_cli("chat", "--thread", "999999", data_dir=data_dir, stdin="/quit\n")
     assert unknown.returncode == 1 and "not found" in unknown.stderr
+
+
+def test_piped_output_never_wraps_or_cuts_paths_and_every_script_command_has_json(
+    ingested: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    """A script reads whole lines: a narrow COLUMNS must not fold the image path, and --json parses."""
+    data_dir, _ = ingested
+    out = tmp_path / ("a-deliberately-long-folder-name-" * 3) / "out"
+    human = run_cli("imagine", "a lighthouse in a storm", "--out", str(out), data_dir=data_dir, COLUMNS="40")
+    assert human.returncode == 0, human.stderr
+    [line] = [line for line in human.stdout.splitlines() if line.startswith("image ")]
+    path = Path(line.split()[1])
+    assert path.is_file() and len(str(path)) > 40  # the whole path on one line, though wider than COLUMNS
+    assert any(line.startswith("prompt: ") for line in human.stdout.splitlines())
+    info = json.loads(run_cli("info", "--json", data_dir=data_dir).stdout)
+    assert info["embed_model"] == "local:all-MiniLM-L6-v2" and info["prompts"] > 0
+    rescreen = json.loads(run_cli("index", "rescreen", "--dry-run", "--json", data_dir=data_dir).stdout)
+    assert rescreen["dry_run"] is True and rescreen["checked"] == info["prompts"]
+    exported = run_cli("index", "export", str(tmp_path / "x.jsonl.gz"), "--json", data_dir=data_dir)
+    assert json.loads(exported.stdout)["exported"] == info["prompts"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,6 +132,32 @@ def test_serve_acks_a_signed_imagine_and_posts_into_the_thread(small_index: Path
         assert forged.status == 401 and driver.stale().slash_command("/imagine", "a dog").status == 401
 
 
+def _healthz(port: int) -> dict[str, Any] | None:
+    """GET /healthz's body when it is 200, else None."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def test_serve_warms_up_before_it_says_ready_without_calling_a_model(
+    small_index: Path, tmp_path: Path
+) -> None:
+    data_dir = _data_dir(small_index, tmp_path)
+    with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
+        install_image_handlers(bedrock)
+        install_converse_handlers(bedrock)
+        env = _env(data_dir, slack, IMAGINE_CHAT_MODEL=f"bedrock:{CHAT}", **bedrock_env(bedrock, tmp_path))
+        with serving_process(env) as (port, process):
+            ready = _until(lambda: _healthz(port))
+            assert ready["ready"] == "ok" and ready["index"] == "ok"
+            assert bedrock.requests == []  # the warm start builds clients; it never calls a paid model
+        log = process.stderr.read() if process.stderr else ""
+    [warmed] = [line for line in log.splitlines() if "warmed up in" in line]
+    assert all(step in warmed for step in ("search", "policy", "chat model", "image model")), warmed
+
+
 def test_serve_on_bedrock_refines_across_a_restart(small_index: Path, tmp_path: Path) -> None:
     data_dir = _data_dir(small_index, tmp_path)
     with FakeSlackApi() as slack, FakeBedrockRuntime() as bedrock:
@@ -163,3 +192,37 @@ def test_serve_on_bedrock_refines_across_a_restart(small_index: Path, tmp_path: 
         asked = script.user_text()  # the third turn's Converse request carries the whole thread
         assert "watercolor" in asked and "lighthouse" in asked and "at night" in asked
         assert len(slack.uploads()) == 3
+
+
+def test_cli_search_info_and_ingest_work_while_serve_holds_the_index(
+    small_index: Path, tmp_path: Path
+) -> None:
+    """Qdrant Edge has one opener: the CLI asks the running serve, and an ingest there needs no restart."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.entry.test_cli import run_cli
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(small_index, data_dir / "index" / "prompts")  # this test writes to it
+    new = (
+        "a zebra-striped teapot floating above the moon, oil painting, dramatic rim lighting, highly detailed"
+    )
+    library = tmp_path / "new.parquet"
+    pq.write_table(pa.table({"prompt": [new]}), library)
+    with FakeSlackApi() as slack, serving(_env(data_dir, slack)) as _port:
+        assert (data_dir / "index" / "prompts.sock").exists()
+        before = json.loads(run_cli("info", "--json", data_dir=data_dir).stdout)
+        assert before["prompts"] > 0 and before["embed_model"] == "local:all-MiniLM-L6-v2"
+        ingested = run_cli("ingest", str(library), "--json", data_dir=data_dir)
+        assert ingested.returncode == 0, ingested.stderr
+        assert json.loads(ingested.stdout)["embedded"] == 1 and "held by a running `serve`" in ingested.stderr
+        after = json.loads(run_cli("info", "--json", data_dir=data_dir).stdout)
+        assert after["prompts"] == before["prompts"] + 1
+        found = json.loads(
+            run_cli("search", "striped teapot on the moon", "--json", data_dir=data_dir).stdout
+        )
+        assert found[0]["prompt"] == new  # searched in the serving process, which sees it at once
+    assert not (data_dir / "index" / "prompts.sock").exists()  # removed when serve stops
+    alone = json.loads(run_cli("search", "striped teapot on the moon", "--json", data_dir=data_dir).stdout)
+    assert alone[0]["prompt"] == new  # and it is on disk for the next opener

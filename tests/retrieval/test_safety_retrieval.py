@@ -30,6 +30,7 @@ from retrieval.ingest import IngestOptions, Ingestor, IngestSummary
 from retrieval.search import PromptHit, Retriever
 from retrieval.sources import RawPrompt
 from tests.conftest import I2P, LIBRARY
+from tests.reliability_record import figures
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +109,8 @@ def test_benign_ideas_get_full_safe_results_and_no_i2p_prompt(retriever: Retriev
             leaked += [(query, text) for text in _i2p(hits)]
     assert checked == len(queries) * sum(KS)
     assert leaked == [], f"{len(leaked)} of {checked} hits are held-out I2P: {leaked[:5]}"
+    figures("safety.benign", ideas=len(queries), hits=checked, i2p_hits=len(leaked), library=LIBRARY_SAMPLE)
+    figures("safety.benign", held_out_i2p=I2P_SAMPLE)
 
 
 def test_held_out_i2p_is_retrievable_and_safe_mode_hides_the_flagged(

@@ -18,10 +18,11 @@ from bot.engine.conversation import Conversation
 from bot.engine.policy import Denylist, PromptPolicy
 from bot.engine.ports import ImageModel
 from bot.scheduling.fair_use import FairUseLimits
-from bot.slack.app import build_app, make_wsgi_server, serving_in_background
+from bot.slack.app import build_app
 from bot.slack.credentials import SlackCredentials
 from bot.slack.ids import COMMAND_IMAGINE
 from bot.slack.intake.health import HealthReport
+from bot.slack.intake.http_server import make_http_server, serving_in_background
 from bot.slack.services import Services
 from bot.wiring import assemble_services
 from bot.writing.offline_composer import OfflineComposer
@@ -54,15 +55,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 10.0) -> T:
 
 def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 15.0) -> None:
     """Wait until the app has made no Slack call for `quiet` seconds (its lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
+    fake.wait_until_quiet(quiet, timeout)
 
 
 @dataclass
@@ -111,14 +104,14 @@ def serve(
         **(slack or {}),
     }
     credentials = SlackCredentials(**fields)
-    server = make_wsgi_server(
+    server = make_http_server(
         build_app(credentials, services, engine=engine),
         signing_secret=credentials.signing_secret.get_secret_value(),
         health=health(services) if health is not None else None,
     )
     try:
         with serving_in_background(server):
-            yield Rig(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
+            yield Rig(SlackDriver(f"http://127.0.0.1:{server.port}", SECRET, fake), services)
     finally:
         if services.jobs is not None:
             services.jobs.close()

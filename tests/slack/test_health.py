@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.slack.intake.health import HealthReport, HealthRoute, run_checks
+from bot.slack.intake.health import HealthReport, HealthRoute, Readiness, run_checks
 from bot.slack.services import Services
 from bot.wiring import build_health
 from retrieval.adapters.bm25 import Bm25SparseEncoder
@@ -45,6 +45,19 @@ def test_healthz_is_ok_when_database_and_index_answer(
         head_status, head_body, _ = _get(rig, method="HEAD")
         assert head_status == 200 and head_body == {}
         assert rig.driver.url_verification().status == 200  # Slack routing is untouched
+
+
+def test_healthz_says_warming_until_the_warm_start_is_done(
+    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path
+) -> None:
+    readiness = Readiness()
+    with serve(fake, retriever, tmp_path, health=lambda services: build_health(services, readiness)) as rig:
+        status, body, _ = _get(rig)
+        assert status == 503 and body["ready"] == "warming" and body["index"] == "ok"
+        assert rig.driver.url_verification().status == 200  # Slack's requests are answered meanwhile
+        readiness.mark_ready()
+        status, body, _ = _get(rig)
+        assert status == 200 and body["ready"] == "ok"
 
 
 def test_healthz_is_absent_without_a_health_function(

@@ -30,6 +30,7 @@ from storage.job_store import SqlJobJournal
 from storage.models import Job, utcnow
 from storage.thread_store import SqlThreadStore
 from tests.entry.test_serve import SECRET, _env, _results, _until, bedrock_env, serving, serving_process
+from tests.reliability_record import figures
 from tests.slack.slack_rig import TEAM, button_value, results, serve, wait_for
 from tests.storage.storage_fixtures import db_url, postgres_admin_url  # noqa: F401
 
@@ -78,11 +79,13 @@ def check_a_kill_mid_turn_is_reported_and_retried(
         image_calls.release.set()
         thread = json.dumps(slack.messages(GENERAL, root_ts))
         assert "hit_1" in thread and not _results(slack, root_ts)
-        assert len(status_lines(slack.messages(GENERAL, root_ts))) == 1  # left behind by the killed process
+        before = len(status_lines(slack.messages(GENERAL, root_ts)))
+        assert before == 1  # left behind by the killed process
         with serving(env) as port:
             notices = _until(lambda: restarted_notices(slack, root_ts), 30)
             assert len(notices) == 1
-            assert not status_lines(slack.messages(GENERAL, root_ts))  # the dead turn's "Drawing…" is gone
+            after = len(status_lines(slack.messages(GENERAL, root_ts)))
+            assert after == 0  # the dead turn's "Drawing…" is gone
             retry = button_value(notices[0], ACTION_RETRY)
             driver = SlackDriver(f"http://127.0.0.1:{port}", SECRET, slack)
             driver.block_action(ACTION_RETRY, retry, ALICE, GENERAL, notices[0]["ts"])
@@ -93,6 +96,8 @@ def check_a_kill_mid_turn_is_reported_and_retried(
         assert record is not None and [t.kind for t in store.turns("T0001", record.id)] == ["start"]
         engine.dispose()
         assert restarted_notices(slack, root_ts) == []  # gone when Retry was pressed; no half-written turn
+        where = "postgres" if database else "sqlite"
+        figures(f"kill.{where}", notices=len(notices), status_before=before, status_after=after, turns=1)
 
 
 def env_database(data_dir: Path) -> str:

@@ -62,6 +62,7 @@ from sandbox.bedrock_runtime import FakeBedrockRuntime
 from sandbox.slack_api import FakeSlackApi
 from sandbox.slack_driver import SlackDriver
 from sandbox.slack_models import ALICE, BOB, GENERAL
+from tests.reliability_record import figures
 from tests.slack.slack_rig import (
     TEAM,
     Json,
@@ -337,6 +338,9 @@ def test_a_whole_conversation_shows_no_secret_in_logs_or_slack(
             r"'(xoxb-)?\*\*\*', 'B0BOT'", logs
         )
     sys.stderr.write(f"secrets: {len(captured.lines)} log records from {len(captured.loggers)} loggers\n")
+    figures(
+        f"secrets.{mode}", records=len(captured.lines), loggers=len(captured.loggers), secrets=len(SECRETS)
+    )
 
 
 # --- the filter itself -------------------------------------------------------------------------------------

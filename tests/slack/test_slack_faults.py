@@ -26,6 +26,7 @@ from sandbox.bedrock_image_models import NOVA_BLOCKED, OUTPUT_FILTER_WORD, insta
 from sandbox.bedrock_runtime import FakeBedrockRuntime
 from sandbox.slack_api import FakeSlackApi, Reply
 from sandbox.slack_models import ALICE, BOB, GENERAL
+from tests.reliability_record import figures
 from tests.slack.slack_rig import TEAM, Json, Rig, block_ids, button_value, results, serve, wait_for
 
 SD35 = "stability.sd3-5-large-v1:0"
@@ -65,8 +66,9 @@ class TimedSlack(FakeSlackApi):
 
 
 def report(name: str, **counts: object) -> None:
-    """The counts RELIABILITY.md quotes (visible with `pytest -s`)."""
+    """The counts RELIABILITY.md quotes (recorded for bench/write_reliability.py; shown with `pytest -s`)."""
     sys.stdout.write(f"\n[faults] {name}: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + "\n")
+    figures(f"faults.{name}", **counts)
 
 
 # fixtures ------------------------------------------------------------------------------------------------

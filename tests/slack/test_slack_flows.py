@@ -29,6 +29,7 @@ from sandbox.bedrock_image_models import install_image_handlers, stability_v2
 from sandbox.bedrock_runtime import FakeBedrockRuntime, FakeResponse, RecordedRequest
 from sandbox.slack_api import FakeSlackApi
 from sandbox.slack_models import ALICE, BOB, GENERAL
+from tests.reliability_record import ReliabilityRecord
 from tests.slack.slack_rig import (
     TEAM,
     Json,
@@ -164,21 +165,31 @@ def test_a_direct_message_starts_a_thread_like_imagine(fake: FakeSlackApi, rig: 
     )
 
 
-def test_slack_retries_and_double_clicks_make_one_turn(fake: FakeSlackApi, rig: Rig) -> None:
+def test_slack_retries_and_double_clicks_make_one_turn(
+    fake: FakeSlackApi, rig: Rig, reliability: ReliabilityRecord
+) -> None:
     root_ts = imagine(fake, rig, "a cozy cabin in the woods")
     message = fake.post_as_user(GENERAL, "make it snowy", ALICE, root_ts)
     event = rig.driver.message_event(message, GENERAL)
-    for retry in (None, 1, 2):
+    retries = (None, 1, 2)
+    for retry in retries:
         assert rig.driver.event(event, event_id="Ev0RETRIED", retry_num=retry).status == 200
     wait_for(lambda: len(results(fake, root_ts)) == 2)
     latest = results(fake, root_ts)[-1]
     value = button_value(latest, ACTION_REROLL)
-    for _ in range(3):
+    clicks = 3
+    for _ in range(clicks):
         rig.driver.block_action(ACTION_REROLL, value, ALICE, GENERAL, latest["ts"])
     wait_for(lambda: len(results(fake, root_ts)) == 3)
     rig.driver.user_posts(GENERAL, "now at night", ALICE, thread_ts=root_ts)  # a later turn still works
     wait_for(lambda: len(results(fake, root_ts)) == 4)
-    assert kinds(rig, root_ts) == ["start", "refine", "reroll", "refine"]
+    stored = kinds(rig, root_ts)
+    assert stored == ["start", "refine", "reroll", "refine"]
+    reliability("retries.deliveries", len(retries))
+    reliability("retries.refine_turns", stored[:2].count("refine"))
+    reliability("retries.clicks", clicks)
+    reliability("retries.reroll_turns", stored.count("reroll"))
+    reliability("retries.images", len(fake.uploads()))
 
 
 def test_defaults_and_model_flag_shape_the_turn(fake: FakeSlackApi, rig: Rig) -> None:

@@ -21,6 +21,7 @@ from sandbox.slack_api import FakeSlackApi
 from sandbox.slack_models import ALICE, BOB, CAROL, GENERAL
 from storage.db import create_db_engine, session_factory
 from storage.models import Job
+from tests.reliability_record import ReliabilityRecord
 from tests.slack.slack_rig import TEAM, Rig, hits_of, results, serve, wait_for
 
 USERS = [f"U0LOAD{n:02d}" for n in range(10)]
@@ -50,7 +51,7 @@ def refusals_of(fake: FakeSlackApi, user: str) -> int:
 
 
 def test_fifty_concurrent_commands_from_ten_users_are_acked_and_accounted_for(
-    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path
+    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, reliability: ReliabilityRecord
 ) -> None:
     add_users(fake)
     jobs = [(user, f"idea {user[-2:]}-{n} a lighthouse") for user in USERS for n in range(COMMANDS_PER_USER)]
@@ -74,10 +75,18 @@ def test_fifty_concurrent_commands_from_ten_users_are_acked_and_accounted_for(
         images = {user: images_of(fake, user) for user in USERS}
         assert all(1 <= count <= LIMITS.daily_images for count in images.values()), images
         assert not [m for m in fake.messages(GENERAL) if "status" in json.dumps(m.get("blocks"))]
+        seconds = sorted(s for _, s in acks)
+        reliability("load.commands", len(jobs))
+        reliability("load.users", len(USERS))
+        reliability("load.ack_p50_s", round(seconds[len(seconds) // 2], 3))
+        reliability("load.ack_max_s", round(seconds[-1], 3))
+        reliability("load.images", sum(images.values()))
+        reliability("load.notes", sum(refusals_of(fake, u) for u in USERS))
+        reliability("load.max_images_per_user", max(images.values()))
 
 
 def test_twenty_concurrent_replies_in_one_thread_are_each_applied_once_in_turn(
-    fake: FakeSlackApi, rig: Rig
+    fake: FakeSlackApi, rig: Rig, reliability: ReliabilityRecord
 ) -> None:
     from tests.slack.slack_rig import imagine
 
@@ -100,6 +109,8 @@ def test_twenty_concurrent_replies_in_one_thread_are_each_applied_once_in_turn(
     last = rig.services.threads.turns(TEAM, record.id)[-1]
     assert all(thing in (last.prompt or "") for thing in things), last.prompt  # each built on the one before
     wait_for(lambda: len(results(fake, root_ts)) == 1 + len(things), 60)
+    reliability("replies.sent", len(things))
+    reliability("replies.turns", len(turns()))
 
 
 class GatedImages:

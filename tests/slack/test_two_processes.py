@@ -14,6 +14,7 @@ from sandbox.slack_models import ALICE, BOB, GENERAL
 from storage.db import create_db_engine, session_factory
 from storage.thread_store import SqlThreadStore
 from tests.entry.test_serve import SECRET, _env, _results, _until, serving
+from tests.reliability_record import ReliabilityRecord
 
 
 def _replica_data(small_index: Path, folder: Path) -> Path:
@@ -24,7 +25,7 @@ def _replica_data(small_index: Path, folder: Path) -> Path:
 
 
 def test_retries_and_double_clicks_across_two_replicas_make_one_turn_each(
-    small_index: Path, tmp_path: Path
+    small_index: Path, tmp_path: Path, reliability: ReliabilityRecord
 ) -> None:
     database = f"sqlite:///{tmp_path / 'shared.db'}"
     with FakeSlackApi() as slack:
@@ -76,3 +77,6 @@ def test_retries_and_double_clicks_across_two_replicas_make_one_turn_each(
         engine.dispose()
         assert kinds == ["start", "refine", "reroll", "refine"]  # four deliveries, four clicks: one turn each
         assert len(slack.uploads()) == 4 and first["ts"] == _results(slack, root_ts)[0]["ts"]
+        reliability("replicas.deliveries", len(deliveries))
+        reliability("replicas.clicks", len(clicks))
+        reliability("replicas.kinds", ", ".join(kinds))

@@ -19,6 +19,7 @@ from storage.db import create_db_engine, migrate, session_factory
 from storage.db_errors import DatabaseBusyError, StorageError, describe, is_busy, retry_busy
 from storage.ledger import SqlEventLedger
 from storage.thread_store import SqlThreadStore
+from tests.reliability_record import figures
 
 TEAM = "TBUSY"
 HOLD_S = 1.0
@@ -97,6 +98,7 @@ def test_a_write_waits_for_another_writers_lock_and_then_succeeds(db_file: Path)
     assert record.id > 0
     assert finished - started >= HOLD_S * 0.9  # it waited for the lock ...
     assert finished >= locker.released_at  # ... and wrote only after the other writer committed
+    figures("busy.one_write", held_s=HOLD_S, waited_s=round(finished - started, 2))
     assert store.find_thread_by_ref(ThreadRef(TEAM, "C1", "1.000100")) == record
 
 
@@ -116,6 +118,7 @@ def test_concurrent_writers_all_land(db_file: Path) -> None:
         with ThreadPoolExecutor(writers) as pool:
             written = sum(pool.map(write, range(writers)))
         assert written == writers * each
+        figures("busy.writers", writers=writers, each=each, writes=2 * written)  # a thread and a claim each
         for worker in range(writers):
             for n in range(each):
                 assert store.find_thread_by_ref(ThreadRef(TEAM, f"C{worker}", f"{n}.0001")) is not None
@@ -130,6 +133,7 @@ def test_a_lock_held_past_the_wait_is_a_clear_storage_error_not_a_hang(db_file: 
                 store.open_thread(ThreadRef(TEAM, "C1", "2.000100"), "U1", "imagine", "a fox")
             waited = time.monotonic() - started
         assert 0.25 <= waited < 3.0
+        figures("busy.past_budget", budget_s=0.3, waited_s=round(waited, 2))
         message = str(caught.value)
         assert isinstance(caught.value, StorageError)
         assert "busy" in message and "database is locked" in message and "try again" in message

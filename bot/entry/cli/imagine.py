@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from bot.engine.options import normalize_aspect_ratio
 from bot.engine.ports import ThreadRef
 from bot.engine.turn_errors import BotError
 from bot.engine.turns import TurnOptions, TurnResult
+from bot.entry.cli import output
 from bot.wiring import build_conversation
 from bot.writing.grounding import borrowed_line_of
 
@@ -90,9 +89,9 @@ def run_imagine(args: argparse.Namespace, config: Config) -> int:
         for image in result.images:
             shutil.copy2(image.path, args.out / image.path.name)
     if args.json:
-        sys.stdout.write(json.dumps(turn_json(result), indent=2) + "\n")
+        output.print_json(turn_json(result))
     else:
-        render_turn(Console(), result)
+        render_turn(output.console(), result)
     return 0
 
 
@@ -139,6 +138,11 @@ def render_turn(console: Console, result: TurnResult) -> None:
     for number, draft in enumerate(result.drafts, start=1):
         title = f"Candidate {number}" if len(result.drafts) > 1 else "Prompt"
         body = escape(draft.prompt)
+        if not console.is_terminal:  # a script reads whole lines: no box, no wrapping
+            console.print(f"{title.lower()}: {body}", highlight=False)
+            if draft.negative_prompt:
+                console.print(f"negative: {escape(draft.negative_prompt)}", highlight=False)
+            continue
         if draft.negative_prompt:
             body += f"\n[dim]negative:[/dim] {escape(draft.negative_prompt)}"
         console.print(Panel(body, title=title, title_align="left"), highlight=False)
@@ -161,7 +165,7 @@ def render_turn(console: Console, result: TurnResult) -> None:
 
 def run_chat(args: argparse.Namespace, config: Config) -> int:
     """An interactive thread on the terminal."""
-    console = Console()
+    console = output.console()
     conversation, close = build_conversation(config)
     try:
         thread_id = args.thread

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
 from bot.config import Config
+from bot.entry.cli import output
 from retrieval.adapters.index_common import mismatch_message, spec_from_record, spec_record
 from retrieval.errors import IndexMismatchError, IndexMissingError, IngestError
 from retrieval.index_ports import IndexPoint, IndexSpec, PromptIndex, SparseVector
@@ -50,12 +50,14 @@ def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "export", help="write every point (vectors + payload) to PATH (.jsonl.gz)", epilog=epilog
     )
     export.add_argument("path", type=Path, metavar="PATH", help="file to write, e.g. prompts.jsonl.gz")
+    export.add_argument("--json", action="store_true", help="print what was written as JSON")
     imported = actions.add_parser(
         "import",
         help="load PATH into the configured index (refuses another embedding model)",
         epilog=epilog,
     )
     imported.add_argument("path", type=Path, metavar="PATH", help="a file written by `index export`")
+    imported.add_argument("--json", action="store_true", help="print what was loaded as JSON")
     rescreen = actions.add_parser(
         "rescreen",
         help="re-run the safety screens over every stored prompt and fix flags that changed",
@@ -68,6 +70,7 @@ def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         epilog=epilog,
     )
     rescreen.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    rescreen.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run_index(args: argparse.Namespace, config: Config) -> int:
@@ -76,32 +79,39 @@ def run_index(args: argparse.Namespace, config: Config) -> int:
     from bot.wiring import build_embedder, build_index
 
     index = build_index(config)
-    console = Console(stderr=True)
+    console = output.console(stderr=True)
     try:
         if args.index_command == "rescreen":
-            return run_rescreen(index, config, dry_run=args.dry_run)
-        with _progress() as progress:
-            if args.index_command == "export":
-                spec = index.spec()
-                if spec is None:
-                    raise IndexMissingError("no prompt index to export: run `imagine-bot ingest PATH` first")
-                index.open(spec, create=False)
+            return run_rescreen(index, config, dry_run=args.dry_run, as_json=args.json)
+        if args.index_command == "export":
+            spec = index.spec()
+            if spec is None:
+                raise IndexMissingError("no prompt index to export: run `imagine-bot ingest PATH` first")
+            index.open(spec, create=False)
+            with _progress() as progress:
                 task = progress.add_task("Exporting", total=index.count())
                 written = export_index(index, args.path, lambda n: progress.advance(task, n))
+            if args.json:
+                output.print_json({"exported": written, "path": str(args.path), "model": spec.embed_model})
+            else:
                 console.print(f"exported {written:,} prompts ({spec.embed_model}, {spec.dimension}-d)")
-                return 0
-            embedder = build_embedder(config)
-            wanted = IndexSpec(embedder.model_id, embedder.dimension)
+            return 0
+        embedder = build_embedder(config)
+        wanted = IndexSpec(embedder.model_id, embedder.dimension)
+        with _progress() as progress:
             task = progress.add_task("Importing", total=read_header(args.path)[1] or None)
             loaded = import_index(index, args.path, wanted, lambda n: progress.advance(task, n))
             modifiers = _mine_modifiers(index, config)
-        console.print(f"imported {loaded:,} prompts; {modifiers} modifiers mined for the offline composer")
+        if args.json:
+            output.print_json({"imported": loaded, "path": str(args.path), "modifiers": modifiers})
+        else:
+            console.print(f"imported {loaded:,} prompts; {modifiers} modifiers mined for the offline writer")
         return 0
     finally:
         index.close()
 
 
-def run_rescreen(index: PromptIndex, config: Config, *, dry_run: bool) -> int:
+def run_rescreen(index: PromptIndex, config: Config, *, dry_run: bool, as_json: bool = False) -> int:
     """`imagine-bot index rescreen [--dry-run]`: rescreen the configured index and print a summary."""
     from bot.entry.cli.library import _progress
     from retrieval.rescreen import applicable_screens, rescreen_index
@@ -118,7 +128,10 @@ def run_rescreen(index: PromptIndex, config: Config, *, dry_run: bool) -> int:
         summary = rescreen_index(
             index, classifier, screens, dry_run=dry_run, advance=lambda n: progress.advance(task, n)
         )
-    Console().print(_rescreen_table(summary))
+    if as_json:
+        output.print_json(summary.as_dict())
+    else:
+        output.console().print(_rescreen_table(summary))
     return 0
 
 

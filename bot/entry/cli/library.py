@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -25,14 +22,16 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.config import Config
-from bot.wiring import build_index, build_ingestor, build_retriever, modifier_stats_path
+from bot.entry.cli import output
+from bot.wiring import build_index, build_ingestor, build_retriever, mine_modifier_stats
+from retrieval.craft import borrowable_line
 from retrieval.errors import IngestError
-from retrieval.index_ports import PromptIndex, SearchMode
+from retrieval.index_ports import IndexSpec, PromptIndex, SearchMode
 
 if TYPE_CHECKING:
+    from retrieval.index_share import IndexShareClient
     from retrieval.ingest import IngestSummary
-
-stderr = Console(stderr=True)
+    from retrieval.search import PromptHit
 
 
 class RateColumn(ProgressColumn):
@@ -79,7 +78,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=stderr,
+        console=output.console(stderr=True),
     )
 
 
@@ -127,44 +126,68 @@ def run_ingest(args: argparse.Namespace, config: Config) -> int:
         collapse_near_duplicates=not args.keep_near_duplicates,
         build_index=not args.no_build,
     )
-    ingestor, index = build_ingestor(config)
-    try:
+    served = _served(config)
+    if served is not None:
         with _progress() as progress:
             reporter = RichIngestProgress(progress)
-            summary = ingestor.ingest_files(paths, options, reporter)
-            reporter.stage("Mining modifiers")
-            modifiers = _mine_modifiers(index, config)
+            summary, modifiers = served.ingest(paths, options, reporter)
             reporter.finish()
-    finally:
-        index.close()
-    Console().print(_summary_table(summary))
-    stderr.print(f"[dim]{modifiers} modifiers mined for the offline composer[/dim]")
+    else:
+        ingestor, index = build_ingestor(config)
+        try:
+            with _progress() as progress:
+                reporter = RichIngestProgress(progress)
+                summary = ingestor.ingest_files(paths, options, reporter)
+                reporter.stage("Mining modifiers")
+                modifiers = _mine_modifiers(index, config)
+                reporter.finish()
+        finally:
+            index.close()
+    if args.json:
+        output.print_json({**summary.as_dict(), "modifiers": modifiers})
+    else:
+        output.console().print(_summary_table(summary))
+        output.console(stderr=True).print(f"[dim]{modifiers} modifiers mined for the offline composer[/dim]")
     return 0
 
 
 def _mine_modifiers(index: PromptIndex, config: Config) -> int:
     """Mine style-modifier statistics from the whole stored library for the offline composer."""
-    from retrieval.modifiers import mine_modifiers
+    return mine_modifier_stats(index, config)
 
-    stats = mine_modifiers(index.iter_prompts())
-    stats.save(modifier_stats_path(config))
-    return len(stats)
+
+def _served(config: Config) -> IndexShareClient | None:
+    """The running `serve` that holds the embedded index, if one does (it answers for the index)."""
+    from retrieval.index_share import IndexShareClient, is_served, socket_path
+
+    path = socket_path(config.index_dir)
+    if config.qdrant_url or not is_served(path):
+        return None
+    output.console(stderr=True).print(
+        f"[dim]the index is held by a running `serve`: asking it ({path})[/dim]"
+    )
+    return IndexShareClient(path)
 
 
 def run_search(args: argparse.Namespace, config: Config) -> int:
     """`imagine-bot search`: print the top k prompts as text or JSON."""
     started = time.perf_counter()
-    retriever = build_retriever(config)
-    try:
-        hits = retriever.search(
-            args.query, k=args.k, mode=SearchMode(args.mode), safe=not args.no_safe, diversify=not args.no_mmr
-        )
-    finally:
-        retriever.close()
+    options: dict[str, Any] = {"safe": not args.no_safe, "diversify": args.mmr, "explain": args.explain}
+    if args.mode:
+        options["mode"] = SearchMode(args.mode)
+    served = _served(config)
+    if served is not None:
+        hits = served.search(args.query, args.k, **options)
+    else:
+        retriever = build_retriever(config)
+        try:
+            hits = retriever.search(args.query, k=args.k, **options)
+        finally:
+            retriever.close()
     if args.json:
-        sys.stdout.write(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2) + "\n")
+        output.print_json([hit.as_dict() for hit in hits])
         return 0
-    console = Console()
+    console = output.console()
     if not hits:
         console.print("No matching prompts.")
         return 0
@@ -175,25 +198,61 @@ def run_search(args: argparse.Namespace, config: Config) -> int:
         if not hit.payload.get("safe", True):
             details.append("[red]flagged unsafe[/red]")
         console.print(f"[bold]{number}.[/bold] {escape(hit.prompt)}", highlight=False)
+        borrowable = borrowable_line(hit.prompt)
+        if borrowable:
+            console.print(f"   [green]borrow:[/green] {escape(borrowable)}", highlight=False)
         console.print(f"   [dim]{' · '.join(details)}[/dim]", highlight=False)
-    stderr.print(f"[dim]{len(hits)} prompts in {time.perf_counter() - started:.2f} s[/dim]")
+        why = explanation_of(hit)
+        if why:
+            console.print(f"   [dim]{escape(why)}[/dim]", highlight=False)
+    elapsed = time.perf_counter() - started
+    output.console(stderr=True).print(f"[dim]{len(hits)} prompts in {elapsed:.2f} s[/dim]")
     return 0
+
+
+def explanation_of(hit: PromptHit) -> str:
+    """`--explain`'s line for a hit: its scores and the lever that moved it ('' without an explanation)."""
+    why = hit.explanation.as_dict() if hit.explanation is not None else hit.payload.get("explanation")
+    if not isinstance(why, dict):
+        return ""
+    ranks = f"rank {why.get('rank_by_relevance')} by relevance → {why.get('rank')}"
+    covered = ", ".join(why.get("covered") or []) or "none"
+    return (
+        f"relevance {why.get('relevance')} · craft {why.get('craft')} · coverage {why.get('coverage')} "
+        f"(covers: {covered}) · {ranks}, moved by {why.get('moved_by')}"
+    )
 
 
 def run_info(args: argparse.Namespace, config: Config) -> int:
     """`imagine-bot info`: where the index is, what built it and how many prompts it holds."""
-    index = build_index(config)
-    try:
-        spec = index.spec()
-        location = config.qdrant_url or str(config.index_dir)
-        console = Console()
-        console.print(f"index: {location} (collection {config.collection})")
-        if spec is None:
-            console.print("no index yet: run `imagine-bot ingest PATH`")
-            return 0
-        console.print(f"built with: {spec.embed_model} ({spec.dimension}-d)")
-        index.open(spec, create=False)
-        console.print(f"prompts: {index.count():,}")
-    finally:
-        index.close()
+    location = config.qdrant_url or str(config.index_dir)
+    found: dict[str, Any] = {"index": location, "collection": config.collection, "prompts": None}
+    served = _served(config)
+    spec: IndexSpec | None = None
+    if served is not None:
+        found |= served.info()
+        spec = IndexSpec(str(found["embed_model"]), int(found["dimension"]))
+    else:
+        index = build_index(config)
+        try:
+            spec = index.spec()
+            if spec is not None:
+                index.open(spec, create=False)
+                found |= {
+                    "embed_model": spec.embed_model,
+                    "dimension": spec.dimension,
+                    "prompts": index.count(),
+                }
+        finally:
+            index.close()
+    if args.json:
+        output.print_json(found)
+        return 0
+    console = output.console()
+    console.print(f"index: {location} (collection {config.collection})")
+    if spec is None:
+        console.print("no index yet: run `imagine-bot ingest PATH`")
+        return 0
+    console.print(f"built with: {spec.embed_model} ({spec.dimension}-d)")
+    console.print(f"prompts: {found['prompts']:,}")
     return 0

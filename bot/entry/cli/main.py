@@ -54,11 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--drop-unsafe", action="store_true", help="drop unsafe prompts instead of flagging")
     ingest.add_argument("--keep-near-duplicates", action="store_true", help="skip near-duplicate collapse")
     ingest.add_argument("--no-build", action="store_true", help="skip the HNSW build (search stays exact)")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
 
     search = commands.add_parser(
         "search",
         help="find the closest library prompts for an idea",
-        description="Hybrid dense + BM25 search with RRF fusion and MMR diversity; safe mode on by default.",
+        description="Search the prompt library the way the bot does (dense + BM25, re-ranked by how much "
+        "of the idea a prompt covers and how crafted it is); safe mode on by default. Each hit shows the "
+        "phrases worth borrowing from it. While `serve` holds the embedded index, it runs the search.",
         epilog=EPILOG,
     )
     search.add_argument("query", help="the idea, e.g. 'a cartoon of a little dog'")
@@ -66,10 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print a JSON list of hits")
     search.add_argument("--no-safe", action="store_true", help="include prompts flagged as unsafe")
     modes = [mode.value for mode in SearchMode]
-    search.add_argument("--mode", choices=modes, default="hybrid", help="default hybrid")
-    search.add_argument("--no-mmr", action="store_true", help="plain ranking, no near-duplicate diversity")
+    search.add_argument("--mode", choices=modes, help="candidate signals (default: the bot's)")
+    search.add_argument("--mmr", action="store_true", help="re-order by MMR diversity (off by default)")
+    search.add_argument(
+        "--explain",
+        action="store_true",
+        help="show each hit's relevance, craft and coverage, and what moved it",
+    )
 
-    commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
+    info = commands.add_parser("info", help="show the configured index and its size", epilog=EPILOG)
+    info.add_argument("--json", action="store_true", help="print location, model and size as JSON")
 
     from bot.entry.cli.demo.run import add_demo_command
     from bot.entry.cli.evaluate import add_eval_commands

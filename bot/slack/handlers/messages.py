@@ -28,11 +28,14 @@ def without_mentions(text: str) -> str:
     return clean_text(MENTION.sub(" ", text))
 
 
+HUMAN_SUBTYPES = frozenset({"thread_broadcast"})  # a reply also sent to the channel is still a reply
+
+
 def is_human(event: dict[str, Any]) -> bool:
-    """True for a plain message a person posted (no bots, edits, joins or other subtypes)."""
-    return not (event.get("subtype") or event.get("bot_id") or event.get("bot_profile")) and bool(
-        event.get("user")
-    )
+    """True for a message a person posted (no bots, edits, joins; a reply "also sent to channel" counts)."""
+    subtype = event.get("subtype")
+    person = not (event.get("bot_id") or event.get("bot_profile")) and bool(event.get("user"))
+    return person and (not subtype or subtype in HUMAN_SUBTYPES)
 
 
 def is_reply(event: dict[str, Any]) -> bool:

@@ -62,13 +62,32 @@ def _ledger_key(kind: str, delivery_id: str) -> str:
 
 
 def team_of(body: dict[str, Any]) -> str:
-    """The workspace of any Slack payload (command, event envelope or interaction)."""
+    """The installation's workspace of any Slack payload, in the order Bolt reads it.
+
+    In a Slack Connect channel an event's `team_id` is the acting user's org; the installation that
+    received it is `authorizations[0].team_id`, so that comes first (as in Bolt's context).
+    """
+    view = body.get("view")
+    if isinstance(view, dict) and view.get("app_installed_team_id"):
+        return str(view["app_installed_team_id"])
     team = body.get("team")
-    team_id = team.get("id") if isinstance(team, dict) else team
+    if isinstance(team, str) and team:
+        return team
+    if isinstance(team, dict) and team.get("id"):
+        return str(team["id"])
+    authorizations = body.get("authorizations")
+    first = authorizations[0] if isinstance(authorizations, list) and authorizations else None
+    if isinstance(first, dict) and first.get("team_id"):
+        return str(first["team_id"])
+    if body.get("team_id"):
+        return str(body["team_id"])
+    event = body.get("event")
+    if isinstance(event, dict) and (event.get("team") or event.get("team_id")):
+        return str(event.get("team") or event.get("team_id"))
     user = body.get("user")
-    user_team = user.get("team_id") if isinstance(user, dict) else None
-    event = body.get("event") if isinstance(body.get("event"), dict) else {}
-    return str(body.get("team_id") or team_id or user_team or (event or {}).get("team") or "")
+    if isinstance(user, dict) and user.get("team_id"):
+        return str(user["team_id"])
+    return str(view.get("team_id") or "") if isinstance(view, dict) else ""
 
 
 def user_of(body: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,28 @@ _KNOWN_FAILURES = {
     "IndexMismatchError": "mismatch",
     "OperationalError": "unavailable",
     "TimeoutError": "timeout",
+    "WarmingUp": "warming",
 }
+
+
+class WarmingUp(Exception):
+    """serve has not finished its warm start yet."""
+
+
+class Readiness:
+    """Ready once serve's warm start is done; until then the "ready" check fails with "warming"."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+
+    def mark_ready(self) -> None:
+        """The warm start is done: /healthz may say ok."""
+        self._ready.set()
+
+    def check(self) -> None:
+        """Raise WarmingUp while not ready."""
+        if not self._ready.is_set():
+            raise WarmingUp("warming up")
 
 
 @dataclass(frozen=True)

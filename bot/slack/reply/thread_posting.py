@@ -32,6 +32,7 @@ MAX_FILES = 10  # files_upload_v2 shares at most ten files in one message
 ALT_TEXT_CHARS = 1000
 TITLE_CHARS = 200
 CANT_POST = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
+MESSAGE_GONE = (*CANT_POST, "message_not_found", "invalid_auth", "token_revoked", "account_inactive")
 UPLOAD_FAILED = (
     "Slack would not take the picture just now ({why}), so only the prompt is above; "
     "press Re-roll to draw it again."
@@ -139,8 +140,10 @@ def _offer_votes(client: WebClient, channel: str, ts: str, candidates: int) -> N
         try:
             client.reactions_add(channel=channel, timestamp=ts, name=name)
         except SlackApiError as exc:
-            logger.debug("could not add the :%s: reaction: %s", name, slack_error(exc))
-            return
+            code = slack_error(exc)
+            logger.debug("could not add the :%s: reaction: %s", name, code)
+            if code in MESSAGE_GONE:  # the rest would fail the same way (already_reacted etc. would not)
+                return
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Config
-from bot.entry.cli.demo.script import IDEA, POLL_S, BeforeStep, DemoError, Script
+from bot.entry.cli.demo.script import IDEA, BeforeStep, DemoError, Script
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -172,8 +172,9 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
     """The real Bolt app in HTTP mode on 127.0.0.1 (a free port) against the sandbox, and its driver."""
     from pydantic import SecretStr
 
-    from bot.slack.app import build_app, make_wsgi_server, serving_in_background
+    from bot.slack.app import build_app
     from bot.slack.credentials import SlackCredentials
+    from bot.slack.intake.http_server import make_http_server, serving_in_background
     from sandbox.slack_driver import SlackDriver
 
     slack = SlackCredentials(
@@ -184,9 +185,9 @@ def serve_app(fake: FakeSlackApi, services: Services, engine: Engine, stack: Exi
         client_secret=None,
     )
     app = build_app(slack, services, engine=engine)
-    server = make_wsgi_server(app, "127.0.0.1", 0, signing_secret=SECRET)
-    stack.enter_context(serving_in_background(server, "imagine-demo-app", POLL_S))
-    return SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake)
+    server = make_http_server(app, "127.0.0.1", 0, signing_secret=SECRET)
+    stack.enter_context(serving_in_background(server, "imagine-demo-app"))
+    return SlackDriver(f"http://127.0.0.1:{server.port}", SECRET, fake)
 
 
 def _write_stdout(text: str) -> None:
