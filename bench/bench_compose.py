@@ -5,7 +5,7 @@ idea of `bench/data/retrieval_ideas.json` (tuning and held-out halves) and a sam
 first prompt from each composer in each dialect's image model, scored by `imagine-bot eval prompts`
 (bot/entry/cli/eval_prompts.py): subject kept, phrases added and those a hit holds (grounded), the share of
 ideas with 3+ grounded phrases and the subject kept (goal on the held-out half: >= 80 %, with no
-conflicting pair), conflicts with the idea and between phrases, a --no on every second idea, within the
+conflicting pair), conflicts with the idea and between phrases, a --no (every second idea again), within the
 model's limit, Nova negations, incantations. The BEFORE composer is `bot/writing/offline_composer.py` as
 it is at --before-ref, loaded from git over today's other modules; it knows no dialect, so its prompt is
 the same tags for every model except for the length limit.

@@ -123,6 +123,8 @@ def candidates(hits: Sequence[HitForPrompt], stats: ModifierStats) -> list[Candi
     scored = []
     for order, (phrase, category) in enumerate(found.items()):
         holders = holders_of[phrase]
+        if not holders:  # normalized away from the hit's words ("in the style of x" read as "by x")
+            continue
         if any(  # "watercolor" only ever inside "watercolor painting": the longer phrase says it all
             other != phrase and occurs(phrase, other) and set(holders) <= set(holders_of[other])
             for other in found

@@ -66,7 +66,8 @@ def test_claude_on_the_stand_in_is_measured_the_same_way(
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["chat_model"] == f"bedrock:{PROFILE}"
-    assert len(claude.bodies) == 4  # one Converse call per idea (two tuning, two held-out)
+    assert len(claude.bodies) == 6  # a call per idea (2 tuning, 2 held-out), one more per 2nd idea's --no
+    assert [("must not appear" in claude.user_text(body)) for body in claude.bodies].count(True) == 2
     assert all("NEVER put a negation" in claude.system_text(body) for body in claude.bodies)
     assert all("(dialect: nova)" in claude.user_text(body) for body in claude.bodies)
     for row in report["summary"]:

@@ -10,8 +10,9 @@ chat model write a first prompt for each dialect's image model, and scores the p
 * phrases added, and grounded ones: the prompt's phrases beyond the idea's words, grounded when a hit
   holds them (`bot.writing.grounding.added_phrases`); the floor is three grounded phrases with the subject
   kept, and the clean floor counts only grounded phrases that are no incantation and in no conflict;
-* conflicts: added phrases that contradict the idea or each other (`bot.writing.clashes`), and, on every
-  second idea, a --no: the phrase its hits share most is forbidden and must stay out of the prompt;
+* conflicts: added phrases that contradict the idea or each other (`bot.writing.clashes`), and, for every
+  second idea, a second prompt with a --no of the phrase its hits share most, which must stay out (the
+  other measures are of the first prompt, written without a --no);
 * within the image model's prompt limit, negations left in a Nova prompt, SD 1.x incantations added;
 * latency and tokens of the chat call.
 """
@@ -24,7 +25,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -182,8 +183,8 @@ def library_search(retriever: _Searcher) -> Search:
 def adversarial_no(idea: str, hits: Sequence[HitForPrompt]) -> str | None:
     """The craft phrase most hits share (ties: first seen), not in the idea: what a --no should keep out."""
     counts: Counter[str] = Counter()
-    for hit in hits:
-        counts.update({p for p, _ in assess_craft(hit.prompt).phrases})
+    for hit in hits:  # dict.fromkeys, not a set: ties are broken by first appearance, the same every run
+        counts.update(dict.fromkeys((p for p, _ in assess_craft(hit.prompt).phrases), 1))
     ranked = sorted(counts.items(), key=lambda item: -item[1])  # stable: first seen wins ties
     return next((p for p, _ in ranked if not occurs(p, idea) and not is_incantation(p)), None)
 
@@ -236,22 +237,20 @@ def measure(
         avoid = adversarial_no(idea.text, hits) if index % 2 == 1 else None
         for dialect in dialects:
             model = DIALECT_MODELS[dialect]
-            request = ComposeRequest(
-                kind="start",
-                idea=idea.text,
-                hits=hits,
-                image_model=model,
-                max_prompt_chars=prompt_limit(model),
-                avoid=(avoid,) if avoid else (),
-            )
+            limit = prompt_limit(model)
+            request = ComposeRequest("start", idea.text, hits=hits, image_model=model, max_prompt_chars=limit)
             started = time.perf_counter()
             try:
                 result = chat.compose(request)
+                elapsed = (time.perf_counter() - started) * 1000
+                # the same idea with a --no of the phrase its hits share most, which must stay out
+                kept_out = chat.compose(replace(request, avoid=(avoid,))) if avoid else None
             except BotError as exc:
                 outcomes.append(Outcome(idea, dialect, hits=hits, avoid=avoid, error=str(exc)))
                 continue
-            elapsed = (time.perf_counter() - started) * 1000
-            scored = score(idea, dialect, result.drafts[0].prompt, hits, avoid)
+            scored = score(idea, dialect, result.drafts[0].prompt, hits, None)
+            if avoid and kept_out is not None:
+                scored = replace(scored, avoid=avoid, avoid_broken=occurs(avoid, kept_out.drafts[0].prompt))
             outcomes.append(
                 _with_usage(scored, elapsed, result.input_tokens, result.output_tokens, result.extra_calls)
             )
@@ -261,8 +260,6 @@ def measure(
 
 def _with_usage(outcome: Outcome, latency_ms: float, tokens_in: int, tokens_out: int, extra: int) -> Outcome:
     """The outcome with the chat call's latency and usage."""
-    from dataclasses import replace
-
     return replace(
         outcome, latency_ms=latency_ms, input_tokens=tokens_in, output_tokens=tokens_out, extra_calls=extra
     )

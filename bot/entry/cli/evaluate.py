@@ -33,8 +33,9 @@ For each idea: the five closest library prompts, a first prompt written by the c
 (IMAGINE_CHAT_MODEL: the offline composer, or Claude on Bedrock) for each dialect's image model (tags:
 SDXL; prose: SD3.5 / Stable Image; nova: Nova Canvas), and its scores: subject kept, phrases added and how
 many a hit holds (grounded), ideas with 3+ grounded phrases and the subject kept, conflicts with the idea,
-with each other and with a --no (every second idea forbids the phrase its hits share most), within the
-model's prompt limit, Nova negations, incantations, latency and tokens. Prints a markdown report (or JSON).
+with each other and with a --no (every second idea is written again with a --no of the phrase its hits
+share most), within the model's prompt limit, Nova negations, incantations, latency and tokens. Prints a
+markdown report (or JSON).
 """
 
 
