@@ -352,7 +352,7 @@ def compose_summary(c: dict[str, Any]) -> str:
     """Headline of bench_compose: the offline composer before and after on the held-out half."""
     parts = []
     for row in c["rows"]:
-        if row["group"] == "heldout" and row["dialect"] == "prose":
+        if row["group"] == "heldout" and row["dialect"] == "prose" and "dense" not in row["composer"]:
             parts.append(
                 f"{row['composer']}: {row['meets_floor']:.0%} of held-out ideas keep their subject with 3+ "
                 f"grounded phrases ({row['meets_clean_floor']:.0%} counting no incantation or conflict), "

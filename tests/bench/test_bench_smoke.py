@@ -171,8 +171,10 @@ def test_compose_bench_compares_the_composer_before_and_after(tiny: dict[str, An
     args += ["--before-ref", "HEAD"]  # any ref: the BEFORE composer is read from git
     assert compose.main([*args, "--json-out", str(out), "--markdown-out", str(tmp_path / "c.md")]) == 0
     result = json.loads(out.read_text(encoding="utf-8"))
-    composers = {row["composer"].split(" ")[0] for row in result["rows"]}
-    assert composers == {"before", "after"} and len(result["rows"]) == 2 * 2 * 3  # 2 halves, 3 dialects
+    composers = {row["composer"].split(" ")[0].rstrip(",") for row in result["rows"]}
+    dense = [row for row in result["rows"] if "dense" in row["composer"]]
+    assert composers == {"before", "after"} and len(result["rows"]) == 2 * 2 * 3 + 2  # halves × dialects
+    assert [(row["group"], row["dialect"]) for row in dense] == [("tuning", "prose"), ("heldout", "prose")]
     assert all(row["ideas"] == 1 and row["subject_kept"] == 1.0 for row in result["rows"])
     text = (tmp_path / "c.md").read_text(encoding="utf-8")
     assert "## Composition" in text and "| after (this tree) | heldout | prose | 1 |" in text
