@@ -79,6 +79,8 @@ logger = logging.getLogger(__name__)
 MAX_SEED = 4_294_967_294
 PICTURE_MODEL = "slack:picture"  # the "model" of a picture a person posted
 HITS_SHOWN = 5
+NEW_REFERENCES = 3  # library prompts a refinement adds for its new direction (one short line in the thread)
+WRITER_HITS = 15  # at most this many hits go to the writer: the first ones shown and the newest references
 WARM_UP_IDEA = "a cartoon of a little dog"  # what warm_up searches and screens (a benign everyday idea)
 OnHits = Callable[[ThreadRecord, tuple[HitForPrompt, ...]], None]
 
@@ -170,20 +172,23 @@ class Conversation:
         """Apply a follow-up instruction ("make it watercolor", "no text", "more like #2")."""
         self.screen(team_id, instruction)
         thread, turns = self._load(team_id, thread_id)
-        hits = latest_hits(turns)
+        shown = latest_hits(turns)
+        new = self._references(thread.idea, instruction, shown)
+        hits = shown + new  # numbers stay stable: the new ones follow the thread's last number
         source = latest_image(turns)
         request = ComposeRequest(
             kind="refine",
             idea=thread.idea,
             instruction=instruction,
             history=memory_of(turns),
-            hits=hits,
+            hits=hits if len(hits) <= WRITER_HITS else hits[:HITS_SHOWN] + hits[HITS_SHOWN - WRITER_HITS :],
             defaults=defaults or UserDefaults(),
             edits=self._edits(REFINE_EDITS) if source is not None else (),
         )
         options = replace(_model_only(defaults), seed=thread_seed(turns))  # the thread keeps its seed
         follow = FollowUp(source, REDRAW_STRENGTH)
-        return self._compose_and_draw(thread, "refine", instruction, request, options, hits, follow)
+        result = self._compose_and_draw(thread, "refine", instruction, request, options, hits, follow)
+        return replace(result, new_hits=new)
 
     def use_hit(
         self, team_id: str, thread_id: int, number: int, defaults: UserDefaults | None = None
@@ -384,6 +389,20 @@ class Conversation:
         return tuple(
             HitForPrompt(number=i, prompt=hit.prompt, source=hit.payload.get("source"))
             for i, hit in enumerate(found, start=1)
+        )
+
+    def _references(
+        self, idea: str, instruction: str, shown: Sequence[HitForPrompt]
+    ) -> tuple[HitForPrompt, ...]:
+        """Library prompts for a refinement's direction (the idea plus the instruction) not yet shown."""
+        seen = {hit.prompt for hit in shown}
+        last = max((hit.number for hit in shown), default=0)
+        with self._stages.stage("retrieve", first=True):  # a refinement begins here
+            found = self._search.search(f"{idea}, {instruction}", k=HITS_SHOWN + NEW_REFERENCES)
+        fresh = [hit for hit in found if hit.prompt not in seen][:NEW_REFERENCES]
+        return tuple(
+            HitForPrompt(number=last + i, prompt=hit.prompt, source=hit.payload.get("source"))
+            for i, hit in enumerate(fresh, start=1)
         )
 
     def _load(self, team_id: str, thread_id: int) -> tuple[ThreadRecord, list[TurnRecord]]:

@@ -22,7 +22,7 @@ from bot.log_redaction import redact
 
 TURN_LOGGER = "bot.turns"
 STAGES = ("retrieve", "compose", "draw", "store")
-RETRIEVING_KINDS = ("start", "brainstorm", "describe")  # turns whose first stage is retrieve
+RETRIEVING_KINDS = ("start", "brainstorm", "describe", "refine")  # turns whose first stage is retrieve
 turn_logger = logging.getLogger(TURN_LOGGER)
 
 # LogRecord attributes that are not `extra=` fields

@@ -87,6 +87,7 @@ class TurnResult:
     elapsed_ms: int = 0
     labels: tuple[str, ...] = field(default_factory=tuple)
     image_calls: int = 0  # images drawn for it when more than it shows (the icon's upscale); 0: len(images)
+    new_hits: tuple[HitForPrompt, ...] = ()  # library prompts a refinement found for its new direction
 
     @property
     def images_drawn(self) -> int:

@@ -78,7 +78,7 @@ def test_each_finished_turn_logs_one_record(
     caplog.clear()
     conversation.refine(TEAM, started.thread.id, "make it watercolor")
     [refine] = _turns(caplog)
-    assert refine["kind"] == "refine" and refine["ms"]["retrieve"] == 0  # type: ignore[index]
+    assert refine["kind"] == "refine" and refine["ms"]["retrieve"] > 0  # type: ignore[index]
     caplog.clear()
     brainstorm = conversation.brainstorm(ThreadRef(TEAM, "C1", "2.0"), "U1", "robot avatars", count=3)
     [many] = _turns(caplog)

@@ -239,6 +239,9 @@ def make_result(
     )
 
 
+CRAFTED = "a fox in the snow, watercolor, soft light, by beatrix potter, trending on artstation"
+
+
 def hits(count: int, text: str = "a lighthouse at dusk") -> list[HitForPrompt]:
     """Numbered library hits."""
     return [HitForPrompt(n, f"{text} {n}", "diffusiondb") for n in range(1, count + 1)]
@@ -268,11 +271,18 @@ def all_messages() -> list[tuple[str, b.Message]]:
         ("hits", b.hits_message(7, hits(5))),
         ("hits_none", b.hits_message(7, [])),
         ("hits_long", b.hits_message(7, hits(30, NASTY + LONG))),
+        ("hits_crafted", b.hits_message(7, hits(5, CRAFTED))),
+        ("hits_crafted_long", b.hits_message(7, hits(10, f"{CRAFTED}, {NASTY}, " + ", ".join([LONG] * 5)))),
         ("result", b.result_message(7, make_result())),
         ("result_offline", b.result_message(7, make_result(offline=True, labels=("offline image",)))),
         ("result_long", b.result_message(7, make_result(NASTY + LONG, LONG, images=4))),
         ("result_empty", b.result_message(7, make_result("", "", images=0))),
         ("result_borrowed", b.result_message(7, make_result(borrowed=("watercolor", NASTY + LONG)))),
+        ("result_references", b.result_message(7, replace(make_result(), new_hits=tuple(hits(3))))),
+        (
+            "result_references_long",
+            b.result_message(7, replace(make_result(), new_hits=tuple(hits(3, LONG)))),
+        ),
         ("brainstorm", b.brainstorm_message(7, drafts(6))),
         ("brainstorm_long", b.brainstorm_message(7, drafts(12, NASTY + LONG), ("offline " + NASTY,))),
         ("winner", b.winner_message(2, {1: 1, 2: 3, 3: 0})),
@@ -467,6 +477,30 @@ def test_borrowed_phrases_are_named_under_the_image() -> None:
     assert [blk["block_id"] for blk in message["blocks"]][-2:] == ["borrowed", "result_actions"]
     nothing = b.result_message(7, make_result())
     assert "borrowed" not in [blk.get("block_id") for blk in nothing["blocks"]]
+
+
+def test_each_hit_names_the_phrases_worth_borrowing() -> None:
+    crafted, bare = b.hits_message(7, [HitForPrompt(1, CRAFTED), HitForPrompt(2, "a little dog")])["blocks"][
+        1:
+    ]
+    assert (
+        "\n:art: _borrow: watercolor, by beatrix potter, soft light, trending on artstation_"
+        in (crafted["text"]["text"])
+    )
+    assert "borrow" not in bare["text"]["text"]  # a bare prompt has nothing to teach
+
+
+def test_a_refinement_names_its_new_references_on_one_line() -> None:
+    new = (HitForPrompt(6, "a puppy, watercolor painting, soft light"), HitForPrompt(7, "dog in ink wash"))
+    message = b.result_message(7, replace(make_result(), new_hits=new))
+    [line] = [blk for blk in message["blocks"] if blk.get("block_id") == "new_references"]
+    assert line["elements"][0]["text"] == (
+        ":mag: New references: *#6* a puppy, watercolor painting, soft light · *#7* dog in ink wash"
+        " (reply _more like #6_ to borrow one's look)"
+    )
+    assert [blk["block_id"] for blk in message["blocks"]][-1] == "result_actions"
+    nothing = b.result_message(7, make_result())
+    assert "new_references" not in [blk.get("block_id") for blk in nothing["blocks"]]
 
 
 def test_help_names_every_flag_and_replies_name_what_to_do() -> None:

@@ -20,6 +20,7 @@ from bot.engine.turns import TurnOptions, TurnResult
 from bot.entry.cli import output
 from bot.wiring import build_conversation
 from bot.writing.grounding import borrowed_line_of
+from retrieval.craft import borrowable_line
 
 LOCAL_TEAM = "local"
 LOCAL_CHANNEL = "cli"
@@ -134,6 +135,13 @@ def render_turn(console: Console, result: TurnResult) -> None:
     if result.hits and result.turn.kind in ("start", "brainstorm"):
         console.print("[bold]Closest prompts from the library[/bold]")
         for hit in result.hits:
+            console.print(f"  [bold]#{hit.number}[/bold] {escape(hit.prompt)}", highlight=False)
+            phrases = borrowable_line(hit.prompt)
+            if phrases:
+                console.print(f"      [green]borrow:[/green] {escape(phrases)}", highlight=False)
+    if result.new_hits:
+        console.print("[bold]New references[/bold] (say 'more like #n' to borrow one's look)")
+        for hit in result.new_hits:
             console.print(f"  [bold]#{hit.number}[/bold] {escape(hit.prompt)}", highlight=False)
     for number, draft in enumerate(result.drafts, start=1):
         title = f"Candidate {number}" if len(result.drafts) > 1 else "Prompt"

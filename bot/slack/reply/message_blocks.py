@@ -12,6 +12,7 @@ from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, PromptDraft
 from bot.engine.turns import TurnResult
 from bot.slack import ids
 from bot.writing.grounding import borrowed_line_of
+from retrieval.craft import borrowable_line
 
 Block = dict[str, Any]
 
@@ -38,6 +39,7 @@ CANDIDATE_CHARS = 600
 PROMPT_CHARS = 2800
 NEGATIVE_CHARS = 1000
 MAX_HITS = 10
+REFERENCE_CHARS = 90  # each new reference of a refinement, on one shared line
 VOTE_EMOJI = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 STAGES = {
     "search": ":mag: Searching the prompt library",
@@ -312,12 +314,20 @@ def hits_message(thread_id: int, hits: Sequence[HitForPrompt]) -> Message:
     intro = ":books: *Closest prompts in the library*: press *Use #n* to redo your idea in its manner."
     blocks = [section(intro)]
     for index, hit in enumerate(hits[:MAX_HITS], start=1):
+        phrases = borrowable_line(hit.prompt)
+        borrow = f"\n:art: _borrow: {user_line(phrases, 200)}_" if phrases else ""
         source = f"\n_from {user_line(hit.source, 80)}_" if hit.source else ""
         use = button(f"Use #{hit.number}", ids.ACTION_USE_HIT, f"{thread_id}:{hit.number}")
-        blocks.append(
-            section(f"*#{hit.number}*  {user_line(hit.prompt, HIT_CHARS)}{source}", f"hit_{index}", use)
-        )
+        text = f"*#{hit.number}*  {user_line(hit.prompt, HIT_CHARS)}{borrow}{source}"
+        blocks.append(section(text, f"hit_{index}", use))
     return message(blocks, f"{len(hits[:MAX_HITS])} close prompts from the library")
+
+
+def new_references_line(hits: Sequence[HitForPrompt]) -> str:
+    """One line for the library prompts a refinement found for its new direction."""
+    listed = " · ".join(f"*#{h.number}* {user_line(h.prompt, REFERENCE_CHARS)}" for h in hits)
+    first = hits[0].number
+    return f":mag: New references: {listed} (reply _more like #{first}_ to borrow one's look)"
 
 
 def result_message(
@@ -333,6 +343,8 @@ def result_message(
     borrowed = borrowed_line_of(result)
     if borrowed:
         blocks.append(context(f":books: {user_line(borrowed, 600)}", block_id="borrowed"))
+    if result.new_hits:
+        blocks.append(context(new_references_line(result.new_hits), block_id="new_references"))
     value = f"{thread_id}:{turn.id or 0}"
     blocks.append(
         actions(
