@@ -1,4 +1,4 @@
-"""Memory layout of the prompt index: new indexes are compact (int8 in RAM, originals on disk, rescoring);
+"""Memory layout of the prompt index: new indexes are compact (4-bit in RAM, originals on disk, rescoring);
 old in-RAM Edge indexes open unchanged and `finalize()` converts them; server collections are created so."""
 
 from __future__ import annotations
@@ -113,12 +113,12 @@ def test_finalize_converts_an_in_ram_index_and_queries_rescore_with_the_original
         abs(h.score - float(cosines[q, ids.index(h.id)])) for q, got in enumerate(hits) for h in got
     )
     assert index.layout() is IndexLayout.COMPACT
-    assert list(path.glob("segments/*/vector_storage-dense/quantized.data"))  # int8 copies were built
+    assert list(path.glob("segments/*/vector_storage-dense/quantized.data"))  # 4-bit copies were built
     assert count == GRAPHED
     assert exact == truth
     assert before == truth
     assert recall >= 0.95, recall
-    assert score_error < 1e-5, score_error  # rescored: int8 scores alone are off by ~1e-4
+    assert score_error < 1e-5, score_error  # rescored: 4-bit scores alone are off by ~1e-3
 
 
 class _RecordingQdrant(BaseHTTPRequestHandler):
@@ -194,9 +194,8 @@ def test_a_new_server_collection_gets_the_compact_layout_and_queries_rescore() -
     approximate, exact = _RecordingQdrant.bodies["/collections/prompts/points/query"]
 
     assert created["vectors"]["dense"]["on_disk"] is True
-    assert created["quantization_config"] == {
-        "scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}
-    }
+    assert created["quantization_config"] == {"turbo": {"bits": "bits4", "always_ram": True}}
+    assert created["sparse_vectors"]["bm25"] == {"index": {"on_disk": True}, "modifier": "idf"}
     assert created["on_disk_payload"] is True
     assert approximate["params"]["quantization"] == {"rescore": True, "oversampling": 2.0}
     assert not approximate["params"].get("exact")

@@ -1,12 +1,14 @@
 """`PromptIndex` on Qdrant Edge: an in-process Rust shard in one directory, with HNSW and BM25 (IDF).
 
 Memory layout of a new index (`IndexLayout.COMPACT`, see `edge_config`): the dense vectors are kept twice,
-as int8 scalar-quantized copies pinned in RAM (384 bytes per prompt, what HNSW and the first scoring pass
+as 4-bit TurboQuant codes pinned in RAM (192 bytes per 384-d prompt, what HNSW and the first scoring pass
 read) and as the float32 originals in a memory-mapped file that is not pre-loaded (`Memory.Cold`): a query
 reads only the originals of its oversampled candidates, to rescore them exactly. The HNSW graph is mmap'd
-and pre-warmed (`Memory.Cached`), payloads are mmap'd cold (read only for the hits returned); the sparse
-BM25 index and the payload indexes stay in RAM. `IndexLayout.IN_RAM` is the layout of indexes created
-before (every float32 vector resident); bench/bench_layout.py measures both at 1M prompts (bench/RESULTS.md).
+and pre-warmed (`Memory.Cached`); payloads, the BM25 inverted index and the id tracker are mmap'd cold (a
+query reads the pages it needs). Pages read from the cold files stay in the process's RSS as file-backed
+page cache, which the kernel drops under memory pressure. `IndexLayout.IN_RAM` is the layout of indexes
+created before (every float32 vector resident); bench/bench_layout.py measures both at 1M prompts
+(bench/RESULTS.md).
 
 An index built with the in-RAM layout opens and serves as before (its layout is stored in the shard); the
 next `finalize()` - every `imagine-bot ingest`, which skips the prompts already stored, ends with one - loads
@@ -46,10 +48,10 @@ from qdrant_edge import (
     QuantizationSearchParams,
     Query,
     QueryRequest,
-    ScalarQuantizationConfig,
-    ScalarType,
     ScrollRequest,
     SearchParams,
+    TurboQuantBitSize,
+    TurboQuantQuantizationConfig,
     UpdateOperation,
 )
 from qdrant_edge import SparseVector as EdgeSparseVector
@@ -98,28 +100,28 @@ _PAYLOAD_INDEXES = (
 class IndexLayout(StrEnum):
     """Where an Edge index keeps its parts: what `edge_config` builds."""
 
-    COMPACT = "compact"  # int8 vectors in RAM, float32 originals and payloads on disk (mmap), rescoring
+    COMPACT = "compact"  # 4-bit vectors in RAM; originals, payloads, BM25 on disk (mmap); rescoring
     IN_RAM = "in_ram"  # every float32 vector resident: the layout of indexes created before COMPACT
 
 
 def edge_config(dimension: int, layout: IndexLayout = IndexLayout.COMPACT) -> EdgeConfig:
     """The shard configuration of an index of `dimension`-d vectors in `layout`."""
-    sparse = {SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)}
     if layout is IndexLayout.IN_RAM:
         return EdgeConfig(
             vectors={DENSE_VECTOR: EdgeVectorParams(size=dimension, distance=Distance.Cosine)},
-            sparse_vectors=sparse,
+            sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
             hnsw_config=_hnsw(None),
         )
-    quantized = ScalarQuantizationConfig(ScalarType.Int8, quantile=0.99, memory=Memory.Pinned)
+    quantized = TurboQuantQuantizationConfig(bits=TurboQuantBitSize.Bits4, memory=Memory.Pinned)
     dense = EdgeVectorParams(
         size=dimension, distance=Distance.Cosine, memory=Memory.Cold, quantization_config=quantized
     )
     return EdgeConfig(
         vectors={DENSE_VECTOR: dense},
-        sparse_vectors=sparse,
+        sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf, memory=Memory.Cold)},
         hnsw_config=_hnsw(Memory.Cached),
         payload_memory=Memory.Cold,
+        id_tracker_memory=Memory.Cold,
     )
 
 
