@@ -197,6 +197,6 @@ def test_a_new_server_collection_gets_the_compact_layout_and_queries_rescore() -
     assert created["quantization_config"] == {"turbo": {"bits": "bits4", "always_ram": True}}
     assert created["sparse_vectors"]["bm25"] == {"index": {"on_disk": True}, "modifier": "idf"}
     assert created["on_disk_payload"] is True
-    assert approximate["params"]["quantization"] == {"rescore": True, "oversampling": 2.0}
+    assert approximate["params"]["quantization"] == {"rescore": True, "oversampling": 1.0}
     assert not approximate["params"].get("exact")
     assert exact["params"]["exact"] is True and exact["params"]["quantization"]["ignore"] is True

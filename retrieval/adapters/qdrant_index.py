@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "imagine_index"
 MEMORY_URL = ":memory:"
-OVERSAMPLING = 2.0  # as the Edge index: quantized candidates per hit asked for, rescored with the originals
+OVERSAMPLING = 1.0  # as the Edge index: quantized candidates per hit asked for, rescored with the originals
 # The compact layout of the Edge index, in the flags a Qdrant v1.18 server (compose.yaml) understands:
 # 4-bit TurboQuant copies of the dense vectors always in RAM; float32 originals, payloads and the sparse
 # index on disk (mmap).
@@ -113,7 +113,7 @@ class QdrantClientPromptIndex:
     builds HNSW in the background, so `finalize()` has nothing to do.
 
     A new collection gets the Edge index's compact memory layout (4-bit TurboQuant vectors always in RAM,
-    originals `on_disk`, `on_disk_payload`, sparse index `on_disk`; queries rescore the oversampled
+    originals `on_disk`, `on_disk_payload`, sparse index `on_disk`; queries rescore the quantized
     candidates with the originals). A collection created before keeps its in-RAM layout and works as before;
     a server converts its dense vectors in the background after `PATCH /collections/NAME` with
     `{"vectors": {"dense": {"on_disk": true}}, "quantization_config": {"turbo": {"bits": "bits4",
