@@ -31,6 +31,7 @@ from bench_search import (
     overlap_at,
 )
 from common import (
+    BENCH_DIR,
     Timer,
     add_common_args,
     load_library_cache,
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     out_dir: Path = args.out_dir
     sizes = parse_sizes(args.sizes, len(load_library_cache(out_dir)))
-    queries = make_queries(out_dir, args.ideas, args.queries)
+    queries = make_queries(out_dir, BENCH_DIR / "labelled_ideas.json", args.queries)
     queries_file = out_dir / "layout_queries.json"
     queries_file.write_text(json.dumps(queries), encoding="utf-8")
     results: list[dict[str, Any]] = []
@@ -281,12 +282,6 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default="library,1m", help="index sizes: 'library', N, 500k, 1m (library,1m)"
     )
     parser.add_argument("--queries", type=int, default=200, help="queries per mode (200)")
-    parser.add_argument(
-        "--ideas",
-        type=Path,
-        default=Path(__file__).resolve().parent / "labelled_ideas.json",
-        help="labelled ideas",
-    )
     parser.add_argument("--worker", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
