@@ -49,4 +49,4 @@ USER 10001:10001
 ENV IMAGINE_DATA_DIR=/tmp/imagine-bot HOME=/tmp
 HEALTHCHECK NONE
 ENTRYPOINT ["python", "-m", "awslambdaric"]
-CMD ["bot.lambda_handler.handler"]
+CMD ["bot.entry.lambda_handler.handler"]

@@ -8,7 +8,7 @@ LIBRARY ?= $(SHARED_DATA)/sd_prompts_real_users.parquet
 IDEA ?= a cartoon of a little dog
 DEMO_OUT ?= demo-output
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench reliability clean
 
 setup: $(VENV)/.installed
 
@@ -38,8 +38,14 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# pytest runs with a throwaway PostgreSQL when the machine can start one (.ci/with-postgres), so the
+# Postgres rows of RELIABILITY.md run too; otherwise they are skipped and the run says so.
 test: lint
-	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/pytest
+	IMAGINE_SHARED_DATA="$(SHARED_DATA)" .ci/with-postgres $(BIN)/pytest
+
+# RELIABILITY.md from the scenario tests' own recorded figures (runs them; the load scenarios 3 times).
+reliability: setup
+	IMAGINE_SHARED_DATA="$(SHARED_DATA)" $(BIN)/python bench/write_reliability.py
 
 bench: setup
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

@@ -50,7 +50,7 @@ def search_latency(config: dict[str, Any]) -> dict[str, Any]:
     """Build the FAISS store from our index's vectors, then time the four methods query by query."""
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
-    from retrieval.ports import IndexQuery, SearchMode
+    from retrieval.index_ports import IndexQuery, SearchMode
     from retrieval.search import Retriever
 
     embeddings = LangChainMiniLM()

@@ -252,20 +252,18 @@ def baseline_persisted_session(config: dict[str, Any]) -> dict[str, Any]:
 
 def ours_ingest(config: dict[str, Any]) -> dict[str, Any]:
     """Our ingest of the same first rows into a fresh Edge index (as bench_ingest.py composes it)."""
-    from bot.settings import Settings
+    from bot.config import Config
     from bot.wiring import build_embedder, build_index, build_sparse_encoder
     from retrieval.ingest import IngestOptions, Ingestor
     from retrieval.safety import SafetyClassifier
 
-    settings = Settings(
-        data_dir=Path(config["data_dir"]), qdrant_url=None, embed_model="local:all-MiniLM-L6-v2"
-    )
-    index = build_index(settings)
+    ours = Config(data_dir=Path(config["data_dir"]), qdrant_url=None, embed_model="local:all-MiniLM-L6-v2")
+    index = build_index(ours)
     ingestor = Ingestor(
-        build_embedder(settings),
+        build_embedder(ours),
         build_sparse_encoder(),
         index,
-        SafetyClassifier(threshold=settings.nsfw_threshold),
+        SafetyClassifier(threshold=ours.nsfw_threshold),
     )
     with Timer() as wall:
         summary = ingestor.ingest_files([Path(config["library"])], IngestOptions(limit=int(config["rows"])))

@@ -34,7 +34,11 @@ def _run(args: list[str], data_dir: Path) -> tuple[float, str]:
     env["IMAGINE_DATA_DIR"] = str(data_dir)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:

@@ -3,7 +3,7 @@
 Two measurements in one process:
 
 1. Whole library (product-realistic): `Ingestor.ingest_files` ingests sd_prompts_real_users.parquet into
-   a fresh Qdrant Edge index under bench/out with the product wiring (bot.wiring, explicit Settings),
+   a fresh Qdrant Edge index under bench/out with the product wiring (bot.wiring, explicit Config),
    HNSW build included. Stage times, the embed/index breakdown, memory and disk come from this run.
 2. Interleaved A/B (the goal's measure): the kept prompts, in id order (a fixed shuffle), are split into
    blocks of about --block-size. For each block, the raw embedder (`embed_documents_array` of the same
@@ -128,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole-library ingest, then the interleaved A/B over its kept prompts; return every number."""
-    from bot.settings import Settings
+    from bot.config import Config
     from bot.wiring import build_embedder, build_index, build_sparse_encoder
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
     from retrieval.ingest import IngestOptions, Ingestor
@@ -141,11 +141,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fresh_dir(data_dir, out_dir)
     # Same composition as bot.wiring.build_ingestor, with explicit paths, the embedded Edge index, and
     # the index wrapped to time its calls.
-    settings = Settings(data_dir=data_dir, qdrant_url=None, embed_model="local:all-MiniLM-L6-v2")
-    embedder = build_embedder(settings)
+    config = Config(data_dir=data_dir, qdrant_url=None, embed_model="local:all-MiniLM-L6-v2")
+    embedder = build_embedder(config)
     assert isinstance(embedder, OnnxMiniLMEmbedder)
-    timed = TimedIndex(build_index(settings))
-    classifier = SafetyClassifier(threshold=settings.nsfw_threshold)
+    timed = TimedIndex(build_index(config))
+    classifier = SafetyClassifier(threshold=config.nsfw_threshold)
     ingestor = Ingestor(embedder, build_sparse_encoder(), timed, classifier)
     clock = StageClock()
     rss_before = peak_rss_mb()

@@ -9,7 +9,7 @@ The embedding classifier (retrieval/data/safety_embedding.json) and the known-un
 (retrieval/data/safety_exemplars.npz) are reported on bench/train_safety.py's split: held-out = odd I2P
 rows, library bucket 3. With --retrieval, the whole library plus every held-out I2P prompt goes through the
 real ingest (vectors from bench_ingest's cache) into an Edge index, and the everyday ideas of
-tests/benign_queries.txt are searched in safe mode: how many hits are I2P prompts.
+tests/retrieval/benign_queries.txt are searched in safe mode: how many hits are I2P prompts.
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ from train_safety import Evaluation, embed_all, library_bucket, load_library
 from train_safety import load_i2p as load_i2p_rows
 from train_safety import rate as share
 
-from retrieval.ports import Vector
+from retrieval.index_ports import Vector
 from retrieval.safety import SafetyClassifier, SafetyVerdict
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
 from retrieval.safety_exemplars import SafetyExemplars
+
+BENIGN_QUERIES = REPO / "tests" / "retrieval" / "benign_queries.txt"  # everyday ideas, shared with the tests
 
 logger = logging.getLogger("bench_nsfw")
 I2P_FILE = "sd_prompts_i2p_inappropriate.parquet"
@@ -350,7 +352,7 @@ def retrieval_section(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     source = "i2p_held_out"
     queries = [
         line.strip()
-        for line in (REPO / "tests" / "benign_queries.txt").read_text(encoding="utf-8").splitlines()
+        for line in BENIGN_QUERIES.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
     embedder = CachedEmbedder(args.out_dir)
@@ -399,7 +401,7 @@ def retrieval_section(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         f"{lib_summary.kept:,} library prompts ({lib_summary.flagged_unsafe / lib_summary.kept:.2%} flagged) "
         f"and {i2p_summary.kept:,} held-out I2P prompts ({i2p_summary.flagged_unsafe / i2p_summary.kept:.1%} "
         f"flagged) in one Edge index, built by the real ingest in {build_seconds:,.0f} s. {len(queries)} "
-        "everyday ideas from tests/benign_queries.txt, each at k=5 and k=10.\n\n"
+        "everyday ideas from tests/retrieval/benign_queries.txt, each at k=5 and k=10.\n\n"
     )
     md += markdown_table(
         ["mode", "hits checked", "I2P hits", "queries short of k"],

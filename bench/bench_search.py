@@ -42,7 +42,7 @@ from common import (
     write_outputs,
 )
 
-from retrieval.ports import IndexPoint, IndexQuery, IndexSpec, PromptIndex, SearchMode, SparseVector
+from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, PromptIndex, SearchMode, SparseVector
 
 logger = logging.getLogger("bench_search")
 

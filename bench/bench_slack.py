@@ -1,8 +1,8 @@
 """Slack app latency and memory: slash-command ack at 1/10/50 concurrent commands, time to the first visible
 answer (hits in the thread) and to the image upload, offline models and the Bedrock stand-in, at 79k and 1M.
 
-The real Bolt app is served over HTTP on 127.0.0.1 by `bot.app.make_wsgi_server` and driven by
-`bot.sandbox.driver.SlackDriver` against `bot.sandbox.slack_api.FakeSlackApi`, as tests/slack_rig.py does.
+The real Bolt app is served over HTTP on 127.0.0.1 by `make_http_server` (waitress) and driven by
+`sandbox.slack_driver.SlackDriver` against `sandbox.slack_api.FakeSlackApi`, as tests/slack/slack_rig.py does.
 The Bedrock stand-in is the test suite's `FakeBedrockRuntime` (tests/fakes) with its Converse (Claude) and
 image (SD3.5) handlers: real botocore and langchain-aws clients, loopback HTTP, no model latency.
 
@@ -95,17 +95,18 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     """The real Bolt app over HTTP (as tests/slack_rig.serve), with offline or Bedrock stand-in models."""
     from pydantic import SecretStr
 
-    from bot.adapters.offline_composer import OfflineComposer
-    from bot.adapters.offline_images import OfflinePreviewImageModel
-    from bot.app import build_app, make_wsgi_server, serving_in_background
-    from bot.contact_sheet import contact_sheet
-    from bot.conversation import Conversation
-    from bot.fair_use import FairUseLimits
-    from bot.policy import Denylist, PromptPolicy
-    from bot.sandbox.driver import SlackDriver
-    from bot.slack_settings import SlackSettings
+    from bot.drawing.offline_images import OfflinePreviewImageModel
+    from bot.engine.contact_sheet import contact_sheet
+    from bot.engine.conversation import Conversation
+    from bot.engine.policy import Denylist, PromptPolicy
+    from bot.scheduling.fair_use import FairUseLimits
+    from bot.slack.app import build_app
+    from bot.slack.credentials import SlackCredentials
+    from bot.slack.intake.http_server import make_http_server, serving_in_background
     from bot.wiring import assemble_services
+    from bot.writing.offline_composer import OfflineComposer
     from retrieval.safety import SafetyClassifier
+    from sandbox.slack_driver import SlackDriver
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
 
@@ -114,8 +115,8 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
     migrate(engine)
     store = SqlThreadStore(session_factory(engine))
     if models == "bedrock":
-        from bot.adapters.bedrock_chat import BedrockChatModel
-        from bot.adapters.bedrock_images import BedrockImageModel
+        from bot.drawing.bedrock_images import BedrockImageModel
+        from bot.writing.claude import BedrockChatModel
 
         composer: Any = BedrockChatModel(CHAT, region="us-east-1", endpoint_url=bedrock_url)
         images: Any = BedrockImageModel(IMAGE, region="us-east-1", endpoint_url=bedrock_url)
@@ -131,13 +132,13 @@ def serve(fake: Any, retriever: Any, folder: Path, models: str, bedrock_url: str
         policy=PromptPolicy(Denylist.parse("", "bench"), SafetyClassifier()),
     )
     services = assemble_services(conversation, store, FairUseLimits(), logging.getLogger("bench.slack_app"))
-    settings = SlackSettings(
+    credentials = SlackCredentials(
         bot_token=SecretStr(fake.bot_token()), signing_secret=SecretStr(SECRET), api_url=fake.api_url
     )
-    server = make_wsgi_server(build_app(settings, services, engine=engine), signing_secret=SECRET)
+    server = make_http_server(build_app(credentials, services, engine=engine), signing_secret=SECRET)
     try:
         with serving_in_background(server):
-            yield Served(SlackDriver(f"http://127.0.0.1:{server.server_port}", SECRET, fake), services)
+            yield Served(SlackDriver(f"http://127.0.0.1:{server.port}", SECRET, fake), services)
     finally:
         if services.jobs is not None:
             services.jobs.close()
@@ -167,8 +168,8 @@ def idle(served: Served, timeout: float = 600.0) -> float:
 
 def ack_levels(fake: Any, served: Served, levels: list[int], samples: int) -> dict[str, Any]:
     """Ack latency of `level` simultaneous /imagine commands from distinct users (≈ `samples` per level)."""
-    from bot.sandbox.slack_models import GENERAL
-    from bot.slack_ids import COMMAND_IMAGINE
+    from bot.slack.ids import COMMAND_IMAGINE
+    from sandbox.slack_models import GENERAL
 
     users = [f"U0BENCH{n:03d}" for n in range(max(levels))]
     for user in users:
@@ -212,8 +213,8 @@ def _p(row: dict[str, float]) -> tuple[float, float]:
 
 def first_answers(fake: Any, served: Served, ideas: list[str]) -> dict[str, Any]:
     """Sequential /imagine commands: ms to the ack, to the hits in the thread and to the image upload."""
-    from bot.sandbox.slack_models import ALICE, GENERAL
-    from bot.slack_ids import COMMAND_IMAGINE
+    from bot.slack.ids import COMMAND_IMAGINE
+    from sandbox.slack_models import ALICE, GENERAL
 
     def thread_blocks(root_ts: str) -> list[str]:
         return [
@@ -268,14 +269,14 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     )
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from bot.sandbox.slack_api import FakeSlackApi
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
     from retrieval.search import Retriever
-    from tests.fakes.bedrock_converse import install_converse_handlers
-    from tests.fakes.bedrock_images import install_image_handlers
-    from tests.fakes.bedrock_runtime import FakeBedrockRuntime
+    from sandbox.bedrock_converse import install_converse_handlers
+    from sandbox.bedrock_image_models import install_image_handlers
+    from sandbox.bedrock_runtime import FakeBedrockRuntime
+    from sandbox.slack_api import FakeSlackApi
 
     memory: dict[str, float] = {"start_rss_mb": vm_status("VmRSS")}
     scratch = Path(config["scratch"])
@@ -363,11 +364,11 @@ def render(results: list[dict[str, Any]], builds: dict[int, dict[str, Any]], arg
     """The markdown section."""
     md = report_header("Slack app: ack latency, time to first answer and upload, peak RSS")
     md += (
-        "Real Bolt app served by `bot.app.make_wsgi_server` on 127.0.0.1, driven by `SlackDriver` against "
-        "`FakeSlackApi` (signed HTTP requests, the app's Web API calls answered by the sandbox); SQLite "
-        "thread store; default fair-use limits (2 concurrent jobs). **Bedrock stand-in** = "
-        "`tests/fakes/bedrock_runtime.FakeBedrockRuntime` + `install_converse_handlers` + "
-        f"`install_image_handlers` (imported from tests/ by the bench): real botocore/langchain-aws clients "
+        "Real Bolt app served by `bot.slack.intake.http_server.make_http_server` (waitress) on "
+        "127.0.0.1, driven by `SlackDriver` against `FakeSlackApi` (signed HTTP requests, the app's Web "
+        "API calls answered by the sandbox); SQLite thread store; default fair-use limits (2 concurrent "
+        "jobs). **Bedrock stand-in** = `sandbox/bedrock_runtime.FakeBedrockRuntime` + "
+        "`install_converse_handlers` + `install_image_handlers`: real botocore/langchain-aws clients "
         f"for `{CHAT}` and `{IMAGE}` over loopback HTTP, answering instantly, so those rows measure our "
         "pipeline and the SDK overhead, **not** Bedrock's model latency (seconds in production). "
         "Offline = `OfflineComposer` + `OfflinePreviewImageModel`.\n\n"

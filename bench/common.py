@@ -16,7 +16,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,12 +317,29 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], dig
     return "\n".join(lines) + "\n"
 
 
+def git_commit() -> str:
+    """The repository's HEAD commit (short), noting uncommitted changes; 'unknown' outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
 def report_header(title: str, info: dict[str, Any] | None = None) -> str:
-    """Markdown header of a bench report: title, exact command, date and machine."""
+    """Markdown header of a bench report: title, exact command, date, commit and machine."""
     return (
         f"## {title}\n\n"
         f"* Command: `{command_line()}`\n"
         f"* Date: {now_utc()}\n"
+        f"* Commit: {git_commit()}\n"
         f"* Machine: {machine_markdown(info)}\n\n"
     )
 
@@ -338,6 +355,20 @@ def write_outputs(markdown: str, result: dict[str, Any], args: argparse.Namespac
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
         logger.info("wrote %s", args.json_out)
+
+
+def run_report(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+) -> int:
+    """A bench's main: parse its options, run it and write its report (stdout, --markdown-out, --json-out)."""
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    result = run(args)
+    write_outputs(render(result), result, args)
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ library cache

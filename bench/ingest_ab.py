@@ -13,7 +13,7 @@ import numpy as np
 from common import CpuShare, fresh_dir, markdown_table
 from interleaved import interleave, rate_ratio
 
-from retrieval.ports import IndexPoint, IndexSpec, PromptIndex
+from retrieval.index_ports import IndexPoint, IndexSpec, PromptIndex
 
 logger = logging.getLogger("bench_ingest")  # the A/B runs inside bench_ingest.py and logs as it
 GOAL_RATIO = 0.90

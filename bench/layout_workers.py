@@ -94,7 +94,7 @@ def worker_serve(config: dict[str, Any]) -> dict[str, Any]:
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
-    from retrieval.ports import IndexQuery, SearchMode
+    from retrieval.index_ports import IndexQuery, SearchMode
     from retrieval.search import Retriever
 
     queries = json.loads(Path(config["queries_file"]).read_text(encoding="utf-8"))

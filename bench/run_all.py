@@ -63,6 +63,7 @@ BENCHES = (
         "layout", "bench_layout.py", "Index memory layout", quick=["--sizes", "library", "--queries", "20"]
     ),
     Bench("quality", "bench_quality.py", "Quality"),
+    Bench("retrieval", "bench_retrieval.py", "Retrieval quality"),
     Bench(
         "embed",
         "bench_embed.py",
@@ -78,6 +79,12 @@ BENCHES = (
         "AWS sample vs ours",
         full=["--whole-library", "--sessions", "3"],  # whole-library sessions measured: ≈ 15-25 min
         quick=["--rows", "2000", "--sessions", "2"],
+    ),
+    Bench(
+        "serve",
+        "bench_serve.py",
+        "Serving",
+        quick=["--levels", "1,10", "--samples", "20", "--rows", "1000", "--restarts", "1"],
     ),
     Bench(
         "slack",
@@ -102,6 +109,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reuse",
         action="store_true",
         help="use a section's previous output (from an earlier run_all run) instead of running it again",
+    )
+    parser.add_argument(
+        "--splice",
+        action="store_true",
+        help="with --only: replace just those benches' sections (and headline lines) in the existing --out",
     )
     parser.add_argument(
         "--shared-data", type=Path, default=default_shared_data(), help="shared data directory"
@@ -326,6 +338,9 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
             f"\n* **Quality**, capped recall@5 over {len(quality['ideas'])} labelled ideas (lexical rules, "
             "which favour BM25): " + "; ".join(parts) + "."
         )
+    retrieval = _load(metas.get("retrieval", {}))
+    if retrieval:
+        lines.append(retrieval_summary(retrieval))
     baseline = _load(metas.get("baseline", {}))
     if baseline and "baseline_prep" in baseline:
         lines.append(baseline_summary(baseline))
@@ -362,6 +377,25 @@ def layout_summary(r: dict[str, Any]) -> str:
         "\n* **Index memory layout**, in-RAM (the config before) → compact (int8 in RAM, originals on disk; "
         "the default for new indexes), same data, serving process = open + bench queries + "
         "`Retriever.search`, latency A/B in one process: " + "; ".join(parts) + "."
+    )
+
+
+RETRIEVAL_HEADLINE = "* **Retrieval**"
+
+
+def retrieval_summary(r: dict[str, Any]) -> str:
+    """Headline of bench_retrieval: the default search against plain dense, on both halves."""
+    parts = []
+    for name in r["summary"]:
+        if name == "dense" or name.endswith("(default)"):
+            halves = "; ".join(
+                f"{split} P@5 {a['precision']:.2f}, craft {a['craft']:.2f}, search p50 {a['p50_ms']:.0f} ms"
+                for split, a in r["summary"][name].items()
+            )
+            parts.append(f"{name}: {halves}")
+    return (
+        f"\n{RETRIEVAL_HEADLINE} on {len(r['ideas'])} Slack-style ideas (`bench/data/retrieval_ideas.json`; "
+        "goals on the held-out half: P@5 ≥ 0.80, craft ≥ 0.80): " + " — ".join(parts) + "."
     )
 
 
@@ -474,30 +508,55 @@ def render(metas: dict[str, dict[str, Any]], args: argparse.Namespace, started: 
     ]
     for bench in BENCHES:
         meta = metas.get(bench.name)
+        if meta is not None:
+            lines.append("\n---\n")
+            lines.append(section(bench, meta))
+    return "\n".join(lines)
+
+
+def section(bench: Bench, meta: dict[str, Any]) -> str:
+    """One bench's section of RESULTS.md: its report with the run_all line under its heading."""
+    if meta.get("missing"):
+        return f"## {bench.title}\n\nNot run: {meta['note']}.\n"
+    markdown = Path(meta["markdown"])
+    body = markdown.read_text(encoding="utf-8") if markdown.is_file() else ""
+    run_line = (
+        f"Run by run_all: `{meta['command']}` on {meta['date']}, exit status {meta['returncode']}, "
+        f"{meta['wall_s'] / 60:.1f} min wall; other processes used ≈ {meta['others_cores']:.2f} cores "
+        f"on average meanwhile{' (reused from an earlier run)' if meta.get('reused') else ''}."
+    )
+    if not body.startswith("## "):
+        body = f"## {bench.title} (`bench/{bench.script}`)\n\n{body}"
+    head, _, rest = body.partition("\n")
+    text = f"{head}\n\n{run_line}\n{rest}"
+    if meta["returncode"] != 0:
+        log = Path(meta["log"])
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:] if log.is_file() else []
+        text += "\n**Failed.** Last lines of its log:\n\n```\n" + "\n".join(tail) + "\n```\n"
+    return text
+
+
+def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
+    """The existing RESULTS.md with the sections (and headline lines) of the benches just run replaced."""
+    chunks = existing.split("\n---\n")
+    for bench in BENCHES:
+        meta = metas.get(bench.name)
         if meta is None:
             continue
-        lines.append("\n---\n")
-        if meta.get("missing"):
-            lines.append(f"## {bench.title}\n\nNot run: {meta['note']}.\n")
+        new = "\n" + section(bench, meta)
+        at = next((i for i, c in enumerate(chunks) if f"bench/{bench.script} " in c), None)
+        if at is not None:
+            chunks[at] = new
             continue
-        markdown = Path(meta["markdown"])
-        body = markdown.read_text(encoding="utf-8") if markdown.is_file() else ""
-        run_line = (
-            f"Run by run_all: `{meta['command']}` on {meta['date']}, exit status {meta['returncode']}, "
-            f"{meta['wall_s'] / 60:.1f} min wall; other processes used ≈ {meta['others_cores']:.2f} cores "
-            f"on average meanwhile{' (reused from an earlier run)' if meta.get('reused') else ''}."
-        )
-        if not body.startswith("## "):
-            body = f"## {bench.title} (`bench/{bench.script}`)\n\n{body}"
-        head, _, rest = body.partition("\n")
-        lines.append(f"{head}\n\n{run_line}\n{rest}")
-        if meta["returncode"] != 0:
-            log = Path(meta["log"])
-            tail = (
-                log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:] if log.is_file() else []
-            )
-            lines.append("\n**Failed.** Last lines of its log:\n\n```\n" + "\n".join(tail) + "\n```\n")
-    return "\n".join(lines)
+        earlier = [b.script for b in BENCHES[: BENCHES.index(bench)]]
+        before = [i for i, c in enumerate(chunks) if any(f"bench/{script} " in c for script in earlier)]
+        chunks.insert((max(before) if before else len(chunks) - 1) + 1, new)
+    retrieval = _load(metas.get("retrieval", {}))
+    if retrieval:
+        head = [line for line in chunks[0].split("\n") if not line.startswith(RETRIEVAL_HEADLINE)]
+        at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
+        chunks[0] = "\n".join([*head[:at], retrieval_summary(retrieval).strip() + "\n", *head[at:]])
+    return "\n---\n".join(chunks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -516,7 +575,10 @@ def main(argv: list[str] | None = None) -> int:
     for bench in BENCHES:
         if bench.name in chosen:
             metas[bench.name] = run_bench(bench, args, sections, out_dir)
-    report = render(metas, args, started, time.perf_counter() - clock)
+    if args.splice and args.out.is_file():
+        report = splice(args.out.read_text(encoding="utf-8"), metas)
+    else:
+        report = render(metas, args, started, time.perf_counter() - clock)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report, encoding="utf-8")
     logger.info("wrote %s", args.out)

@@ -58,7 +58,7 @@ def ensure_synthetic_index(out_dir: Path, size: int, layout: IndexLayout) -> tup
 
     from retrieval.adapters.bm25 import Bm25SparseEncoder
     from retrieval.adapters.edge_index import EdgePromptIndex
-    from retrieval.ports import IndexPoint
+    from retrieval.index_ports import IndexPoint
 
     index_dir = synthetic_index_dir(out_dir, size, layout)
     marker = index_dir / MARKER

@@ -1,4 +1,4 @@
-"""The composition root: builds every adapter from Settings (imports vendor SDKs lazily)."""
+"""The composition root: builds every adapter from Config (imports vendor SDKs lazily)."""
 
 from __future__ import annotations
 
@@ -8,45 +8,48 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.ports import ChatModel, ImageModel
-from bot.settings import (
+from bot.config import (
     PROVIDERS_CHAT,
+    PROVIDERS_EDIT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,
-    Settings,
-    SettingsError,
+    Config,
+    ConfigError,
+    edit_model_variable,
     split_provider,
 )
-from retrieval.ports import Embedder, PromptIndex, SparseEncoder
+from bot.engine.ports import ChatModel, ImageEditor, ImageModel, PictureDescriber
+from retrieval.index_ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
 if TYPE_CHECKING:
-    from bot.conversation import Conversation
-    from bot.fair_use import FairUseLimits
-    from bot.health import HealthReport
-    from bot.policy import PromptPolicy
-    from bot.services import Services
+    from bot.engine.conversation import Conversation
+    from bot.engine.policy import PromptPolicy
+    from bot.scheduling.fair_use import FairUseLimits
+    from bot.slack.intake.health import HealthReport, Readiness
+    from bot.slack.services import Services
+    from retrieval.index_share import IndexShareServer
     from retrieval.ingest import Ingestor
     from storage.thread_store import SqlThreadStore
 
 logger = logging.getLogger(__name__)
 
 
-def build_embedder(settings: Settings) -> Embedder:
+def build_embedder(config: Config) -> Embedder:
     """The embedder named by IMAGINE_EMBED_MODEL."""
-    provider, model_id = split_provider(settings.embed_model, "IMAGINE_EMBED_MODEL", PROVIDERS_EMBED)
+    provider, model_id = split_provider(config.embed_model, "IMAGINE_EMBED_MODEL", PROVIDERS_EMBED)
     if provider == "bedrock":
         from retrieval.adapters.bedrock_embedder import BedrockTitanEmbedder
 
         return BedrockTitanEmbedder(
             model_id=model_id,
-            dimensions=settings.embed_dimensions,
-            region=settings.aws_region,
-            endpoint_url=settings.bedrock_endpoint_url,
+            dimensions=config.embed_dimensions,
+            region=config.aws_region,
+            endpoint_url=config.bedrock_endpoint_url,
         )
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 
-    return OnnxMiniLMEmbedder(batch_size=settings.embed_batch_size)
+    return OnnxMiniLMEmbedder(batch_size=config.embed_batch_size)
 
 
 def build_sparse_encoder() -> SparseEncoder:
@@ -56,71 +59,100 @@ def build_sparse_encoder() -> SparseEncoder:
     return Bm25SparseEncoder()
 
 
-def build_index(settings: Settings) -> PromptIndex:
+def build_index(config: Config) -> PromptIndex:
     """Qdrant server at IMAGINE_QDRANT_URL, else the embedded Qdrant Edge index under IMAGINE_DATA_DIR."""
-    if settings.qdrant_url:
+    if config.qdrant_url:
         from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 
-        client = connect_qdrant(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_timeout_s)
+        client = connect_qdrant(config.qdrant_url, config.qdrant_api_key, config.qdrant_timeout_s)
         return QdrantClientPromptIndex(
             client,
-            settings.collection,
-            shard_number=settings.qdrant_shards,
-            replication_factor=settings.qdrant_replication,
+            config.collection,
+            shard_number=config.qdrant_shards,
+            replication_factor=config.qdrant_replication,
         )
     from retrieval.adapters.edge_index import EdgePromptIndex
 
-    return EdgePromptIndex(settings.index_dir)
+    return EdgePromptIndex(config.index_dir)
 
 
-def build_retriever(settings: Settings) -> Retriever:
+def build_retriever(config: Config) -> Retriever:
     """A Retriever over the configured embedder and index."""
-    return Retriever(build_embedder(settings), build_sparse_encoder(), build_index(settings))
+    return Retriever(build_embedder(config), build_sparse_encoder(), build_index(config))
 
 
-def build_ingestor(settings: Settings) -> tuple[Ingestor, PromptIndex]:
+def build_ingestor(config: Config) -> tuple[Ingestor, PromptIndex]:
     """An Ingestor over the configured embedder and index (the index is returned so callers close it)."""
     from retrieval.ingest import Ingestor
     from retrieval.safety import SafetyClassifier
 
-    index = build_index(settings)
-    classifier = SafetyClassifier(threshold=settings.nsfw_threshold)
-    return Ingestor(build_embedder(settings), build_sparse_encoder(), index, classifier), index
+    index = build_index(config)
+    classifier = SafetyClassifier(threshold=config.nsfw_threshold)
+    return Ingestor(build_embedder(config), build_sparse_encoder(), index, classifier), index
 
 
-def build_policy(settings: Settings) -> PromptPolicy:
+def build_policy(config: Config) -> PromptPolicy:
     """The prompt policy: built-in refusals (minor-age logic from the lexicon) and IMAGINE_DENYLIST."""
-    from bot.policy import Denylist, PromptPolicy
+    from bot.engine.policy import Denylist, PromptPolicy
     from retrieval.safety import SafetyClassifier
 
     denylist = Denylist()
-    if settings.denylist is not None:
+    if config.denylist is not None:
         try:
-            denylist = Denylist.from_file(settings.denylist)
+            denylist = Denylist.from_file(config.denylist)
         except (OSError, ValueError) as exc:
-            raise SettingsError(f"IMAGINE_DENYLIST={settings.denylist} cannot be used: {exc}") from None
-        logger.info("denylist %s: %d terms", settings.denylist, len(denylist))
+            raise ConfigError(f"IMAGINE_DENYLIST={config.denylist} cannot be used: {exc}") from None
+        logger.info("denylist %s: %d terms", config.denylist, len(denylist))
     return PromptPolicy(denylist, SafetyClassifier())
 
 
-def modifier_stats_path(settings: Settings) -> Path:
+def modifier_stats_path(config: Config) -> Path:
     """Where ingest saves the modifier statistics mined from the collection."""
-    return settings.data_dir / "modifiers" / f"{settings.collection}.json"
+    return config.data_dir / "modifiers" / f"{config.collection}.json"
 
 
-def build_chat_model(settings: Settings) -> ChatModel:
+def mine_modifier_stats(index: PromptIndex, config: Config) -> int:
+    """Mine style-modifier statistics from the whole stored library (for the offline composer); how many."""
+    from retrieval.modifiers import mine_modifiers
+
+    stats = mine_modifiers(index.iter_prompts())
+    stats.save(modifier_stats_path(config))
+    return len(stats)
+
+
+def build_index_share(config: Config, services: Services) -> IndexShareServer | None:
+    """serve's share of its embedded index with CLI commands (None with a Qdrant server: no single opener)."""
+    from retrieval.index_ports import IndexSpec
+    from retrieval.index_share import HeldIndex, IndexShareServer, socket_path
+    from retrieval.ingest import Ingestor
+    from retrieval.safety import SafetyClassifier
+
+    retriever = services.conversation.retrieval
+    if config.qdrant_url or not isinstance(retriever, Retriever):
+        return None
+    spec = IndexSpec(retriever.embedder.model_id, retriever.embedder.dimension)
+    held = HeldIndex(retriever.index, spec)
+
+    def ingestor() -> Ingestor:
+        classifier = SafetyClassifier(threshold=config.nsfw_threshold)
+        return Ingestor(retriever.embedder, retriever.sparse_encoder, held, classifier)
+
+    return IndexShareServer(
+        socket_path(config.index_dir), retriever, ingestor, lambda: mine_modifier_stats(held, config)
+    )
+
+
+def build_chat_model(config: Config) -> ChatModel:
     """The chat model named by IMAGINE_CHAT_MODEL ('offline' or 'bedrock:<model-id>')."""
-    provider, model_id = split_provider(settings.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+    provider, model_id = split_provider(config.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
     if provider == "bedrock":
-        from bot.adapters.bedrock_chat import BedrockChatModel
+        from bot.writing.claude import BedrockChatModel
 
-        return BedrockChatModel(
-            model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
-        )
-    from bot.adapters.offline_composer import OfflineComposer
+        return BedrockChatModel(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
+    from bot.writing.offline_composer import OfflineComposer
     from retrieval.modifiers import ModifierStats
 
-    path = modifier_stats_path(settings)
+    path = modifier_stats_path(config)
     stats = None
     if path.exists():
         try:
@@ -130,28 +162,64 @@ def build_chat_model(settings: Settings) -> ChatModel:
     return OfflineComposer(stats)
 
 
-def build_image_model(settings: Settings, model: str | None = None) -> ImageModel:
+def build_image_model(config: Config, model: str | None = None) -> ImageModel:
     """The image model named by IMAGINE_IMAGE_MODEL (or a per-turn override)."""
-    value = model or settings.image_model
+    value = model or config.image_model
     provider, model_id = split_provider(value, "IMAGINE_IMAGE_MODEL", PROVIDERS_IMAGE)
     if provider == "bedrock":
-        from bot.adapters.bedrock_images import BedrockImageModel
+        from bot.drawing.bedrock_images import BedrockImageModel
 
-        return BedrockImageModel(
-            model_id, region=settings.aws_region, endpoint_url=settings.bedrock_endpoint_url
-        )
+        return BedrockImageModel(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
     if provider == "sagemaker":
-        from bot.adapters.bedrock_images import SageMakerSdxlModel
+        from bot.drawing.bedrock_images import SageMakerSdxlModel
 
-        return SageMakerSdxlModel(model_id, region=settings.aws_region)
-    from bot.adapters.offline_images import OfflinePreviewImageModel
+        return SageMakerSdxlModel(model_id, region=config.aws_region)
+    from bot.drawing.offline_images import OfflinePreviewImageModel
 
     return OfflinePreviewImageModel()
 
 
-def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
+def build_image_editor(config: Config) -> ImageEditor:
+    """The image services (IMAGINE_UPSCALE_MODEL … IMAGINE_STYLE_MODEL): Bedrock's, offline, or a mix.
+
+    Each Bedrock id is checked now, like IMAGINE_IMAGE_MODEL: ModelConfigError names the setting.
+    """
+    from bot.drawing.offline_edits import OfflineImageEditor
+
+    offline = OfflineImageEditor()
+    bedrock: dict[str, tuple[str, str]] = {}
+    for operation, value in config.edit_models().items():
+        variable = edit_model_variable(operation)
+        provider, model_id = split_provider(value, variable, PROVIDERS_EDIT)
+        if provider == "bedrock":
+            bedrock[operation] = (model_id, variable)
+    if not bedrock:
+        return offline
+    from bot.drawing.bedrock_edits import BedrockImageEditor, EditorByOperation
+
+    real = BedrockImageEditor(bedrock, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
+    if len(bedrock) == len(config.edit_models()):
+        return real
+    return EditorByOperation({op: real if op in bedrock else offline for op in config.edit_models()})
+
+
+def build_describer(config: Config, chat: ChatModel | None = None) -> PictureDescriber:
+    """The vision model that describes pictures: the Bedrock chat model (Claude), else the offline one."""
+    provider, model_id = split_provider(config.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+    if provider == "bedrock":
+        from bot.writing.claude import BedrockChatModel
+
+        if isinstance(chat, BedrockChatModel):
+            return chat  # one set of clients for prompts and pictures
+        return BedrockChatModel(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
+    from bot.writing.offline_describer import OfflineDescriber
+
+    return OfflineDescriber()
+
+
+def image_model_factory(config: Config) -> Callable[[str], ImageModel]:
     """Builds (once each) the image models a turn may name with --model or a default."""
-    from bot.errors import BotError
+    from bot.engine.turn_errors import BotError
 
     built: dict[str, ImageModel] = {}
     lock = threading.Lock()
@@ -160,8 +228,8 @@ def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
         with lock:
             if value not in built:
                 try:
-                    built[value] = build_image_model(settings, value)
-                except SettingsError as exc:
+                    built[value] = build_image_model(config, value)
+                except ConfigError as exc:
                     raise BotError(
                         f"unknown image model {value!r}; use offline, bedrock:<id> or sagemaker:<endpoint>"
                     ) from exc
@@ -170,29 +238,29 @@ def image_model_factory(settings: Settings) -> Callable[[str], ImageModel]:
     return image_model
 
 
-def build_thread_store(settings: Settings) -> tuple[SqlThreadStore, Callable[[], None]]:
+def build_thread_store(config: Config) -> tuple[SqlThreadStore, Callable[[], None]]:
     """The SQL thread store, migrated to head, and a function that disposes its engine."""
     from storage.db import create_db_engine, migrate, session_factory
     from storage.thread_store import SqlThreadStore
 
-    engine = create_db_engine(settings.sqlalchemy_url)
+    engine = create_db_engine(config.sqlalchemy_url)
     migrate(engine)
     return SqlThreadStore(session_factory(engine)), engine.dispose
 
 
-def build_conversation(settings: Settings) -> tuple[Conversation, Callable[[], None]]:
+def build_conversation(config: Config) -> tuple[Conversation, Callable[[], None]]:
     """The conversation engine over every configured adapter, and a function that releases them."""
-    conversation, _, close = _engine(settings)
+    conversation, _, close = _engine(config)
     return conversation, close
 
 
-def build_services(settings: Settings) -> tuple[Services, Callable[[], None]]:
+def build_services(config: Config) -> tuple[Services, Callable[[], None]]:
     """What the Slack listeners need (engine, stores, fair use), and a function that releases it."""
-    from bot.fair_use import FairUseLimits
+    from bot.scheduling.fair_use import FairUseLimits
 
-    conversation, store, close = _engine(settings)
-    limits = FairUseLimits(settings.max_concurrent_jobs, settings.user_queue_cap, settings.daily_image_quota)
-    services = assemble_services(conversation, store, limits, job_stale_s=settings.job_stale_s)
+    conversation, store, close = _engine(config)
+    limits = FairUseLimits(config.max_concurrent_jobs, config.user_queue_cap, config.daily_image_quota)
+    services = assemble_services(conversation, store, limits, job_stale_s=config.job_stale_s)
 
     def close_all() -> None:
         if services.jobs is not None:
@@ -211,20 +279,20 @@ def assemble_services(
     job_stale_s: float = 120.0,
 ) -> Services:
     """Services over one database: the thread store's sessions shared by every other store."""
-    from bot.fair_use import FairUse
-    from bot.jobs import JobTracker, worker_name
-    from bot.services import Services
+    from bot.scheduling.fair_use import FairUse
+    from bot.scheduling.job_journal import JobTracker, worker_name
+    from bot.slack.services import Services
+    from storage.defaults_store import SqlDefaultsStore
     from storage.feedback_store import SqlFeedbackStore
     from storage.job_store import SqlJobJournal
     from storage.ledger import SqlEventLedger, SqlUsageCounters
-    from storage.settings_store import SqlSettingsStore
 
     sessions = store.sessions
     journal = SqlJobJournal(sessions, worker_name())  # the cap and the quota count its rows in every replica
     return Services(
         conversation=conversation,
         threads=store,
-        settings=SqlSettingsStore(sessions),
+        defaults=SqlDefaultsStore(sessions),
         feedback=SqlFeedbackStore(sessions),
         ledger=SqlEventLedger(sessions),
         fair_use=FairUse(limits, SqlUsageCounters(sessions), jobs=journal, stale_after_s=job_stale_s),
@@ -237,12 +305,13 @@ def assemble_services(
 HEALTH_QUERY = "health check"  # a sparse (BM25) query: touches the index without calling the embedder
 
 
-def build_health(services: Services) -> Callable[[], HealthReport]:
-    """GET /healthz's checks: `SELECT 1` on the app's database and one sparse query on the prompt index."""
+def build_health(services: Services, readiness: Readiness | None = None) -> Callable[[], HealthReport]:
+    """GET /healthz's checks: warm start done (with `readiness`), `SELECT 1` on the app's database and one
+    sparse query on the prompt index."""
     from sqlalchemy import text
 
-    from bot.health import run_checks
-    from retrieval.ports import SearchMode
+    from bot.slack.intake.health import run_checks
+    from retrieval.index_ports import SearchMode
     from storage.thread_store import SqlThreadStore
 
     threads = services.threads
@@ -260,25 +329,31 @@ def build_health(services: Services) -> Callable[[], HealthReport]:
         else:
             search.search(HEALTH_QUERY, k=1)
 
-    return lambda: run_checks({"database": database, "index": index})
+    checks: dict[str, Callable[[], object]] = {"database": database, "index": index}
+    if readiness is not None:
+        checks = {"ready": readiness.check, **checks}
+    return lambda: run_checks(checks)
 
 
-def _engine(settings: Settings) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:
+def _engine(config: Config) -> tuple[Conversation, SqlThreadStore, Callable[[], None]]:
     """Build the engine and its thread store once."""
-    from bot.contact_sheet import contact_sheet
-    from bot.conversation import Conversation
+    from bot.engine.contact_sheet import contact_sheet
+    from bot.engine.conversation import Conversation
 
-    retriever = build_retriever(settings)
-    store, dispose = build_thread_store(settings)
+    retriever = build_retriever(config)
+    store, dispose = build_thread_store(config)
+    chat = build_chat_model(config)
     conversation = Conversation(
         retriever,
-        build_chat_model(settings),
-        build_image_model(settings),
+        chat,
+        build_image_model(config),
         store,
-        settings.images_dir,
+        config.images_dir,
         contact_sheet=contact_sheet,
-        image_models=image_model_factory(settings),
-        policy=build_policy(settings),
+        image_models=image_model_factory(config),
+        policy=build_policy(config),
+        editor=build_image_editor(config),
+        describer=build_describer(config, chat),
     )
 
     def close() -> None:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Print the least-privilege IAM policy for the configured AWS models, or check a policy with --check.
 
-The models come from IMAGINE_CHAT_MODEL, IMAGINE_IMAGE_MODEL and IMAGINE_EMBED_MODEL (or .env) and the
-region from IMAGINE_AWS_REGION; `offline` and `local:` models need no AWS permission at all. The policy
+The models come from IMAGINE_CHAT_MODEL, IMAGINE_IMAGE_MODEL, IMAGINE_EMBED_MODEL and the image services
+(IMAGINE_UPSCALE_MODEL, IMAGINE_REMOVE_BACKGROUND_MODEL, ... IMAGINE_STYLE_MODEL, which follow a Bedrock
+image model unless set) (or .env), and the region from IMAGINE_AWS_REGION; `offline` and `local:` models
+need no AWS permission at all. The policy
 allows exactly one action per service on exactly the resources the bot calls:
 
 * `bedrock:InvokeModel` (InvokeModel and Converse both need it) on each foundation model ARN, which has no
@@ -33,12 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python deploy/iam_policy.py` from a checkout
     sys.path.insert(0, str(ROOT))
 
-from bot.settings import (  # noqa: E402
+from bot.config import (  # noqa: E402
+    EDIT_MODELS,
     PROVIDERS_CHAT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,
-    SettingsError,
-    load_settings,
+    ConfigError,
+    edit_model_variable,
+    edit_models_for,
+    load_config,
     split_provider,
 )
 
@@ -114,7 +119,7 @@ class Grants:
 
     direct: dict[str, set[str]] = field(default_factory=lambda: {action: set() for action in ACTIONS})
     via_profile: dict[str, set[str]] = field(default_factory=dict)  # profile ARN -> foundation-model ARNs
-    sources: list[str] = field(default_factory=list)  # the settings each grant comes from
+    sources: list[str] = field(default_factory=list)  # the config each grant comes from
 
 
 def partition(region: str) -> str:
@@ -198,7 +203,7 @@ def collect(
     account_id: str | None = None,
     destinations: Mapping[str, Sequence[str]] = DESTINATIONS,
 ) -> Grants:
-    """The grants for settings `models` (variable name -> 'provider:model-id')."""
+    """The grants for config `models` (variable name -> 'provider:model-id')."""
     if not REGION.match(region):
         raise PolicyError(f"IMAGINE_AWS_REGION={region!r} is not an AWS Region")
     providers = {"IMAGINE_CHAT_MODEL": PROVIDERS_CHAT, "IMAGINE_EMBED_MODEL": PROVIDERS_EMBED}
@@ -206,7 +211,7 @@ def collect(
     for variable, value in models.items():
         try:
             provider, model_id = split_provider(value, variable, providers.get(variable, PROVIDERS_IMAGE))
-        except SettingsError as exc:
+        except ConfigError as exc:
             raise PolicyError(str(exc)) from None
         if provider == "bedrock":
             add_bedrock(grants, model_id, region, account_id, destinations)
@@ -362,18 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def models_of(args: argparse.Namespace) -> tuple[dict[str, str], str]:
-    """The models to grant (variable -> value) and the Region, from the flags or the settings."""
-    settings = None
+    """The models to grant (variable -> value) and the Region, from the flags or the config."""
+    config = None
     if None in (args.chat_model, args.image_model, args.embed_model, args.region):
-        settings = load_settings()
+        config = load_config()
     models = {
-        "IMAGINE_CHAT_MODEL": args.chat_model or (settings.chat_model if settings else "offline"),
-        "IMAGINE_IMAGE_MODEL": args.image_model or (settings.image_model if settings else "offline"),
-        "IMAGINE_EMBED_MODEL": args.embed_model or (settings.embed_model if settings else "local:x"),
+        "IMAGINE_CHAT_MODEL": args.chat_model or (config.chat_model if config else "offline"),
+        "IMAGINE_IMAGE_MODEL": args.image_model or (config.image_model if config else "offline"),
+        "IMAGINE_EMBED_MODEL": args.embed_model or (config.embed_model if config else "local:x"),
     }
+    chosen = {op: getattr(config, field) for op, (field, _) in EDIT_MODELS.items()} if config else {}
+    for operation, value in edit_models_for(models["IMAGINE_IMAGE_MODEL"], chosen).items():
+        models[edit_model_variable(operation)] = value  # the image services follow a Bedrock image model
     for number, extra in enumerate(args.extra_image_model, start=1):
         models[f"--extra-image-model #{number}"] = extra
-    region = args.region or (settings.aws_region if settings else "us-east-1")
+    region = args.region or (config.aws_region if config else "us-east-1")
     return models, region
 
 
@@ -391,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         models, region = models_of(args)
         grants = collect(models, region, args.account_id, parse_destinations(args.destination_regions))
-    except (PolicyError, SettingsError) as error:
+    except (PolicyError, ConfigError) as error:
         logger.error("error: %s", error)
         return 2
     policy = build_policy(grants)

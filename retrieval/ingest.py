@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from retrieval.blas import single_threaded_blas
 from retrieval.cleaning import clean_prompt, collapse_near_duplicates, dedupe_key, point_id
-from retrieval.ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
+from retrieval.craft import craft_payload
+from retrieval.index_ports import Embedder, IndexPoint, IndexSpec, PromptIndex, SparseEncoder
 from retrieval.safety import SafetyClassifier
 from retrieval.safety_embedding import EmbeddingSafetyClassifier
 from retrieval.safety_exemplars import SafetyExemplars
@@ -174,6 +175,7 @@ def _payloads(
             "nsfw_score": round(verdict.score, 4),
             "nsfw_categories": list(verdict.categories),
             "flagged_by": ["lexicon"] if verdict.unsafe else [],
+            **craft_payload(candidate.text),
         }
         prepared.append((point_id(candidate.text), payload))
     return prepared

@@ -176,7 +176,7 @@ def classify_modifier(phrase: str, vocabulary: dict[str, str] | None = None) -> 
     return "other"
 
 
-def _artists(segment: str) -> tuple[str, list[str]]:
+def split_artists(segment: str) -> tuple[str, list[str]]:
     """Split '<head> by A and B' into the head and ['by a', 'by b']."""
     match = _BY_RE.search(segment)
     if not match or _NOT_A_NAME.match(match.group(1)):  # "by the sea", "lit by a lamp"
@@ -189,7 +189,7 @@ def _artists(segment: str) -> tuple[str, list[str]]:
 def _phrases(prompt: str, vocabulary: dict[str, str] | None) -> Iterator[str]:
     """Candidate modifiers of one prompt; its first segment only when it is a recognizable modifier."""
     for i, segment in enumerate(split_segments(prompt)):
-        head, artists = _artists(segment)
+        head, artists = split_artists(segment)
         yield from artists
         if head and _acceptable(head) and (i > 0 or classify_modifier(head, vocabulary) != "other"):
             yield head
@@ -283,7 +283,7 @@ class ModifierStats:
         """Known modifiers of a prompt in order; words inside its first phrase (its subject) only if asked."""
         found: dict[str, Modifier] = {}
         for i, segment in enumerate(split_segments(prompt)):
-            head, artists = _artists(segment)
+            head, artists = split_artists(segment)
             deep = i > 0 or include_subject
             for piece in [*artists, head] if head else artists:
                 known = self._by_text.get(piece) or self._by_text.get(f"by {piece}")

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from retrieval.errors import IndexMissingError
+from retrieval.index_ports import IndexPoint, PromptIndex
 from retrieval.ingest import VectorScreen, applicable_screens
-from retrieval.ports import IndexPoint, PromptIndex
 from retrieval.safety import SafetyClassifier, SafetyVerdict
 
 __all__ = ["RescreenSummary", "Rescreened", "applicable_screens", "rescreen_index", "rescreen_payload"]

@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.errors import URL_VARIABLE, StorageError, retry_busy, safe_url, translated
+from storage.db_errors import URL_VARIABLE, StorageError, retry_busy, safe_url, translated
 
 logger = logging.getLogger(__name__)
 

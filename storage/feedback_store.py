@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import RACE_RETRIES, bound_url
-from storage.errors import NotFoundError, translated
+from storage.db_errors import NotFoundError, translated
 from storage.models import Feedback, Image, Thread, Turn, Vote
 
 logger = logging.getLogger(__name__)

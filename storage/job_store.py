@@ -11,9 +11,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, case, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.ports import JobRecord, ThreadRef
+from bot.engine.ports import JobRecord, ThreadRef
 from storage.db import bound_url
-from storage.errors import translated
+from storage.db_errors import translated
 from storage.models import Job, utcnow
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import RACE_RETRIES, bound_url
-from storage.errors import translated
+from storage.db_errors import translated
 from storage.models import ProcessedEvent, UsageCounter
 
 logger = logging.getLogger(__name__)

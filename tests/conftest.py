@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+import tests.reliability_record
+from tests.reliability_record import ReliabilityRecord, use
+
 if TYPE_CHECKING:
-    from bot.sandbox.slack_api import FakeSlackApi
     from retrieval.search import Retriever
-    from tests.slack_rig import Rig
+    from sandbox.slack_api import FakeSlackApi
+    from tests.slack.slack_rig import Rig
 
 SHARED_DATA = Path(
     os.environ.get("IMAGINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -26,6 +29,29 @@ I2P = SHARED_DATA / "sd_prompts_i2p_inappropriate.parquet"
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.register_profile("explore", print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--reliability-out FILE: where the scenarios' recorded figures go (bench/write_reliability.py)."""
+    parser.addoption(
+        "--reliability-out", default=None, help="write RELIABILITY.md's figures to this JSON file"
+    )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count each test file's passed tests (RELIABILITY.md quotes how many cases a file runs)."""
+    if report.when == "call" and report.passed:
+        tests.reliability_record.session().count("passed." + report.nodeid.split("::", 1)[0])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reliability(request: pytest.FixtureRequest) -> Iterator[ReliabilityRecord]:
+    """Record a figure for RELIABILITY.md: reliability("key", value) (or tests.reliability_record.figures)."""
+    out = request.config.getoption("--reliability-out")
+    record = ReliabilityRecord(Path(out) if out else None)
+    use(record)
+    yield record
+    record.write()
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +126,7 @@ def retriever(small_index: Path) -> Iterator[Retriever]:
 @pytest.fixture
 def fake() -> Iterator[FakeSlackApi]:
     """A started sandbox Slack workspace."""
-    from bot.sandbox.slack_api import FakeSlackApi
+    from sandbox.slack_api import FakeSlackApi
 
     with FakeSlackApi() as api:
         yield api
@@ -109,7 +135,7 @@ def fake() -> Iterator[FakeSlackApi]:
 @pytest.fixture
 def rig(fake: FakeSlackApi, retriever: Retriever, tmp_path: Path) -> Iterator[Rig]:
     """The Slack app served over a fresh database, with its driver and services."""
-    from tests.slack_rig import serve
+    from tests.slack.slack_rig import serve
 
     with serve(fake, retriever, tmp_path) as served:
         yield served

@@ -11,7 +11,7 @@ from typing import Any
 
 from retrieval.adapters.aws_clients import aws_client
 from retrieval.errors import EmbeddingError
-from retrieval.ports import Vector
+from retrieval.index_ports import Vector
 
 logger = logging.getLogger(__name__)
 

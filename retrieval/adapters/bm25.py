@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qdrant_edge import Bm25, Bm25Config
 
-from retrieval.ports import SparseVector
+from retrieval.index_ports import SparseVector
 
 DEFAULT_LANGUAGE = "english"
 # Mean count of non-stopword terms per prompt in the shared 79k library (14.5); qdrant's default of 256

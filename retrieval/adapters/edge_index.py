@@ -35,8 +35,10 @@ from qdrant_edge import (
     EdgeShard,
     EdgeSparseVectorParams,
     EdgeVectorParams,
+    Expression,
     FieldCondition,
     Filter,
+    Formula,
     Fusion,
     HnswIndexConfig,
     MatchValue,
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from qdrant_edge import ConditionType, NamedVector
 
 from retrieval.adapters.index_common import (
+    CRAFT_FIELD,
     DENSE_VECTOR,
     RETRIEVE_BATCH,
     RRF_K,
@@ -80,7 +83,7 @@ from retrieval.adapters.index_common import (
     stable_top,
 )
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +286,7 @@ class EdgePromptIndex:
             prefetches=prefetches,
             filter=query_filter,
             params=params,
-            with_payload=True,
+            with_payload=list(query.payload_fields) if query.payload_fields is not None else True,
             with_vector=[DENSE_VECTOR] if query.with_vectors else False,
         )
         with self._guard("query"):
@@ -298,6 +301,14 @@ class EdgePromptIndex:
             for p in scored
         ]
         return stable_top(hits, query.limit)
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each stored id (ids not stored are left out)."""
+        shard, _ = self._require_open()
+        by_key = {canonical_id(i): i for i in ids}
+        with self._guard("retrieve"):
+            records = shard.retrieve(list(by_key), True, False)
+        return {by_key[str(r.id)]: dict(r.payload or {}) for r in records if str(r.id) in by_key}
 
     def count(self) -> int:
         """Number of prompts stored."""
@@ -427,6 +438,25 @@ def _filter(query: IndexQuery) -> Filter | None:
 
 
 def _scoring(
+    query: IndexQuery, query_filter: Filter | None, params: SearchParams | None
+) -> tuple[Query | Fusion | Formula, list[Prefetch] | None]:
+    """The mode's scoring, wrapped in score boosting by the craft prior when `craft_weight` is set."""
+    scoring, prefetches = _mode_scoring(query, query_filter, params)
+    if query.craft_weight <= 0:
+        return scoring, prefetches
+    ranked = Prefetch(
+        limit=query.limit + TIE_MARGIN,
+        query=scoring,
+        prefetches=prefetches,
+        filter=query_filter,
+        params=params,
+    )
+    craft = Expression.Mult([Expression.Constant(query.craft_weight), Expression.Variable(CRAFT_FIELD)])
+    boosted = Formula(Expression.Sum([Expression.Variable("$score"), craft]), defaults={CRAFT_FIELD: 0.0})
+    return boosted, [ranked]
+
+
+def _mode_scoring(
     query: IndexQuery, query_filter: Filter | None, params: SearchParams | None
 ) -> tuple[Query | Fusion, list[Prefetch] | None]:
     # check_query() made sure the vectors the mode needs are there

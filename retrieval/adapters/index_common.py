@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from retrieval.errors import IndexMismatchError
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"
 RRF_K = 60
 TIE_MARGIN = 10  # extra hits fetched so that exact ties at the cut are settled by id, not by the engine
+CRAFT_FIELD = "craft"  # retrieval.craft.CRAFT_FIELD: the payload field score boosting reads
 SPEC_FILE = "imagine_index.json"
 SPEC_FORMAT = 1
 UPSERT_BATCH = 512

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import EmbeddingError
-from retrieval.ports import Vector
+from retrieval.index_ports import Vector
 
 logger = logging.getLogger(__name__)
 

@@ -7,12 +7,14 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
 from retrieval.adapters.index_common import (
+    CRAFT_FIELD,
     DENSE_VECTOR,
     RETRIEVE_BATCH,
     RRF_K,
@@ -31,7 +33,7 @@ from retrieval.adapters.index_common import (
     stable_top,
 )
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
-from retrieval.ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +240,18 @@ class QdrantClientPromptIndex:
             scoring, using = models.RrfQuery(rrf=models.Rrf(k=RRF_K)), None
         else:
             raise ValueError(f"a {query.mode.value} query needs both a dense and a sparse vector")
+        if query.craft_weight > 0:  # score boosting over the mode's best points, as the Edge adapter does
+            prefetch = [
+                models.Prefetch(
+                    query=scoring,
+                    using=using,
+                    prefetch=prefetch,
+                    filter=query_filter,
+                    params=params,
+                    limit=query.limit + TIE_MARGIN,
+                )
+            ]
+            scoring, using = _craft_formula(query.craft_weight), None
         with self._guard("query"):
             response = self._client.query_points(
                 self._collection,
@@ -247,7 +261,7 @@ class QdrantClientPromptIndex:
                 query_filter=query_filter,
                 search_params=params,
                 limit=query.limit + TIE_MARGIN,
-                with_payload=True,
+                with_payload=list(query.payload_fields) if query.payload_fields is not None else True,
                 with_vectors=[DENSE_VECTOR] if query.with_vectors else False,
             )
         hits = [
@@ -260,6 +274,16 @@ class QdrantClientPromptIndex:
             for p in response.points
         ]
         return stable_top(hits, query.limit)
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each stored id (ids not stored are left out)."""
+        self._require_open()
+        by_key = {canonical_id(i): i for i in ids}
+        with self._guard("retrieve"):
+            records = self._client.retrieve(
+                self._collection, ids=list(by_key), with_payload=True, with_vectors=False
+            )
+        return {by_key[str(r.id)]: dict(r.payload or {}) for r in records if str(r.id) in by_key}
 
     def count(self) -> int:
         """Number of prompts stored."""
@@ -376,6 +400,14 @@ def _vectors(point: IndexPoint) -> dict[str, models.Vector]:
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=[float(v) for v in vector.values])
+
+
+def _craft_formula(weight: float) -> models.FormulaQuery:
+    """score + weight × payload craft prior (0 when missing)."""
+    craft = models.MultExpression(mult=[weight, CRAFT_FIELD])
+    return models.FormulaQuery(
+        formula=models.SumExpression(sum=["$score", craft]), defaults={CRAFT_FIELD: 0.0}
+    )
 
 
 def _filter(query: IndexQuery) -> models.Filter | None:

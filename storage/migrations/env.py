@@ -21,9 +21,9 @@ def _database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from bot.settings import load_settings  # CLI only: the same URL resolution as the bot
+    from bot.config import load_config  # CLI only: the same URL resolution as the bot
 
-    return load_settings().sqlalchemy_url
+    return load_config().sqlalchemy_url
 
 
 def _configure(connection: Connection) -> None:

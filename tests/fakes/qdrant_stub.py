@@ -16,7 +16,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex
-from retrieval.ports import IndexSpec
+from retrieval.index_ports import IndexSpec
 
 COLLECTION = "prompts"
 

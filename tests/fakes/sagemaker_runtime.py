@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from urllib.parse import unquote
 
-from tests.fakes.bedrock_images import sdxl
-from tests.fakes.bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
+from sandbox.bedrock_image_models import sdxl
+from sandbox.bedrock_runtime import BedrockFault, FakeBedrockRuntime, FakeResponse, RecordedRequest
 
 ACCOUNT = "123456789012"
 ACTION = "invocations"

@@ -2,7 +2,8 @@
 
 Written out by hand to match SQLAlchemyInstallationStore.build_installations_table / build_bots_table and
 SQLAlchemyOAuthStateStore.build_oauth_states_table (slack_sdk 3.x), so this revision never changes when the
-library does; tests/test_storage_migrations.py checks the stores' metadata against the migrated schema.
+library does; tests/storage/test_storage_migrations.py checks the stores' metadata against the migrated
+schema.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,0 +1,5 @@
+"""`python -m bot`: the imagine-bot command line."""
+
+from bot.entry.cli.main import main
+
+raise SystemExit(main())

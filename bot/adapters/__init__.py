@@ -1,1 +1,0 @@
-"""Adapters of the bot ports: image models on Bedrock, SageMaker and an offline preview."""

@@ -1,0 +1,1 @@
+"""The ways in: the `imagine-bot` CLI and the AWS Lambda handler."""

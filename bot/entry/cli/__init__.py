@@ -1,0 +1,1 @@
+"""The `imagine-bot` command line: library, index, imagine/chat, serve and demo commands."""

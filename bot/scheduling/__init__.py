@@ -1,0 +1,1 @@
+"""Scheduling turns: fair use, the job journal, per-thread order and the graceful drain."""

@@ -1,0 +1,1 @@
+"""The Slack app: Bolt app, credentials, OAuth, services, recovery; intake, handlers and replies."""

@@ -1,0 +1,1 @@
+"""Slack intake: the HTTP request guard, the health endpoint and Socket Mode connections."""

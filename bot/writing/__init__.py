@@ -1,0 +1,1 @@
+"""Prompt writing: the chat template, Claude on Bedrock and the offline composer."""

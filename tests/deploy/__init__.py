@@ -1,0 +1,1 @@
+"""Tests of the deployment assets: Docker, compose, the CloudFormation template, IAM and the manifest."""

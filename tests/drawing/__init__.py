@@ -1,0 +1,1 @@
+"""Tests of the image models: Bedrock and SageMaker on the stand-ins, and the offline preview."""

@@ -1,0 +1,1 @@
+"""Tests of the conversation engine, its options, policy and turn log."""

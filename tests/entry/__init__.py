@@ -1,0 +1,1 @@
+"""Tests of the ways in: the CLI, the demo and `serve` as real processes."""

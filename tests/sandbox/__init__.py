@@ -1,0 +1,1 @@
+"""Tests of the loopback Slack workspace itself."""

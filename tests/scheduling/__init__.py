@@ -1,0 +1,1 @@
+"""Tests of fair use, the job journal and the graceful drain."""

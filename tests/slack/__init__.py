@@ -1,0 +1,1 @@
+"""Tests through the real Bolt app against the loopback Slack workspace."""

@@ -1,0 +1,1 @@
+"""Tests of SQL storage: migrations, engines, stores, and busy databases."""
