@@ -64,6 +64,7 @@ BENCHES = (
     ),
     Bench("quality", "bench_quality.py", "Quality"),
     Bench("retrieval", "bench_retrieval.py", "Retrieval quality"),
+    Bench("compose", "bench_compose.py", "Composition", quick=["--parti-n", "20"]),
     Bench(
         "embed",
         "bench_embed.py",
@@ -341,6 +342,9 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
     retrieval = _load(metas.get("retrieval", {}))
     if retrieval:
         lines.append(retrieval_summary(retrieval))
+    compose = _load(metas.get("compose", {}))
+    if compose:
+        lines.append(compose_summary(compose))
     baseline = _load(metas.get("baseline", {}))
     if baseline and "baseline_prep" in baseline:
         lines.append(baseline_summary(baseline))
@@ -381,6 +385,23 @@ def layout_summary(r: dict[str, Any]) -> str:
 
 
 RETRIEVAL_HEADLINE = "* **Retrieval**"
+COMPOSE_HEADLINE = "* **Composition**"
+
+
+def compose_summary(c: dict[str, Any]) -> str:
+    """Headline of bench_compose: the offline composer before and after on the held-out half."""
+    parts = []
+    for row in c["rows"]:
+        if row["group"] == "heldout" and row["dialect"] == "prose" and "dense" not in row["composer"]:
+            parts.append(
+                f"{row['composer']}: {row['meets_floor']:.0%} of held-out ideas keep their subject with 3+ "
+                f"grounded phrases ({row['meets_clean_floor']:.0%} counting no incantation or conflict), "
+                f"{row['pair_conflicts']} conflicting pairs, {row['incantations']} incantations"
+            )
+    return (
+        f"\n{COMPOSE_HEADLINE}, offline composer on {c['ideas']['heldout']} held-out Slack-style ideas "
+        "(prose dialect; goal ≥ 80 % with no conflicting pair): " + " — ".join(parts) + "."
+    )
 
 
 def retrieval_summary(r: dict[str, Any]) -> str:
@@ -556,6 +577,11 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
         head = [line for line in chunks[0].split("\n") if not line.startswith(RETRIEVAL_HEADLINE)]
         at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
         chunks[0] = "\n".join([*head[:at], retrieval_summary(retrieval).strip() + "\n", *head[at:]])
+    compose = _load(metas.get("compose", {}))
+    if compose:
+        head = [line for line in chunks[0].split("\n") if not line.startswith(COMPOSE_HEADLINE)]
+        at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
+        chunks[0] = "\n".join([*head[:at], compose_summary(compose).strip() + "\n", *head[at:]])
     return "\n---\n".join(chunks)
 
 

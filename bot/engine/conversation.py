@@ -159,7 +159,9 @@ class Conversation:
         hits = self._retrieve(idea)
         if on_hits is not None:
             on_hits(thread, hits)
-        request = ComposeRequest(kind="start", idea=idea, hits=hits, defaults=defaults)
+        request = ComposeRequest(
+            kind="start", idea=idea, hits=hits, defaults=defaults, avoid=options.negative, style=options.style
+        )
         return self._compose_and_draw(thread, "start", idea, request, options, hits)
 
     def refine(
@@ -239,6 +241,7 @@ class Conversation:
             base,
             prompt=text,
             negative_prompt=negative_prompt if negative_prompt is not None else base.negative_prompt,
+            borrowed=tuple(p for p in base.borrowed if p.lower() in text.lower()),  # what the edit kept
         )
         options = _model_only(defaults)
         return self._draw(thread, "edit", text, draft, options, None, latest_hits(turns))
@@ -417,7 +420,8 @@ class Conversation:
         started = time.perf_counter()
         self._stages.begin(kind)
         images = self._model(options)
-        request = replace(request, max_prompt_chars=prompt_limit(images.model_id))
+        limit = prompt_limit(images.model_id)
+        request = replace(request, max_prompt_chars=limit, image_model=images.model_id)
         with self._stages.stage("compose"):
             composed = self._chat.compose(request)
         drafts = tuple(apply_options(draft, options) for draft in composed.drafts)
@@ -488,6 +492,8 @@ class Conversation:
             "count": request.count,
             "used_hits": list(draft.used_hits),
             "rationale": draft.rationale,
+            "borrowed": list(draft.borrowed),
+            "compose_calls": 1 + composed.extra_calls if composed else 0,
         }
         if how is not None:
             params["how"] = {**how, "seed": seed} if "seed" in how else how

@@ -171,6 +171,7 @@ class TurnMemory:
     negative_prompt: str | None
     feedback: str | None = None
     aspect_ratio: str | None = None
+    borrowed: tuple[str, ...] = ()  # phrases its prompt took from the library hits
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,9 @@ class ComposeRequest:
     candidates: int = 1
     max_prompt_chars: int = 1000
     edits: tuple[str, ...] = ()  # image edits the thread's latest image allows (refine may pick one)
+    image_model: str = ""  # the target image model id: the writer follows its prompt dialect
+    avoid: tuple[str, ...] = ()  # what must not appear (--no and the defaults' negative words)
+    style: str | None = None  # the turn's --style, which wins over borrowed looks
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,7 @@ class PromptDraft:
     edit_target: str = ""  # what to find in the image: "hat", "car", "text"
     edit_prompt: str = ""  # what to put there: "a golden crown", "a red car"
     strength: float | None = None  # image-to-image strength of a redraw: ~0.35 a tweak, ~0.7 a new look
+    borrowed: tuple[str, ...] = ()  # phrases taken from the cited hits (checked: each occurs in one)
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,7 @@ class ComposeResult:
     input_tokens: int = 0
     output_tokens: int = 0
     is_offline: bool = False
+    extra_calls: int = 0  # chat calls beyond the first (a re-ask after a draft lost the subject)
 
 
 class ChatModel(Protocol):

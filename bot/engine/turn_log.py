@@ -88,6 +88,7 @@ def turn_fields(thread: ThreadRecord, turn: TurnRecord, stages: Mapping[str, flo
         "total_ms": turn.duration_ms,
         "tokens_in": turn.input_tokens,
         "tokens_out": turn.output_tokens,
+        "chat_calls": int(turn.params.get("compose_calls") or (1 if turn.chat_model else 0)),
         "chat_model": turn.chat_model,
         "image_model": turn.image_model,
         "images": images,

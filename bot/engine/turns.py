@@ -133,6 +133,7 @@ def memory_of(turns: Sequence[TurnRecord]) -> tuple[TurnMemory, ...]:
             turn.negative_prompt,
             turn.params.get("feedback"),
             turn.params.get("aspect_ratio"),
+            tuple(str(p) for p in turn.params.get("borrowed") or ()),
         )
         for turn in turns
     )
@@ -164,6 +165,8 @@ def draft_of(turn: TurnRecord) -> PromptDraft:
         negative_prompt=turn.negative_prompt or "",
         aspect_ratio=str(turn.params.get("aspect_ratio") or "1:1"),
         style=turn.params.get("style"),
+        used_hits=tuple(int(n) for n in turn.params.get("used_hits") or ()),
+        borrowed=tuple(str(p) for p in turn.params.get("borrowed") or ()),
     )
 
 

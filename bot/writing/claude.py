@@ -7,6 +7,7 @@ import io
 import logging
 import re
 import threading
+from dataclasses import replace
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -21,8 +22,12 @@ from bot.engine.turn_errors import (
     ThrottledError,
     UpstreamError,
 )
+from bot.writing.dialect import dialect_for, render
 from bot.writing.edit_schema import keep_edit_choice, with_edit_fields
+from bot.writing.grounding import keeps_subject, subject_clause, verify_borrowed
 from bot.writing.prompt_template import (
+    MAX_BORROWED,
+    MAX_BORROWED_CHARS,
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,
     MAX_STYLE_CHARS,
@@ -76,6 +81,12 @@ _FORBID = ConfigDict(extra="forbid")
 _PROMPT_DOC = "The image prompt: subject first, comma-separated visual phrases, no weighting syntax."
 _NEGATIVE_DOC = "Things that must not appear, comma-separated (may be empty)."
 _HITS_DOC = "Numbers n of the library examples you borrowed from (may be empty)."
+_BORROWED_DOC = "Phrases taken from those examples, as written there and used word for word in the prompt."
+SUBJECT_KINDS = ("start", "use_hit", "vary", "reroll")  # turns whose prompt must keep the idea's subject
+SUBJECT_NOTE = (
+    "<retry>Your previous prompt lost the user's subject ({subject}): {prompt}. Write it again, starting "
+    "with the subject in the user's words.</retry>"
+)
 
 
 @lru_cache(maxsize=64)
@@ -83,6 +94,11 @@ def output_schema(brainstorm: bool, candidates: int, max_prompt_chars: int, max_
     """The pydantic tool schema for one call: bounds come from the request (cached per shape)."""
     hit = Annotated[int, Field(ge=1, le=max(max_hit, 1))]
     hits = (list[hit], Field(max_length=max_hit, description=_HITS_DOC))
+    phrase = Annotated[str, Field(max_length=MAX_BORROWED_CHARS)]
+    borrowed: Any = (
+        list[phrase],
+        Field(default_factory=list, max_length=MAX_BORROWED, description=_BORROWED_DOC),
+    )
     prompt = (str, Field(min_length=1, max_length=max_prompt_chars, description=_PROMPT_DOC))
     negative = (str, Field(max_length=MAX_NEGATIVE_CHARS, description=_NEGATIVE_DOC))
     ratio: Any = (AspectRatio, Field(description="Aspect ratio of the image."))
@@ -97,6 +113,7 @@ def output_schema(brainstorm: bool, candidates: int, max_prompt_chars: int, max_
             aspect_ratio=ratio,
             style=(str, Field(max_length=MAX_STYLE_CHARS, description="Short label of the look.")),
             used_hits=hits,
+            borrowed=borrowed,
             rationale=rationale,
         )
         return model
@@ -106,6 +123,7 @@ def output_schema(brainstorm: bool, candidates: int, max_prompt_chars: int, max_
         __doc__="One candidate prompt; it ends with the shared style words.",
         prompt=prompt,
         used_hits=hits,
+        borrowed=borrowed,
         rationale=rationale,
     )
     model = create_model(
@@ -131,7 +149,8 @@ def drafts_from(parsed: BaseModel) -> list[PromptDraft]:
     """PromptDrafts from a parsed tool input of either schema."""
     data = parsed.model_dump()
     if "candidates" not in data:
-        return [PromptDraft(**{**data, "used_hits": tuple(data["used_hits"])})]
+        borrowed = tuple(data.pop("borrowed", None) or ())
+        return [PromptDraft(**{**data, "used_hits": tuple(data["used_hits"]), "borrowed": borrowed})]
     return [
         PromptDraft(
             prompt=c["prompt"],
@@ -140,6 +159,7 @@ def drafts_from(parsed: BaseModel) -> list[PromptDraft]:
             style=data["style"],
             used_hits=tuple(c["used_hits"]),
             rationale=c["rationale"],
+            borrowed=tuple(c.get("borrowed") or ()),
         )
         for c in data["candidates"]
     ]
@@ -204,10 +224,51 @@ class BedrockChatModel:
         self._llm(self._max_tokens).with_structured_output(output_schema(False, 1, 400, 5), include_raw=True)
 
     def compose(self, request: ComposeRequest) -> ComposeResult:
-        """Ask Claude once for `request.candidates` drafts and check them against the schema's bounds."""
+        """Ask Claude for `request.candidates` drafts, check their bounds, borrowed claims and subject."""
+        # a draft that lost the idea's subject is asked for once more (logged, counted in extra_calls);
+        # when the second answer loses it too, the idea plus the borrowed phrases is drawn instead
+        drafts, tokens_in, tokens_out = self._ask(request)
+        extra = 0
+        lost = self._lost(drafts, request)
+        if lost is not None:
+            extra = 1
+            logger.warning(
+                "bedrock chat %s: the draft lost the idea's subject (%r); asking once more", self._model, lost
+            )
+            note = SUBJECT_NOTE.format(subject=subject_clause(request.idea), prompt=lost)
+            try:
+                again, more_in, more_out = self._ask(request, note)
+                tokens_in, tokens_out = tokens_in + more_in, tokens_out + more_out
+            except BotError as exc:
+                logger.warning("bedrock chat %s: the second ask failed (%s)", self._model, exc)
+                again = drafts
+            if self._lost(again, request) is not None:
+                logger.warning("bedrock chat %s: subject lost twice; drawing the idea as typed", self._model)
+                again = tuple(_idea_with_borrowings(d, request) for d in again)
+            drafts = again
+        return ComposeResult(
+            drafts=drafts,
+            model_id=self.model_id,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            extra_calls=extra,
+        )
+
+    def _lost(self, drafts: tuple[PromptDraft, ...], request: ComposeRequest) -> str | None:
+        """The first draft prompt that no longer names the idea's subject (only for SUBJECT_KINDS)."""
+        if request.kind not in SUBJECT_KINDS:
+            return None
+        return next((d.prompt for d in drafts if not keeps_subject(request.idea, d.prompt)), None)
+
+    def _ask(
+        self, request: ComposeRequest, note: str | None = None
+    ) -> tuple[tuple[PromptDraft, ...], int, int]:
+        """One Converse call: drafts within bounds with their borrowed claims checked, and the usage."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
         system, user = build_messages(request)
+        if note:
+            user += "\n" + note
         schema = schema_for(request)
         if request.kind == "refine" and request.candidates == 1:  # it may work on the thread's image
             system = f"{system}\n\n{edit_guidance(request.edits)}"
@@ -223,13 +284,21 @@ class BedrockChatModel:
         if not isinstance(parsed, BaseModel):
             raise self._bad_output(raw, out.get("parsing_error"))
         answered = drafts_from(parsed)
-        drafts = keep_edit_choice(validate_drafts(answered, request, model=self._model), answered)
-        return ComposeResult(
-            drafts=drafts,
-            model_id=self.model_id,
-            input_tokens=int(usage.get("input_tokens", 0)),
-            output_tokens=int(usage.get("output_tokens", 0)),
-        )
+        checked = []
+        for draft in keep_edit_choice(validate_drafts(answered, request, model=self._model), answered):
+            grounded, dropped = verify_borrowed(draft, request.hits)
+            if dropped:
+                logger.info("bedrock chat %s: dropped borrowed claims not found: %s", self._model, dropped)
+            checked.append(grounded)
+        return tuple(checked), int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+
+    def chat_llm(self, max_tokens: int | None = None) -> Any:
+        """The ChatBedrockConverse this adapter calls (for other structured calls, e.g. a vision judge)."""
+        return self._llm(max_tokens or self._max_tokens)
+
+    def error_for(self, exc: BaseException) -> BotError:
+        """The BotError a user can act on for a Bedrock failure of a call made through `chat_llm`."""
+        return self._error(exc)
 
     def describe(self, image: bytes, mime_type: str, hint: str = "") -> PictureDescription:
         """A prompt written from a picture: one Converse call with an image block and the caption."""
@@ -355,6 +424,25 @@ class BedrockChatModel:
             level, "bedrock chat %s in %s failed (%s): %s", self._model, self._where(), _code(exc), error
         )
         return error
+
+
+def _idea_with_borrowings(draft: PromptDraft, request: ComposeRequest) -> PromptDraft:
+    """The fallback when a draft lost the subject twice: the idea as typed plus the borrowed phrases."""
+    from retrieval.modifiers import classify_modifier
+
+    looks = [(p, classify_modifier(p.lower())) for p in draft.borrowed]
+    prompt = render(" ".join(request.idea.split()), (), looks, dialect_for(request.image_model))
+    while len(prompt) > request.max_prompt_chars and looks:
+        looks.pop()
+        prompt = render(" ".join(request.idea.split()), (), looks, dialect_for(request.image_model))
+    kept = tuple(p for p, _ in looks)
+    return replace(
+        draft,
+        prompt=prompt[: request.max_prompt_chars],
+        borrowed=kept,
+        used_hits=draft.used_hits if kept else (),
+        rationale="the model's prompt lost your subject twice, so this is your idea with the borrowed look",
+    )
 
 
 def describe_error(exc: BaseException, model: str, where: str, max_attempts: int) -> BotError:

@@ -137,7 +137,13 @@ def offline_edit(draft: PromptDraft, request: ComposeRequest) -> PromptDraft:
 
 def _without(prompt: str, instruction: str) -> str:
     """The prompt without phrases the composer copied from the instruction as content."""
-    parts = [part.strip() for part in prompt.split(",")]
+    # phrases end at a comma (tag lists) or a sentence's full stop (prose dialects); each keeps its end
+    pieces = [p.strip() for p in re.findall(r"[^,.]+(?:[,.]|$)", prompt) if p.strip(" ,.")]
     said = instruction.lower()
-    kept = [part for part in parts if part and part.lower() not in said]
-    return ", ".join(kept or parts[:1])
+    kept: list[str] = []
+    for piece in pieces:
+        if piece.strip(" ,.").lower() not in said:
+            kept.append(piece)
+        elif piece.endswith(".") and kept and kept[-1].endswith(","):
+            kept[-1] = kept[-1][:-1] + "."  # the dropped phrase ended its sentence: so does the one before
+    return " ".join(kept or pieces[:1]).rstrip(",")

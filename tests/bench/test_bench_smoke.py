@@ -197,3 +197,28 @@ def test_layout_bench_measures_both_layouts_on_a_small_cache(tmp_path: Path) -> 
     assert set(row["latency"]["latency"]["compact"]) == {*search.MODES, "search"}
     assert row["serve"]["compact"]["memory"]["long"]["VmRSS"] > 0
     assert "| dense recall@10 vs exact | 1.000 | 1.000 |" in bench.size_table(row)
+
+
+def test_compose_bench_compares_the_composer_before_and_after(tiny: dict[str, Any], tmp_path: Path) -> None:
+    import json
+
+    compose = bench_module("bench_compose")
+    ideas = tmp_path / "ideas.json"
+    concepts = {"subject": ["dogs?"]}
+    items = [
+        {"idea": "a cartoon of a little dog", "kind": "plain", "split": "tuning", "concepts": concepts},
+        {"idea": "a dog in the snow", "kind": "plain", "split": "heldout", "concepts": concepts},
+    ]
+    ideas.write_text(json.dumps({"ideas": items}), encoding="utf-8")
+    out = tmp_path / "compose.json"
+    args = ["--index-dir", tiny["config"]["index"], "--ideas", str(ideas), "--parti-n", "0"]
+    args += ["--before-ref", "HEAD"]  # any ref: the BEFORE composer is read from git
+    assert compose.main([*args, "--json-out", str(out), "--markdown-out", str(tmp_path / "c.md")]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    composers = {row["composer"].split(" ")[0].rstrip(",") for row in result["rows"]}
+    dense = [row for row in result["rows"] if "dense" in row["composer"]]
+    assert composers == {"before", "after"} and len(result["rows"]) == 2 * 2 * 3 + 2  # halves × dialects
+    assert [(row["group"], row["dialect"]) for row in dense] == [("tuning", "prose"), ("heldout", "prose")]
+    assert all(row["ideas"] == 1 and row["subject_kept"] == 1.0 for row in result["rows"])
+    text = (tmp_path / "c.md").read_text(encoding="utf-8")
+    assert "## Composition" in text and "| after (this tree) | heldout | prose | 1 |" in text

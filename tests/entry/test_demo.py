@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from pathlib import Path
 
@@ -60,6 +61,11 @@ def test_demo_plays_the_whole_conversation(
     assert "*" not in text.split("#general", 1)[1]  # mrkdwn emphasis is gone
     assert "<@U" not in text and "&gt;" not in text
     assert "9 of 9 steps passed" in text
+    start = text.split("  │ bob  ")[0]  # the first turn: an enriched prompt and where its look came from
+    [first] = [line for line in start.splitlines() if "Prompt: " in line]
+    assert first.split("Prompt: ", 1)[1].startswith("a cartoon of a little dog. ")
+    assert len(first.split("Prompt: ", 1)[1]) > len("a cartoon of a little dog. ") + 10
+    assert re.search(r"📚 Borrowed from #\d(?:,? (?:and )?#\d)*: \w", start), start
     assert text.index("> alice clicks [Use #2]") < text.index("03-use-2.png")
 
     out = tmp_path / "out"

@@ -221,10 +221,13 @@ def make_result(
     offline: bool = False,
     labels: tuple[str, ...] = (),
     images: int = 1,
+    borrowed: tuple[str, ...] = (),
 ) -> TurnResult:
-    """A finished turn with `images` stored images."""
+    """A finished turn with `images` stored images (and phrases borrowed from hits #2 and #4)."""
     thread = Thread(7, ThreadRef("T1", "C1", "1.2"), "U1", "imagine", "idea", datetime.now(UTC))
-    params = {"aspect_ratio": "3:2", "seed": 5, "style": "ink"}
+    params: dict[str, Any] = {"aspect_ratio": "3:2", "seed": 5, "style": "ink"}
+    if borrowed:
+        params |= {"used_hits": [4, 2], "borrowed": list(borrowed)}
     turn = Turn(7, "start", "user", "idea", [], prompt, negative, params, "bedrock:haiku", "bedrock:sd3")
     turn = replace(turn, id=42)
     stored = tuple(
@@ -269,6 +272,7 @@ def all_messages() -> list[tuple[str, b.Message]]:
         ("result_offline", b.result_message(7, make_result(offline=True, labels=("offline image",)))),
         ("result_long", b.result_message(7, make_result(NASTY + LONG, LONG, images=4))),
         ("result_empty", b.result_message(7, make_result("", "", images=0))),
+        ("result_borrowed", b.result_message(7, make_result(borrowed=("watercolor", NASTY + LONG)))),
         ("brainstorm", b.brainstorm_message(7, drafts(6))),
         ("brainstorm_long", b.brainstorm_message(7, drafts(12, NASTY + LONG), ("offline " + NASTY,))),
         ("winner", b.winner_message(2, {1: 1, 2: 3, 3: 0})),
@@ -454,6 +458,15 @@ def test_result_context_lists_prompt_negative_seed_model_size_and_time() -> None
     for part in ("a cat in a hat", "*Negative:* blurry", "*Seeds* 100, 101", "bedrock:sd3", "1216×832 (3:2)"):
         assert part in details
     assert "12.3 s" in details and "*Style* ink" in details
+
+
+def test_borrowed_phrases_are_named_under_the_image() -> None:
+    message = b.result_message(7, make_result(borrowed=("watercolor", "soft morning light")))
+    [line] = [blk for blk in message["blocks"] if blk.get("block_id") == "borrowed"]
+    assert line["elements"][0]["text"] == ":books: Borrowed from #2 and #4: watercolor, soft morning light"
+    assert [blk["block_id"] for blk in message["blocks"]][-2:] == ["borrowed", "result_actions"]
+    nothing = b.result_message(7, make_result())
+    assert "borrowed" not in [blk.get("block_id") for blk in nothing["blocks"]]
 
 
 def test_help_names_every_flag_and_replies_name_what_to_do() -> None:

@@ -11,6 +11,7 @@ from bot.engine.options import MAX_IMAGES, MAX_SEED
 from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, PromptDraft
 from bot.engine.turns import TurnResult
 from bot.slack import ids
+from bot.writing.grounding import borrowed_line_of
 
 Block = dict[str, Any]
 
@@ -329,6 +330,9 @@ def result_message(
     offline = bool(labels) or result.image_offline or result.chat_offline
     blocks: list[Block] = [_offline(labels or ["no model was called"])] if offline else []
     blocks.append(context(*_details(result, prompt), block_id="details"))
+    borrowed = borrowed_line_of(result)
+    if borrowed:
+        blocks.append(context(f":books: {user_line(borrowed, 600)}", block_id="borrowed"))
     value = f"{thread_id}:{turn.id or 0}"
     blocks.append(
         actions(
