@@ -1,4 +1,4 @@
-"""Index memory layout: the in-RAM config of indexes before vs compact (int8 in RAM, originals on disk).
+"""Index memory layout: the in-RAM config of indexes before vs compact (4-bit in RAM, originals on disk).
 
 At the real library and at 1M prompts (bench_search.py's dataset: real vectors + noise), for each layout:
 the index, built once in its own process and cached (synthetic_index.py: build time and the builder's peak
@@ -233,14 +233,14 @@ def size_table(row: dict[str, Any]) -> str:
     return (
         table + f"\nA/B = both layouts open in one process, alternated query by query (other processes used "
         f"≈ {others:.2f} cores meanwhile). Resident index files (mmap'd, from /proc/self/smaps; pinned "
-        "parts such as the int8 vectors and the BM25 index are anonymous memory):\n\n" + files
+        "parts such as the 4-bit codes and the in-RAM layout's BM25 index are anonymous memory):\n\n" + files
     )
 
 
 def render(r: dict[str, Any]) -> str:
     """The markdown section."""
     md = report_header(
-        "Index memory layout: in-RAM (before) vs compact (int8 in RAM, originals on disk)", r["machine"]
+        "Index memory layout: in-RAM (before) vs compact (4-bit in RAM, originals on disk)", r["machine"]
     )
     md += (
         "* **in-RAM** = the Edge config every index had before: float32 dense vectors resident "

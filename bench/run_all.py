@@ -378,7 +378,7 @@ def layout_summary(r: dict[str, Any]) -> str:
             f"{lat['compact']['search']['p50_ms']:.1f} ms"
         )
     return (
-        "\n* **Index memory layout**, in-RAM (the config before) → compact (int8 in RAM, originals on disk; "
+        "\n* **Index memory layout**, in-RAM (the config before) → compact (4-bit in RAM, originals on disk; "
         "the default for new indexes), same data, serving process = open + bench queries + "
         "`Retriever.search`, latency A/B in one process: " + "; ".join(parts) + "."
     )
