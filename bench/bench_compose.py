@@ -164,7 +164,7 @@ def render(r: dict[str, Any]) -> str:
     lines = [report_header("Composition: the offline composer before and after, per dialect", r["machine"])]
     counts = r["ideas"]
     lines.append(
-        f"Index `{Path(r['index']).name}` of {r['index']}, {r['modifiers']} mined modifiers; ideas: "
+        f"Index `{Path(r['index']).name}` (the whole library), {r['modifiers']} mined modifiers; ideas: "
         f"{counts['tuning']} tuning and {counts['heldout']} held-out of `bench/data/retrieval_ideas.json`, "
         f"{counts['parti']} PartiPrompts (every k-th of three words or more; no subject regex, so the "
         "subject counts as kept when half the content words of its first clause survive). Hits: the "
