@@ -398,7 +398,11 @@ class Conversation:
         seen = {hit.prompt for hit in shown}
         last = max((hit.number for hit in shown), default=0)
         with self._stages.stage("retrieve", first=True):  # a refinement begins here
-            found = self._search.search(f"{idea}, {instruction}", k=HITS_SHOWN + NEW_REFERENCES)
+            try:
+                found = self._search.search(f"{idea}, {instruction}", k=HITS_SHOWN + NEW_REFERENCES)
+            except Exception as exc:
+                logger.warning("no new references for a refinement (%s: %s)", type(exc).__name__, exc)
+                return ()
         fresh = [hit for hit in found if hit.prompt not in seen][:NEW_REFERENCES]
         return tuple(
             HitForPrompt(number=last + i, prompt=hit.prompt, source=hit.payload.get("source"))
