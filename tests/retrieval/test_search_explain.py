@@ -65,5 +65,8 @@ def test_backfill_stores_the_prior_once(tmp_path: Path) -> None:
     payloads = index.payloads([p.id for p in old])
     assert [payloads[p.id]["craft"] for p in old] == [0.0, 0.8]
     assert all(payloads[p.id]["craft_version"] == CRAFT_VERSION for p in old)
+    assert all(
+        payloads[p.id]["safe"] is True and payloads[p.id]["prompt"] == p.payload["prompt"] for p in old
+    )
     assert reprior_index(index).written == 0
     index.close()
