@@ -493,7 +493,10 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
     if retrieval:
         head = [line for line in chunks[0].split("\n") if not line.startswith(RETRIEVAL_HEADLINE)]
         at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
-        chunks[0] = "\n".join([*head[:at], retrieval_summary(retrieval).strip() + "\n", *head[at:]])
+        before = head[:at]
+        while before and not before[-1].strip():  # the blank line the old headline left (one per splice)
+            before.pop()
+        chunks[0] = "\n".join([*before, "", retrieval_summary(retrieval).strip(), "", *head[at:]])
     return "\n---\n".join(chunks)
 
 
