@@ -8,13 +8,13 @@ image (SD3.5) handlers: real botocore and langchain-aws clients, loopback HTTP, 
 
 Each index size runs in its own worker process, so its peak RSS (VmHWM) is that of one serving process
 (app + retriever + index; the sandbox Slack/Bedrock servers and the driver share it). The 1M index is the
-synthetic one of bench_search.py (real vectors + noise); it is built once and cached in bench/out.
+synthetic one of bench_search.py (real vectors + noise) in the default (compact) memory layout, built once
+and cached under the out dir by synthetic_index.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -43,6 +43,9 @@ from common import (
     setup_logging,
     write_outputs,
 )
+from synthetic_index import ensure_synthetic_index
+
+from retrieval.adapters.edge_index import IndexLayout
 
 logger = logging.getLogger("bench_slack")
 
@@ -50,7 +53,6 @@ LEVELS = (1, 10, 50)
 CHAT = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 IMAGE = "stability.sd3-5-large-v1:0"
 SECRET = "bench-signing-secret"
-BIG_PREFIX = "slack_edge_"  # bench/out/slack_edge_<size>: the synthetic index, kept for reuse
 POLL_S = 0.005
 
 
@@ -75,64 +77,6 @@ def spread(ms: list[float]) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ index
-
-
-def big_index_dir(out_dir: Path, size: int) -> Path:
-    """Where the synthetic index of `size` prompts is cached."""
-    return out_dir / f"{BIG_PREFIX}{size}"
-
-
-def ensure_big_index(out_dir: Path, size: int) -> tuple[Path, dict[str, Any]]:
-    """The cached Edge index of bench_search.py's synthetic dataset of `size` prompts (built when missing)."""
-    from bench_search import LOAD_CHUNK, SPEC, build_dataset
-
-    from retrieval.adapters.bm25 import Bm25SparseEncoder
-    from retrieval.adapters.edge_index import EdgePromptIndex
-    from retrieval.index_ports import IndexPoint
-
-    index_dir = big_index_dir(out_dir, size)
-    marker = index_dir / "bench_complete.json"
-    lock = out_dir / f"{BIG_PREFIX}{size}.building"
-    while lock.is_file() and Path(f"/proc/{lock.read_text(encoding='utf-8').strip()}").exists():
-        logger.info("another process is building %s; waiting", index_dir)  # e.g. a manual pre-build
-        time.sleep(10)
-    if marker.is_file():
-        info: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
-        info["reused"] = True
-        return index_dir, info
-    fresh_dir(index_dir, out_dir)
-    lock.write_text(str(os.getpid()), encoding="utf-8")
-    with Timer() as total:
-        data = build_dataset(out_dir, size)
-        encoder = Bm25SparseEncoder()
-        index = EdgePromptIndex(index_dir / "index")
-        index.open(SPEC, create=True)
-        for start in range(0, size, LOAD_CHUNK):
-            stop = min(start + LOAD_CHUNK, size)
-            vectors = data.vectors[start:stop].tolist()
-            index.upsert(
-                [
-                    IndexPoint(
-                        data.ids[i],
-                        vectors[i - start],
-                        encoder.encode_document(data.texts[i]),
-                        data.payloads[i],
-                    )
-                    for i in range(start, stop)
-                ]
-            )
-            if (start // LOAD_CHUNK) % 50 == 0:
-                logger.info("index %d: %d/%d upserted", size, stop, size)
-        del data
-        gc.collect()
-        index.finalize()
-        count = index.count()
-        index.close()
-    info = {"size": size, "count": count, "build_s": total.seconds, "n_real_from": "library cache"}
-    marker.write_text(json.dumps(info), encoding="utf-8")
-    lock.unlink(missing_ok=True)
-    info["reused"] = False
-    return index_dir, info
 
 
 # ------------------------------------------------------------------------------------------ serving
@@ -545,7 +489,8 @@ def render(results: list[dict[str, Any]], builds: dict[int, dict[str, Any]], arg
         "\nOne worker process per size (`--worker`), so VmHWM is that size's serving process; it includes "
         "the sandbox Slack and Bedrock servers and the driver threads, which run in the same process. "
         "The 1M index is bench_search.py's synthetic dataset (all real prompts + real vectors with noise "
-        f"and recombined phrases), cached in `{BIG_PREFIX}<size>` under the out dir.\n"
+        "and recombined phrases) in the default compact memory layout (int8 vectors in RAM, originals on "
+        "disk), cached in `synthetic_compact_<size>` under the out dir by bench/synthetic_index.py.\n"
     )
     missing = [s for s in args.wanted_sizes if s not in {r["size"] for r in ok}]
     if missing:
@@ -598,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             index = library
         else:
             logger.info("synthetic index of %d prompts", size)
-            index_dir, builds[size] = ensure_big_index(args.out_dir, size)
+            index_dir, builds[size] = ensure_synthetic_index(args.out_dir, size, IndexLayout.COMPACT)
             index = index_dir / "index"
         samples = args.ack_samples if size in ack_sizes else 0
         sub = argparse.Namespace(**{**vars(args), "ack_samples": samples})

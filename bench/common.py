@@ -96,7 +96,8 @@ def command_line() -> str:
         shown = str(script.relative_to(REPO))
     except ValueError:
         shown = str(script)
-    return shlex.join([".venv/bin/python", shown, *sys.argv[1:]])
+    args = [os.path.relpath(a, REPO) if a.startswith("/") else a for a in sys.argv[1:]]  # no machine paths
+    return shlex.join([".venv/bin/python", shown, *args])
 
 
 def now_utc() -> str:

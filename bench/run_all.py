@@ -1,9 +1,11 @@
 """Run every benchmark and write bench/RESULTS.md: command, machine, date and numbers of each section.
 
-Order: ingest (builds the library cache and index the others use), search, quality, then the embedder
-and safety-classifier benches when they exist. Each bench runs in its own process, one after the other
-(they are CPU-bound on a small machine); CPU use by other processes during each bench is recorded, since
-it skews the timings. `--quick` is a smoke run of a few minutes in bench/out/quick.
+Order: ingest (builds the library cache and index the others use), search, the index memory layout,
+quality, then the embedder and safety-classifier benches when they exist. Each bench runs in its own
+process, one after the other (they are CPU-bound on a small machine); CPU use by other processes during
+each bench is recorded, since it skews the timings. `--out-dir` puts the caches and indexes (several GB at
+1M prompts) outside the repository; `--quick` is a smoke run of a few minutes in <out dir>/quick. Paths
+in the report are shown relative to the repository.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from baseline_latency import latency_headline
 from common import (
     BENCH_DIR,
     OUT_DIR,
@@ -55,8 +59,12 @@ BENCHES = (
         "Search",
         quick=["--sizes", "library,20000", "--queries", "20", "--reopen-queries", "5"],
     ),
+    Bench(
+        "layout", "bench_layout.py", "Index memory layout", quick=["--sizes", "library", "--queries", "20"]
+    ),
     Bench("quality", "bench_quality.py", "Quality"),
     Bench("retrieval", "bench_retrieval.py", "Retrieval quality"),
+    Bench("compose", "bench_compose.py", "Composition", quick=["--parti-n", "20"]),
     Bench(
         "embed",
         "bench_embed.py",
@@ -72,6 +80,12 @@ BENCHES = (
         "AWS sample vs ours",
         full=["--whole-library", "--sessions", "3"],  # whole-library sessions measured: ≈ 15-25 min
         quick=["--rows", "2000", "--sessions", "2"],
+    ),
+    Bench(
+        "serve",
+        "bench_serve.py",
+        "Serving",
+        quick=["--levels", "1,10", "--samples", "20", "--rows", "1000", "--restarts", "1"],
     ),
     Bench(
         "slack",
@@ -104,6 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--shared-data", type=Path, default=default_shared_data(), help="shared data directory"
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=OUT_DIR, help="caches, indexes and section outputs (bench/out)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
@@ -201,12 +218,9 @@ def run_bench(bench: Bench, args: argparse.Namespace, sections: Path, out_dir: P
 
 
 def _rel(arg: str) -> str:
-    """Show paths relative to the repository in the report."""
+    """Show a path relative to the repository in the report (`../shared/data` for one beside it)."""
     if arg.startswith("/"):
-        try:
-            return str(Path(arg).relative_to(REPO))
-        except ValueError:
-            return arg
+        return os.path.relpath(arg, REPO)
     return arg
 
 
@@ -218,7 +232,7 @@ def _load(meta: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-# Reference numbers of /work/shared/docs/platform-notes.md section 3 (random vectors, qdrant only).
+# Reference numbers of the shared docs' platform-notes.md section 3 (random vectors, qdrant only).
 REFERENCE = {
     "edge_hnsw_ms": (1.38, 1.76),  # p50 at 100k and 500k
     "local_memory_ms_100k": 68.0,  # local mode :memory: p50 at 100k
@@ -312,6 +326,9 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
             )
         )
         lines.append(reference_check(search))
+    layout = _load(metas.get("layout", {}))
+    if layout and layout.get("runs"):
+        lines.append(layout_summary(layout))
     quality = _load(metas.get("quality", {}))
     if quality:
         parts = [
@@ -325,6 +342,9 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
     retrieval = _load(metas.get("retrieval", {}))
     if retrieval:
         lines.append(retrieval_summary(retrieval))
+    compose = _load(metas.get("compose", {}))
+    if compose:
+        lines.append(compose_summary(compose))
     baseline = _load(metas.get("baseline", {}))
     if baseline and "baseline_prep" in baseline:
         lines.append(baseline_summary(baseline))
@@ -334,7 +354,54 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def layout_summary(r: dict[str, Any]) -> str:
+    """Headline of bench_layout: in-RAM (before) vs compact (now) at each size."""
+    parts = []
+    for row in r["runs"]:
+        before, after = row["serve"]["in_ram"], row["serve"]["compact"]
+        lat = row["latency"]["latency"]
+        recall = {m: (before["recall"][m], after["recall"][m]) for m in ("dense", "hybrid", "filtered")}
+        modes = ", ".join(
+            f"{mode} {lat['in_ram'][mode]['p50_ms']:.2f} → {lat['compact'][mode]['p50_ms']:.2f}"
+            for mode in ("dense", "hybrid", "filtered", "product")
+        )
+        peak = (before["memory"]["search"]["VmHWM"], after["memory"]["search"]["VmHWM"])
+        used = (before["memory"]["queries"]["VmRSS"], after["memory"]["queries"]["VmRSS"])
+        parts.append(
+            f"{row['size']:,} prompts: peak RSS of the serving process {peak[0]:,.0f} → "
+            f"**{peak[1]:,.0f} MB** "
+            f"(after open + queries {used[0]:,.0f} → {used[1]:,.0f} MB); "
+            f"recall@10 vs exact dense {recall['dense'][0]:.3f} → **{recall['dense'][1]:.3f}**, hybrid "
+            f"{recall['hybrid'][0]:.3f} → {recall['hybrid'][1]:.3f}, filtered {recall['filtered'][0]:.3f} → "
+            f"{recall['filtered'][1]:.3f}; p50 ms {modes}; "
+            f"`Retriever.search` p50 {lat['in_ram']['search']['p50_ms']:.1f} → "
+            f"{lat['compact']['search']['p50_ms']:.1f} ms"
+        )
+    return (
+        "\n* **Index memory layout**, in-RAM (the config before) → compact (4-bit in RAM, originals on disk; "
+        "the default for new indexes), same data, serving process = open + bench queries + "
+        "`Retriever.search`, latency A/B in one process: " + "; ".join(parts) + "."
+    )
+
+
 RETRIEVAL_HEADLINE = "* **Retrieval**"
+COMPOSE_HEADLINE = "* **Composition**"
+
+
+def compose_summary(c: dict[str, Any]) -> str:
+    """Headline of bench_compose: the offline composer before and after on the held-out half."""
+    parts = []
+    for row in c["rows"]:
+        if row["group"] == "heldout" and row["dialect"] == "prose" and "dense" not in row["composer"]:
+            parts.append(
+                f"{row['composer']}: {row['meets_floor']:.0%} of held-out ideas keep their subject with 3+ "
+                f"grounded phrases ({row['meets_clean_floor']:.0%} counting no incantation or conflict), "
+                f"{row['pair_conflicts']} conflicting pairs, {row['incantations']} incantations"
+            )
+    return (
+        f"\n{COMPOSE_HEADLINE}, offline composer on {c['ideas']['heldout']} held-out Slack-style ideas "
+        "(prose dialect; goal ≥ 80 % with no conflicting pair): " + " — ".join(parts) + "."
+    )
 
 
 def retrieval_summary(r: dict[str, Any]) -> str:
@@ -381,8 +448,24 @@ def baseline_summary(b: dict[str, Any]) -> str:
         f"(embed + index {ingest['indexed']:,} prompts, persisted); time to first answer in a new session "
         f"(fresh process) median {first_b:.2f} s (re-embeds {prep['kept']:,} prompts into FAISS) vs "
         f"{first_o:.2f} s = **{first_b / first_o:.1f}×** faster; peak RSS {rss_b:.0f} vs {rss_o:.0f} MB."
+        + _persisted_summary(b)
         + _whole_library_summary(b.get("whole_library"))
     )
+
+
+def _persisted_summary(part: dict[str, Any]) -> str:
+    """The sample with a persisted FAISS index, and the same-size search latency (honest either way)."""
+    text = ""
+    if part.get("persisted_sessions"):
+        persisted = _median(part["persisted_sessions"], "process_s")
+        ours = _median(part["ours_sessions"], "process_s")
+        text += (
+            f" With its index persisted (embedded once, `FAISS.load_local` per session) the sample answers a "
+            f"new session in {persisted:.2f} s vs our {ours:.2f} s ({persisted / ours:.1f}×)."
+        )
+    if part.get("latency"):
+        text += " Per query at the same size, same vectors: " + latency_headline([part["latency"]]) + "."
+    return text
 
 
 def _whole_library_summary(whole: dict[str, Any] | None) -> str:
@@ -394,7 +477,7 @@ def _whole_library_summary(whole: dict[str, Any] | None) -> str:
         f" At the whole library ({whole['baseline_prep']['rows']:,} rows; the baseline without its dedupe, "
         f"re-embedding {whole['baseline_prep']['filtered']:,} prompts per session): first answer median "
         f"{first_b:.0f} s vs {first_o:.2f} s = **{first_b / first_o:.0f}×**; peak RSS {rss_b:.0f} vs "
-        f"{rss_o:.0f} MB."
+        f"{rss_o:.0f} MB." + _persisted_summary(whole)
     )
 
 
@@ -491,20 +574,30 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
         chunks.insert((max(before) if before else len(chunks) - 1) + 1, new)
     retrieval = _load(metas.get("retrieval", {}))
     if retrieval:
-        head = [line for line in chunks[0].split("\n") if not line.startswith(RETRIEVAL_HEADLINE)]
-        at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
-        before = head[:at]
-        while before and not before[-1].strip():  # the blank line the old headline left (one per splice)
-            before.pop()
-        chunks[0] = "\n".join([*before, "", retrieval_summary(retrieval).strip(), "", *head[at:]])
+        chunks[0] = _put_headline(chunks[0], RETRIEVAL_HEADLINE, retrieval_summary(retrieval))
+    compose = _load(metas.get("compose", {}))
+    if compose:
+        chunks[0] = _put_headline(chunks[0], COMPOSE_HEADLINE, compose_summary(compose))
     return "\n---\n".join(chunks)
+
+
+def _put_headline(head: str, prefix: str, line: str) -> str:
+    """`head` with its headline line starting with `prefix` replaced by `line` in place (so a splice keeps
+    the order and the blank lines), or `line` inserted above the AWS sample's headline when it has none."""
+    lines = head.split("\n")
+    at = next((i for i, text in enumerate(lines) if text.startswith(prefix)), None)
+    if at is not None:
+        lines[at] = line.strip()
+        return "\n".join(lines)
+    at = next((i for i, text in enumerate(lines) if text.startswith("* **AWS sample")), len(lines))
+    return "\n".join([*lines[:at], line.strip(), "", *lines[at:]])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benches and write the report."""
     args = parse_args(argv)
     setup_logging(args.verbose)
-    out_dir = OUT_DIR / "quick" if args.quick else OUT_DIR
+    out_dir = args.out_dir / "quick" if args.quick else args.out_dir
     sections = out_dir / "sections"
     sections.mkdir(parents=True, exist_ok=True)
     chosen = {name.strip() for name in args.only.split(",")} if args.only else {b.name for b in BENCHES}

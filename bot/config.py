@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROVIDERS_EMBED = ("local", "bedrock")
 PROVIDERS_CHAT = ("bedrock", "offline")
 PROVIDERS_IMAGE = ("bedrock", "sagemaker", "offline")
+PROVIDERS_EDIT = ("bedrock", "offline")
 DEFAULT_CHAT_MODEL = "bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0"
 DEFAULT_IMAGE_MODEL = "bedrock:stability.sd3-5-large-v1:0"
 TITAN_DIMENSIONS = (256, 512, 1024)
+# Stability AI Image Services on Bedrock (us. cross-Region profiles), one setting per edit the bot makes:
+# operation -> (config field, default model id). Unset, they follow IMAGINE_IMAGE_MODEL: Bedrock when it
+# is bedrock:…, else the offline stand-ins.
+EDIT_MODELS: dict[str, tuple[str, str]] = {
+    "upscale": ("upscale_model", "us.stability.stable-fast-upscale-v1:0"),
+    "remove_background": ("remove_background_model", "us.stability.stable-image-remove-background-v1:0"),
+    "search_replace": ("search_replace_model", "us.stability.stable-image-search-replace-v1:0"),
+    "recolor": ("recolor_model", "us.stability.stable-image-search-recolor-v1:0"),
+    "erase": ("erase_model", "us.stability.stable-image-erase-object-v1:0"),
+    "outpaint": ("outpaint_model", "us.stability.stable-outpaint-v1:0"),
+    "sketch": ("sketch_model", "us.stability.stable-image-control-sketch-v1:0"),
+    "style": ("style_model", "us.stability.stable-image-style-guide-v1:0"),
+}
 
 
 class ConfigError(Exception):
@@ -70,6 +84,15 @@ class Config(BaseSettings):
     warm_up: bool = True  # IMAGINE_WARM_UP: serve loads models and clients before it says ready
     chat_model: str = "offline"
     image_model: str = "offline"
+    # IMAGINE_UPSCALE_MODEL … IMAGINE_STYLE_MODEL: 'offline' or 'bedrock:<id>' per edit (see EDIT_MODELS)
+    upscale_model: str | None = None
+    remove_background_model: str | None = None
+    search_replace_model: str | None = None
+    recolor_model: str | None = None
+    erase_model: str | None = None
+    outpaint_model: str | None = None
+    sketch_model: str | None = None
+    style_model: str | None = None
     log_format: str = Field(default="text", pattern="^(text|json)$")  # IMAGINE_LOG_FORMAT: text | json
     denylist: Path | None = None  # IMAGINE_DENYLIST: workspace denylist file (bot/engine/policy.py)
 
@@ -94,6 +117,14 @@ class Config(BaseSettings):
         split_provider(value, "IMAGINE_IMAGE_MODEL", PROVIDERS_IMAGE)
         return value
 
+    @field_validator(*(name for name, _ in EDIT_MODELS.values()))
+    @classmethod
+    def _edit_model_parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        split_provider(value.strip(), f"IMAGINE_{str(info.field_name).upper()}", PROVIDERS_EDIT)
+        return value.strip()
+
     @field_validator("embed_model")
     @classmethod
     def _embed_model_parses(cls, value: str) -> str:
@@ -112,6 +143,12 @@ class Config(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    def edit_models(self) -> dict[str, str]:
+        """Operation -> 'offline' or 'bedrock:<id>' per image edit (unset: follows the image model)."""
+        return edit_models_for(
+            self.image_model, {op: getattr(self, name) for op, (name, _) in EDIT_MODELS.items()}
+        )
+
     @property
     def index_dir(self) -> Path:
         """Directory of the embedded Qdrant Edge index."""
@@ -126,6 +163,20 @@ class Config(BaseSettings):
     def images_dir(self) -> Path:
         """Where generated images are written."""
         return self.data_dir / "images"
+
+
+def edit_model_variable(operation: str) -> str:
+    """The environment variable that names the model of an edit, e.g. IMAGINE_UPSCALE_MODEL."""
+    return f"IMAGINE_{EDIT_MODELS[operation][0].upper()}"
+
+
+def edit_models_for(image_model: str, chosen: dict[str, str | None]) -> dict[str, str]:
+    """Each edit's provider string: the one set, else Bedrock's default when `image_model` is on Bedrock."""
+    follows = "bedrock" if image_model.startswith("bedrock:") else "offline"
+    return {
+        operation: chosen.get(operation) or (f"bedrock:{default}" if follows == "bedrock" else "offline")
+        for operation, (_, default) in EDIT_MODELS.items()
+    }
 
 
 def load_config() -> Config:

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 
 from bot.config import (
     PROVIDERS_CHAT,
+    PROVIDERS_EDIT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,
     Config,
     ConfigError,
+    edit_model_variable,
     split_provider,
 )
-from bot.engine.ports import ChatModel, ImageModel
+from bot.engine.ports import ChatModel, ImageEditor, ImageModel, PictureDescriber
 from retrieval.index_ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
@@ -177,6 +179,44 @@ def build_image_model(config: Config, model: str | None = None) -> ImageModel:
     return OfflinePreviewImageModel()
 
 
+def build_image_editor(config: Config) -> ImageEditor:
+    """The image services (IMAGINE_UPSCALE_MODEL … IMAGINE_STYLE_MODEL): Bedrock's, offline, or a mix.
+
+    Each Bedrock id is checked now, like IMAGINE_IMAGE_MODEL: ModelConfigError names the setting.
+    """
+    from bot.drawing.offline_edits import OfflineImageEditor
+
+    offline = OfflineImageEditor()
+    bedrock: dict[str, tuple[str, str]] = {}
+    for operation, value in config.edit_models().items():
+        variable = edit_model_variable(operation)
+        provider, model_id = split_provider(value, variable, PROVIDERS_EDIT)
+        if provider == "bedrock":
+            bedrock[operation] = (model_id, variable)
+    if not bedrock:
+        return offline
+    from bot.drawing.bedrock_edits import BedrockImageEditor, EditorByOperation
+
+    real = BedrockImageEditor(bedrock, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
+    if len(bedrock) == len(config.edit_models()):
+        return real
+    return EditorByOperation({op: real if op in bedrock else offline for op in config.edit_models()})
+
+
+def build_describer(config: Config, chat: ChatModel | None = None) -> PictureDescriber:
+    """The vision model that describes pictures: the Bedrock chat model (Claude), else the offline one."""
+    provider, model_id = split_provider(config.chat_model, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+    if provider == "bedrock":
+        from bot.writing.claude import BedrockChatModel
+
+        if isinstance(chat, BedrockChatModel):
+            return chat  # one set of clients for prompts and pictures
+        return BedrockChatModel(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
+    from bot.writing.offline_describer import OfflineDescriber
+
+    return OfflineDescriber()
+
+
 def image_model_factory(config: Config) -> Callable[[str], ImageModel]:
     """Builds (once each) the image models a turn may name with --model or a default."""
     from bot.engine.turn_errors import BotError
@@ -302,15 +342,18 @@ def _engine(config: Config) -> tuple[Conversation, SqlThreadStore, Callable[[], 
 
     retriever = build_retriever(config)
     store, dispose = build_thread_store(config)
+    chat = build_chat_model(config)
     conversation = Conversation(
         retriever,
-        build_chat_model(config),
+        chat,
         build_image_model(config),
         store,
         config.images_dir,
         contact_sheet=contact_sheet,
         image_models=image_model_factory(config),
         policy=build_policy(config),
+        editor=build_image_editor(config),
+        describer=build_describer(config, chat),
     )
 
     def close() -> None:

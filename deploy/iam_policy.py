@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Print the least-privilege IAM policy for the configured AWS models, or check a policy with --check.
 
-The models come from IMAGINE_CHAT_MODEL, IMAGINE_IMAGE_MODEL and IMAGINE_EMBED_MODEL (or .env) and the
-region from IMAGINE_AWS_REGION; `offline` and `local:` models need no AWS permission at all. The policy
+The models come from IMAGINE_CHAT_MODEL, IMAGINE_IMAGE_MODEL, IMAGINE_EMBED_MODEL and the image services
+(IMAGINE_UPSCALE_MODEL, IMAGINE_REMOVE_BACKGROUND_MODEL, ... IMAGINE_STYLE_MODEL, which follow a Bedrock
+image model unless set) (or .env), and the region from IMAGINE_AWS_REGION; `offline` and `local:` models
+need no AWS permission at all. The policy
 allows exactly one action per service on exactly the resources the bot calls:
 
 * `bedrock:InvokeModel` (InvokeModel and Converse both need it) on each foundation model ARN, which has no
@@ -34,10 +36,13 @@ if str(ROOT) not in sys.path:  # run as `python deploy/iam_policy.py` from a che
     sys.path.insert(0, str(ROOT))
 
 from bot.config import (  # noqa: E402
+    EDIT_MODELS,
     PROVIDERS_CHAT,
     PROVIDERS_EMBED,
     PROVIDERS_IMAGE,
     ConfigError,
+    edit_model_variable,
+    edit_models_for,
     load_config,
     split_provider,
 )
@@ -371,6 +376,9 @@ def models_of(args: argparse.Namespace) -> tuple[dict[str, str], str]:
         "IMAGINE_IMAGE_MODEL": args.image_model or (config.image_model if config else "offline"),
         "IMAGINE_EMBED_MODEL": args.embed_model or (config.embed_model if config else "local:x"),
     }
+    chosen = {op: getattr(config, field) for op, (field, _) in EDIT_MODELS.items()} if config else {}
+    for operation, value in edit_models_for(models["IMAGINE_IMAGE_MODEL"], chosen).items():
+        models[edit_model_variable(operation)] = value  # the image services follow a Bedrock image model
     for number, extra in enumerate(args.extra_image_model, start=1):
         models[f"--extra-image-model #{number}"] = extra
     region = args.region or (config.aws_region if config else "us-east-1")

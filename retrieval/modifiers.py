@@ -358,7 +358,7 @@ def _ngrams(phrase: str, max_words: int) -> Iterator[str]:
             yield " ".join(words[start : start + size])
 
 
-# Shared vocabularies (/work/shared/data layout): list-name prefix → category, first match wins.
+# Shared vocabularies (the shared data layout, ../shared/data): list-name prefix → category, first match wins.
 _VOCAB_TABLE = (
     "artists/=artist jumbo/medium/photography/lighting=lighting parrotzone/tags/light=lighting "
     "jumbo/medium/photography/resolution=quality jumbo/medium/photography/=camera "

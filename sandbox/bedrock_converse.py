@@ -1,7 +1,16 @@
-"""Converse handlers for FakeBedrockRuntime: Claude-like answers with toolUse, scriptable replies."""
+"""Converse handlers for FakeBedrockRuntime: Claude-like answers with toolUse, scriptable replies.
+
+Requests may carry image content blocks (Claude's vision): each must be a PNG, JPEG, GIF or WebP of the
+format it names, as Bedrock checks, and a judge call (a tool with an `adherence` property) gets a verdict
+from `ConverseScript.judge`, which sees the decoded images.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import io
 import json
 import re
 import threading
@@ -30,7 +39,11 @@ PROFILE_ONLY = (
     "anthropic.claude-3-7",
 )
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+MAX_IMAGE_BYTES = 3_750_000  # Converse: 3.75 MB and 8,000 px a side per image
+MAX_IMAGE_SIDE = 8000
 _TAG = r"<{0}>(.*?)</{0}>"
+Judge = Callable[[list[bytes], dict[str, Any]], dict[str, Any]]
 
 
 def on_demand_message(model_id: str) -> str:
@@ -60,6 +73,7 @@ class ConverseScript:
         self._queue: deque[_Reply] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.default: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = default_tool_input
+        self.judge: Judge = default_judgement  # verdict of a judge call, from its images (in order)
 
     # scripting -----------------------------------------------------------------------------------------
     def push_tool_input(self, tool_input: Any, *, stop_reason: str = "tool_use") -> None:
@@ -110,12 +124,20 @@ class ConverseScript:
         if reply is not None and reply.text is not None:
             return _answer(body, [{"text": reply.text}], reply.stop_reason or "end_turn")
         if not tools:
+            pictures = images_in(body)
+            if pictures:  # a vision request: "describe" what the picture looks like
+                caption = _unescape(_tag(body, "caption"))
+                return _answer(body, [{"text": describe_picture(pictures[0], caption)}], "end_turn")
             text = f"A picture of {_tag(body, 'idea') or 'something nice'}."
             return _answer(body, [{"text": text}], "end_turn")
         spec = tools[0]["toolSpec"]
-        tool_input = (
-            reply.tool_input if reply is not None else self.default(body, spec["inputSchema"]["json"])
-        )
+        schema = spec["inputSchema"]["json"]
+        if reply is not None:
+            tool_input = reply.tool_input
+        elif "adherence" in (schema.get("properties") or {}):
+            tool_input = self.judge(images_in(body), body)
+        else:
+            tool_input = self.default(body, schema)
         block = {
             "toolUse": {
                 "toolUseId": "tooluse_" + uuid.uuid4().hex[:22],
@@ -169,6 +191,10 @@ def _check_request(body: Any) -> None:
             raise _invalid("A conversation must alternate between user and assistant roles.")
         if not message.get("content"):
             raise _invalid(f"The content field in the Message object at messages.{i} is empty.")
+    for i, message in enumerate(messages):
+        for j, block in enumerate(message.get("content") or []):
+            if isinstance(block, dict) and "image" in block:
+                _check_image(block["image"], f"messages.{i}.content.{j}.image")
     config = body.get("inferenceConfig") or {}
     max_tokens = config.get("maxTokens", 1)
     if not isinstance(max_tokens, int) or max_tokens < 1:
@@ -203,6 +229,58 @@ def _check_request(body: Any) -> None:
             raise _invalid("The value at toolConfig.toolChoice failed to satisfy constraint.")
         if "tool" in choice and choice["tool"].get("name") not in names:
             raise _invalid("The tool specified in toolChoice is not defined in toolConfig.tools.")
+
+
+def _check_image(image: Any, where: str) -> None:
+    """An image block as Bedrock checks it: format, base64 bytes of that format, size limits."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(image, dict) or image.get("format") not in IMAGE_FORMATS:
+        raise _invalid(f"{where}.format: must be one of {', '.join(IMAGE_FORMATS)}")
+    source = image.get("source")
+    if not isinstance(source, dict) or set(source) != {"bytes"}:
+        raise _invalid(f"{where}.source: exactly one of bytes or s3Location is required")
+    try:
+        data = base64.b64decode(str(source["bytes"]), validate=True)
+        with Image.open(io.BytesIO(data)) as picture:
+            found, width, height = str(picture.format or "").lower(), picture.width, picture.height
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as exc:
+        raise _invalid(f"{where}.source.bytes: Could not process image") from exc
+    if found != image["format"]:
+        raise _invalid(f"The provided image at {where} does not match the format {image['format']}.")
+    if len(data) > MAX_IMAGE_BYTES or max(width, height) > MAX_IMAGE_SIDE:
+        raise _invalid(f"{where}: image exceeds 3.75 MB or 8000 px")
+
+
+def images_in(body: dict[str, Any]) -> list[bytes]:
+    """The image bytes of the user messages of a Converse request."""
+    found = []
+    for message in body.get("messages") or []:
+        for block in message.get("content") or []:
+            if isinstance(block, dict) and isinstance(block.get("image"), dict):
+                found.append(base64.b64decode(str(block["image"]["source"]["bytes"])))
+    return found
+
+
+def describe_picture(data: bytes, caption: str = "") -> str:
+    """The stand-in vision model's description: the caption, and what the picture's colour and size say."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        red, green, blue = picture.convert("RGB").resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+        width, height = picture.size
+    shade = "pale" if red + green + blue > 600 else "dark" if red + green + blue < 150 else "colourful"
+    subject = caption or "a simple shape"
+    return f"{subject}, a {shade} hand-drawn sketch, {width}x{height} px, clean lines on paper"
+
+
+def default_judgement(images: list[bytes], body: dict[str, Any]) -> dict[str, Any]:
+    """A deterministic verdict: the image with the smaller sha256 wins both criteria, equal images tie."""
+    if len(images) != 2:
+        raise _invalid(f"a pairwise judgement needs two images, got {len(images)}")
+    first, second = (hashlib.sha256(image).hexdigest() for image in images)
+    choice = "tie" if first == second else "first" if first < second else "second"
+    return {"adherence": choice, "appeal": choice, "reason": "stand-in verdict by image digest"}
 
 
 # answers ------------------------------------------------------------------------------------------------
@@ -270,15 +348,30 @@ def default_tool_input(body: dict[str, Any], schema: dict[str, Any]) -> dict[str
             "candidates": candidates,
         }
     limit = int(props.get("prompt", {}).get("maxLength", 1000))
-    parts = [idea, *([instruction] if instruction else []), "highly detailed", "digital painting"]
-    return {
+    used = _hits(props.get("used_hits", {}))
+    borrowed = _borrowable(body) if used else None
+    parts = [idea, *([instruction] if instruction else []), *([borrowed] if borrowed else [])]
+    parts += ["highly detailed", "digital painting"]
+    answer = {
         "prompt": _fit(", ".join(parts), limit),
         "negative_prompt": "blurry, low quality",
         "aspect_ratio": "1:1",
         "style": "digital painting",
-        "used_hits": _hits(props.get("used_hits", {})),
+        "used_hits": used,
         "rationale": "stand-in draft: the idea with the instruction applied",
     }
+    if "borrowed" in props:
+        answer["borrowed"] = [borrowed] if borrowed else []
+    return answer
+
+
+def _borrowable(body: dict[str, Any]) -> str | None:
+    """The last comma-separated phrase of library example 1 (what the default draft borrows), if short."""
+    match = re.search(r'<library_prompt n="1">(.*?)</library_prompt>', message_text(body, "user"), re.S)
+    if not match or "," not in match.group(1):
+        return None
+    phrase = _unescape(match.group(1)).rsplit(",", 1)[1].strip()
+    return phrase if 0 < len(phrase) <= 40 else None
 
 
 def _hits(schema: dict[str, Any]) -> list[int]:

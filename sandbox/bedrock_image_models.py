@@ -97,7 +97,10 @@ NOVA_CONFIG_KEYS = {"width", "height", "quality", "cfgScale", "seed", "numberOfI
 
 
 def install_image_handlers(fake: FakeBedrockRuntime) -> FakeBedrockRuntime:
-    """Register the Stability v2, SDXL and Nova/Titan handlers on the fake; returns it."""
+    """Register the Stability v2, SDXL, Nova/Titan and Image Services handlers on the fake; returns it."""
+    from sandbox.bedrock_image_services import install_image_services
+
+    install_image_services(fake)
     fake.register("invoke", "stability.sd3", stability_v2)
     fake.register("invoke", "stability.stable-image-", stability_v2)
     fake.register("invoke", "stability.stable-diffusion-xl", sdxl)
@@ -134,13 +137,16 @@ class HeldImageCalls:
 # Stability SD3.5 / Stable Image Core / Ultra -------------------------------------------------------------
 def stability_v2(request: RecordedRequest) -> FakeResponse:
     """Answer like stability.sd3-5-large / stable-image-core / stable-image-ultra."""
+    from sandbox.bedrock_image_services import image_to_image
+
     body = _json_object(request)
-    _no_extra(body, V2_KEYS)
+    mode = body.get("mode", "text-to-image")
+    _no_extra(body, V2_KEYS | ({"image", "strength"} if mode == "image-to-image" else set()))
     prompt = _string(body, "prompt", 1, 10_000, required=True)
     _string(body, "negative_prompt", 0, 10_000)
-    mode = body.get("mode", "text-to-image")
-    if mode != "text-to-image":  # image-to-image would need `image` and `strength`
-        raise _malformed(f"#/mode: {mode} is not a valid enum value for a text-only request")
+    if mode not in ("text-to-image", "image-to-image"):
+        raise _malformed(f"#/mode: {mode} is not a valid enum value")
+    size = image_to_image(request, body) if mode == "image-to-image" else None
     aspect = body.get("aspect_ratio", "1:1")
     if aspect not in V2_SIZES:
         raise _malformed(f"#/aspect_ratio: {aspect} is not a valid enum value")
@@ -149,15 +155,23 @@ def stability_v2(request: RecordedRequest) -> FakeResponse:
         raise _malformed(f"#/output_format: {body['output_format']} is not a valid enum value")
     if seed == 0:  # Stability draws a random seed for 0 and reports it
         seed = _derived_seed(prompt, 4_294_967_294)
+    refused = refusal(prompt, seed)
+    if refused is not None:
+        return refused
+    width, height = size or V2_SIZES[aspect]
+    image = fake_png(width, height, seed)
+    return FakeResponse(body={"seeds": [seed], "finish_reasons": [None], "images": [image]})
+
+
+def refusal(prompt: str, seed: int) -> FakeResponse | None:
+    """The Stability answer for a prompt carrying a filter or failure word, else None."""
     if FILTER_WORD in prompt:
         return FakeResponse(body={"finish_reasons": ["Filter reason: prompt"]})
     if OUTPUT_FILTER_WORD in prompt:
         return FakeResponse(body={"seeds": [seed], "finish_reasons": ["Filter reason: output image"]})
     if FAIL_WORD in prompt:
         return FakeResponse(body={"seeds": [seed], "finish_reasons": ["Inference error"]})
-    width, height = V2_SIZES[aspect]
-    image = fake_png(width, height, seed)
-    return FakeResponse(body={"seeds": [seed], "finish_reasons": [None], "images": [image]})
+    return None
 
 
 # Stability SDXL 1.0 -----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import math
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     raw_body: bytes = field(repr=False)
+    received_at: float = field(default_factory=time.monotonic, repr=False)  # this process's monotonic clock
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sandbox.slack_models import (
     ChannelKind,
     Json,
     SlackError,
+    StoredFile,
     Team,
 )
 from sandbox.slack_workspace import Workspace
@@ -190,6 +191,27 @@ class FakeSlackApi(LoopbackServer):
             message["blocks"] = [routes.rich_text(text)]
             return copy.deepcopy(ws.store(found, message, thread_ts))
 
+    def post_file_as_user(
+        self, channel: str, name: str, data: bytes, user: str, text: str = "", thread_ts: str | None = None
+    ) -> Json:
+        """Store a message in which a person shares a file, as Slack does (subtype file_share)."""
+        with self._lock:
+            ws = self._ws
+            found = ws.channels[channel]
+            file = StoredFile(ws.new_id("F"), found.team_id, user, name, len(data), ws.now(), title=name)
+            file.data, file.completed = data, True
+            ws.files[file.id] = file
+            message: Json = {"type": "message", "subtype": "file_share", "user": user, "text": text}
+            message.update(upload=True, display_as_bot=False, client_msg_id=ws.new_id("msg-"))
+            message["files"] = [file.to_api(ws.base_url, with_shares=False)]
+            if text:
+                message["blocks"] = [routes.rich_text(text)]
+            stored = ws.store(found, message, thread_ts)
+            kind = "public" if found.kind == "public" else "private"
+            share: Json = {"ts": stored["ts"], "channel_name": found.name, "team_id": found.team_id}
+            file.shares.setdefault(kind, {}).setdefault(found.id, []).append(share)
+            return copy.deepcopy(stored)
+
     def react_as_user(self, channel: str, ts: str, name: str, user: str) -> Json:
         """A person adds a reaction; returns the reacted message."""
         with self._lock:
@@ -267,6 +289,19 @@ class FakeSlackApi(LoopbackServer):
     def calls_to(self, method: str) -> list[SlackCall]:
         """Requests of one method (or "upload", "response_url", "file_download")."""
         return [c for c in self.calls if c.method == method]
+
+    def wait_until_quiet(self, quiet: float = 0.3, timeout: float = 15.0) -> bool:
+        """Wait until no call came for `quiet` seconds (the app's work is done); False on `timeout`."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = len(self.calls)
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+            time.sleep(0.02)
+        return False
 
     def clear_calls(self) -> None:
         """Forget recorded calls and pending faults (workspace state stays)."""

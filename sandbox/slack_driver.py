@@ -292,6 +292,22 @@ class SlackDriver:
         self.event(self.message_event(message, channel))
         return message
 
+    def user_posts_file(
+        self,
+        channel: str,
+        name: str,
+        data: bytes,
+        user: str = ALICE,
+        text: str = "",
+        thread_ts: str | None = None,
+    ) -> Json:
+        """A person shares a file (a picture, a sketch): stored in the fake, then its `message` event."""
+        message = self.api.post_file_as_user(channel, name, data, user, text, thread_ts)
+        _, _, bot_present = self._channel_info(channel)
+        if bot_present:
+            self.event(self.message_event(message, channel))
+        return message
+
     def user_mentions_bot(
         self, channel: str, text: str, user: str = ALICE, thread_ts: str | None = None
     ) -> Json:

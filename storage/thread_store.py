@@ -247,13 +247,14 @@ class SqlThreadStore:
             row.slack_file_id = slack_file_id
 
     def recent_images(self, team_id: str, user_id: str, limit: int = 10) -> list[RecentImage]:
-        """The newest images of threads the user started in this team, with their prompts."""
+        """The newest images of threads the user started in this team, with their prompts (not pictures
+        people posted into them)."""
         query = (
             select(Image, Turn, Thread)
             .join(TurnImage, and_(TurnImage.team_id == Image.team_id, TurnImage.image_id == Image.id))
             .join(Turn, and_(Turn.team_id == TurnImage.team_id, Turn.id == TurnImage.turn_id))
             .join(Thread, and_(Thread.team_id == Turn.team_id, Thread.id == Turn.thread_id))
-            .where(Image.team_id == team_id, Thread.owner_user_id == user_id)
+            .where(Image.team_id == team_id, Thread.owner_user_id == user_id, Turn.kind != "picture")
             .order_by(Turn.id.desc(), TurnImage.position)
             .limit(max(0, limit))
         )

@@ -55,3 +55,43 @@ def test_settings_are_frozen() -> None:
     config = Config()
     with pytest.raises(ValueError, match="frozen"):
         config.collection = "other"  # type: ignore[misc]
+
+
+def test_image_services_follow_the_image_model_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import EDIT_MODELS
+    from bot.drawing.bedrock_edits import BedrockImageEditor, EditorByOperation
+    from bot.drawing.offline_edits import OfflineImageEditor
+    from bot.wiring import build_image_editor
+
+    offline = load_config()
+    assert set(offline.edit_models().values()) == {"offline"}
+    assert isinstance(build_image_editor(offline), OfflineImageEditor)
+    monkeypatch.setenv("IMAGINE_IMAGE_MODEL", "bedrock:stability.sd3-5-large-v1:0")
+    monkeypatch.setenv("IMAGINE_ERASE_MODEL", "offline")
+    chosen = load_config().edit_models()
+    assert (
+        chosen["upscale"] == "bedrock:us.stability.stable-fast-upscale-v1:0" and chosen["erase"] == "offline"
+    )
+    assert chosen.keys() == EDIT_MODELS.keys()
+    mixed = build_image_editor(load_config())
+    assert isinstance(mixed, EditorByOperation)
+    assert (mixed.model_for("erase"), mixed.model_for("style")) == (
+        "offline",
+        "bedrock:us.stability.stable-image-style-guide-v1:0",
+    )
+    monkeypatch.delenv("IMAGINE_ERASE_MODEL")
+    assert isinstance(build_image_editor(load_config()), BedrockImageEditor)
+
+
+def test_a_wrong_image_service_setting_is_named_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.engine.turn_errors import ModelConfigError
+    from bot.wiring import build_image_editor
+
+    monkeypatch.setenv("IMAGINE_UPSCALE_MODEL", "sagemaker:my-endpoint")
+    with pytest.raises(ConfigError, match="IMAGINE_UPSCALE_MODEL"):
+        load_config()
+    monkeypatch.setenv("IMAGINE_UPSCALE_MODEL", "bedrock:us.stability.stable-image-erase-object-v1:0")
+    with pytest.raises(
+        ModelConfigError, match=r"IMAGINE_UPSCALE_MODEL=bedrock:us\.stability\.stable-image-erase"
+    ):
+        build_image_editor(load_config())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.drawing import image_bodies as bodies
+from bot.drawing.image_services import init_image, service_for
 from bot.engine.ports import GeneratedImage, ImageRequest
 from bot.engine.turn_errors import (
     AccessDeniedError,
@@ -28,6 +29,7 @@ from retrieval.adapters.aws_clients import aws_client
 logger = logging.getLogger(__name__)
 
 SUGGESTED_MODEL = "bedrock:stability.sd3-5-large-v1:0"
+IMAGE_TO_IMAGE_PREFIX = "stability.sd3-5-large"  # the Bedrock text-to-image model with an image-to-image mode
 ALTERNATIVE_MODEL = "bedrock:stability.stable-image-core-v1:1"
 VARIABLE = "IMAGINE_IMAGE_MODEL"
 CONNECT_TIMEOUT_S = 5
@@ -78,6 +80,13 @@ _PREFIXES: tuple[tuple[str, Family], ...] = (
 def family_for(model_id: str) -> Family:
     """The body family of a Bedrock image model id, or ModelConfigError naming IMAGINE_IMAGE_MODEL."""
     bare = _GEO_PREFIX.sub("", model_id)
+    service = service_for(bare)
+    if service is not None:
+        raise ModelConfigError(
+            f"{VARIABLE}=bedrock:{model_id} is the {service.label} image service, which edits images rather "
+            f"than drawing them: use a text-to-image model such as {SUGGESTED_MODEL} (image services are set "
+            "with IMAGINE_UPSCALE_MODEL, IMAGINE_REMOVE_BACKGROUND_MODEL, ...)"
+        )
     for prefix, family in _PREFIXES:
         if bare.startswith(prefix):
             return family
@@ -129,8 +138,17 @@ class _RuntimeImageModel:
         """Import boto3 and build the runtime client now (no API call)."""
         _ = self.client
 
+    @property
+    def draws_from_image(self) -> bool:
+        """True for models that take an init image (SD3.5 Large's image-to-image mode)."""
+        return False
+
     def generate(self, request: ImageRequest) -> list[GeneratedImage]:
         """Generate `request.count` images (seed, seed+1, … per call), skipping individually filtered ones."""
+        if request.init_image is not None and not self.draws_from_image:
+            request = replace(request, init_image=None, strength=None)  # text-to-image with the same seed
+        elif request.init_image is not None:  # an upscaled or cut-out image is brought to ~1 MP, opaque
+            request = replace(request, init_image=init_image(request.init_image))
         step, total = self._family.images_per_call, max(1, request.count)
         parts = [
             replace(request, seed=request.seed + start, count=min(step, total - start))
@@ -164,7 +182,10 @@ class _RuntimeImageModel:
     def _generate_once(self, request: ImageRequest) -> list[GeneratedImage]:
         """Build the body, invoke, parse and measure the images."""
         body = self._family.build(request)
-        seed = self._family.sent_seed(body)
+        return self.invoke_body(body, self._family.sent_seed(body))
+
+    def invoke_body(self, body: dict[str, Any], seed: int) -> list[GeneratedImage]:
+        """Send a ready body, parse the family's answer and measure the images (`seed`: the one sent)."""
         try:
             raw = self._invoke(json.dumps(body))
         except BotError:
@@ -269,15 +290,28 @@ class BedrockImageModel(_RuntimeImageModel):
         endpoint_url: str | None = None,
         client: Any | None = None,
         max_attempts: int = 4,
+        *,
+        family: Family | None = None,
+        variable: str = VARIABLE,
     ) -> None:
-        """Pick the family now (ModelConfigError for unknown ids); the client is built on first use."""
+        """Pick the family now (ModelConfigError for unknown ids); the client is built on first use.
+
+        `family` skips the text-to-image check (the image services' editor passes its own); `variable` is
+        the setting that names the model, for the advice in errors.
+        """
         bare = model_id.removeprefix("bedrock:")
-        super().__init__(bare, family_for(bare), region, endpoint_url, client, max_attempts)
+        super().__init__(bare, family or family_for(bare), region, endpoint_url, client, max_attempts)
+        self._variable = variable
 
     @property
     def model_id(self) -> str:
         """Provider string, e.g. 'bedrock:stability.sd3-5-large-v1:0'."""
         return f"bedrock:{self._target}"
+
+    @property
+    def draws_from_image(self) -> bool:
+        """SD3.5 Large draws image-to-image; Core, Ultra, SDXL and Nova text-to-image here."""
+        return _GEO_PREFIX.sub("", self._target).startswith(IMAGE_TO_IMAGE_PREFIX)
 
     def _invoke(self, body: str) -> bytes:
         """InvokeModel with a JSON body; returns the response body bytes."""
@@ -299,9 +333,10 @@ class BedrockImageModel(_RuntimeImageModel):
         if code == "ResourceNotFoundException" or retired:
             state = "has reached end of life or is invalid" if retired else "was not found"
             other = SUGGESTED_MODEL if self.model_id != SUGGESTED_MODEL else ALTERNATIVE_MODEL
+            example = f", e.g. {VARIABLE}={other}" if self._variable == VARIABLE else ""
             return ModelUnavailableError(
                 f"Bedrock model {model} {state} in {self._where()} ({message or code}): "
-                f"set {VARIABLE} to a current model, e.g. {VARIABLE}={other}"
+                f"set {self._variable} to a current model{example}"
             )
         if code == "ValidationException":
             reason = bodies.nova_filter_reason(message)
@@ -309,8 +344,8 @@ class BedrockImageModel(_RuntimeImageModel):
                 return ContentFilteredError(bodies.filtered_message(model, reason), reason)
             if "inference profile" in message.lower():
                 return ModelUnavailableError(
-                    f"Bedrock needs an inference profile id for {model} in {self._where()}: set {VARIABLE} "
-                    f"to the profile id (e.g. bedrock:us.{model})"
+                    f"Bedrock needs an inference profile id for {model} in {self._where()}: set "
+                    f"{self._variable} to the profile id (e.g. bedrock:us.{model})"
                 )
             return UpstreamError(f"Bedrock rejected the request for {model}: {message or code}")
         return super()._client_error(code, message, status, attempts)

@@ -25,6 +25,7 @@ STABILITY_ASPECT_RATIOS: tuple[str, ...] = (
 )
 STABILITY_V2_MAX_SEED = 4_294_967_294
 STABILITY_V2_MAX_CHARS = 10_000
+DEFAULT_STRENGTH = 0.6  # image-to-image: how far from the init image (0 keeps it, 1 ignores it)
 SDXL_SIZES: tuple[tuple[int, int], ...] = (
     (1024, 1024),
     (1152, 896),
@@ -138,13 +139,24 @@ def _prompt(request: ImageRequest, limit: int) -> str:
 
 # Stability SD3.5 / Stable Image Core / Ultra -----------------------------------------------------------
 def stability_v2_body(request: ImageRequest) -> dict[str, Any]:
-    """InvokeModel body of stability.sd3-5-large / stable-image-core / stable-image-ultra (one image)."""
+    """InvokeModel body of stability.sd3-5-large / stable-image-core / stable-image-ultra (one image).
+
+    With `init_image` (only sent to SD3.5 Large) it is an image-to-image body with `strength`.
+    """
     body: dict[str, Any] = {"prompt": _prompt(request, STABILITY_V2_MAX_CHARS)}
     negative = truncate(request.negative_prompt, STABILITY_V2_MAX_CHARS)
     if negative:
         body["negative_prompt"] = negative
-    body["mode"] = "text-to-image"
-    body["aspect_ratio"] = nearest_stability_ratio(request.aspect_ratio)
+    if request.init_image is not None:  # SD3.5 Large: the frame comes from the image, not aspect_ratio
+        body["mode"] = "image-to-image"
+        body["image"] = base64.b64encode(request.init_image).decode("ascii")
+        strength = (
+            0.6 if request.strength is None or not math.isfinite(request.strength) else request.strength
+        )
+        body["strength"] = round(min(1.0, max(0.0, strength)), 2)
+    else:
+        body["mode"] = "text-to-image"
+        body["aspect_ratio"] = nearest_stability_ratio(request.aspect_ratio)
     body["seed"] = request.seed % (STABILITY_V2_MAX_SEED + 1)
     body["output_format"] = "png"
     return body
@@ -282,6 +294,8 @@ def filtered_message(model_id: str, reason: str) -> str:
     """User-facing message for a content-filtered generation: what was refused and what to do."""
     if reason == "prompt":
         return f"{model_id} refused the prompt (content filter): rephrase it and try again"
+    if reason == "input image":
+        return f"{model_id} refused the picture it was given (content filter): try another picture"
     return (
         f"{model_id} blocked the generated image ({reason} filter): rephrase the prompt or re-roll the seed"
     )

@@ -20,6 +20,8 @@ BADGE = (250, 204, 21)
 BADGE_INK = (20, 20, 20)
 LABEL_BAR = (0, 0, 0, 170)
 LABEL_INK = (245, 245, 245, 255)
+CHECKER_LIGHT = (204, 204, 204)
+CHECKER_DARK = (153, 153, 153)
 
 
 def sheet_gap(tile: int) -> int:
@@ -41,8 +43,13 @@ def contact_sheet(
     labels: Sequence[str] | None = None,
     columns: int | None = None,
     tile: int = 384,
+    *,
+    numbered: bool = True,
 ) -> bytes:
-    """PNG grid of `images` letterboxed into square tiles numbered 1..N (optional one-line labels)."""
+    """PNG grid of `images` letterboxed into square tiles numbered 1..N (optional one-line labels).
+
+    Transparent pictures (a cut-out, an icon) show their transparency on a grey checkerboard.
+    """
     from PIL import Image, ImageDraw
 
     if labels is not None and len(labels) != len(images):
@@ -62,7 +69,8 @@ def contact_sheet(
         bar = 0
         if labels is not None and labels[index].strip():
             bar = _label(draw, labels[index], tile, label_font)
-        _badge(draw, str(index + 1), tile, number_font, bar)
+        if numbered:
+            _badge(draw, str(index + 1), tile, number_font, bar)
         cell.alpha_composite(overlay)
         row, col = divmod(index, cols)
         sheet.paste(cell.convert("RGB"), (gap + col * (tile + gap), gap + row * (tile + gap)))
@@ -77,12 +85,30 @@ def _tile(data: bytes, index: int, tile: int) -> Image.Image:
 
     try:
         with Image.open(io.BytesIO(data)) as source:
-            fitted = ImageOps.contain(source.convert("RGB"), (tile, tile), Image.Resampling.LANCZOS)
+            transparent = source.mode in ("RGBA", "LA", "PA") or "transparency" in source.info
+            picture = source.convert("RGBA" if transparent else "RGB")
+            fitted = ImageOps.contain(picture, (tile, tile), Image.Resampling.LANCZOS)
     except (OSError, ValueError) as exc:
         raise ValueError(f"image {index + 1} of the contact sheet is not a readable image") from exc
+    if transparent:  # what is see-through shows as a checkerboard, as image editors draw it
+        board = checkerboard(fitted.size, max(8, tile // 24))
+        board.alpha_composite(fitted)
+        fitted = board.convert("RGB")
     cell = Image.new("RGB", (tile, tile), LETTERBOX)
     cell.paste(fitted, ((tile - fitted.width) // 2, (tile - fitted.height) // 2))
     return cell
+
+
+def checkerboard(size: tuple[int, int], square: int) -> Image.Image:
+    """An RGBA checkerboard of light and mid grey squares."""
+    from PIL import Image, ImageDraw
+
+    board = Image.new("RGBA", size, (*CHECKER_LIGHT, 255))
+    draw = ImageDraw.Draw(board)
+    for top in range(0, size[1], square):
+        for left in range((top // square) % 2 * square, size[0], 2 * square):
+            draw.rectangle((left, top, left + square - 1, top + square - 1), fill=(*CHECKER_DARK, 255))
+    return board
 
 
 def _badge(draw: ImageDraw.ImageDraw, number: str, tile: int, font: _Font, above: int = 0) -> None:

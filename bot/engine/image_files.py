@@ -8,6 +8,8 @@ from pathlib import Path
 from bot.engine.ports import GeneratedImage, ImageRecord
 from bot.engine.turns import StoredImage
 
+SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+
 
 def _write_once(path: Path, data: bytes) -> None:
     """Write `data` atomically unless the file already exists."""
@@ -22,7 +24,7 @@ def _write_once(path: Path, data: bytes) -> None:
 def write_image(image_dir: Path, team_id: str, image: GeneratedImage) -> StoredImage:
     """Store image bytes once per content hash and return the file with its record."""
     digest = hashlib.sha256(image.data).hexdigest()
-    suffix = ".png" if image.mime_type == "image/png" else ".jpg"
+    suffix = SUFFIXES.get(image.mime_type, ".jpg")
     path = image_dir / team_id / f"{digest}{suffix}"
     _write_once(path, image.data)
     record = ImageRecord(digest, image.seed, image.model_id, image.width, image.height, str(path))

@@ -1,4 +1,4 @@
-"""Ports the conversation engine consumes: chat model, image model and thread store."""
+"""Ports the conversation engine consumes: chat, image and vision models, image editor, thread store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,26 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 AspectRatio = Literal["1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"]
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
-TurnKind = Literal["start", "refine", "use_hit", "reroll", "vary", "edit", "brainstorm", "pick"]
+TurnKind = (
+    Literal["start", "refine", "use_hit", "reroll", "vary", "edit", "brainstorm", "pick"]
+    | Literal[
+        "upscale", "cutout", "picture", "sketch", "style", "describe", "icon"  # turns that work on an image
+    ]
+)
+# what an image service can do to an existing image (each one InvokeModel call on Bedrock)
+EditOperation = Literal[
+    "upscale", "remove_background", "search_replace", "recolor", "erase", "outpaint", "sketch", "style"
+]
+EDIT_OPERATIONS: tuple[str, ...] = (
+    "upscale",
+    "remove_background",
+    "search_replace",
+    "recolor",
+    "erase",
+    "outpaint",
+    "sketch",
+    "style",
+)
 
 
 @runtime_checkable
@@ -34,6 +53,8 @@ class ImageRequest:
     seed: int = 0
     style: str | None = None
     count: int = 1
+    init_image: bytes | None = field(default=None, repr=False)  # image-to-image: draw from this image
+    strength: float | None = None  # image-to-image: 0 keeps the image, 1 ignores it
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,68 @@ class ImageModel(Protocol):
         ...
 
 
+@runtime_checkable
+class ImageToImageModel(Protocol):
+    """An image model that may draw from an existing image (ImageRequest.init_image and strength)."""
+
+    @property
+    def draws_from_image(self) -> bool:
+        """True when `generate` uses `init_image` (image-to-image); others ignore it."""
+        ...
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit of an existing image by an image service (upscale, cut out, replace, recolor, ...)."""
+
+    operation: EditOperation
+    image: bytes = field(repr=False)
+    prompt: str = ""
+    negative_prompt: str = ""
+    target: str = ""  # what to find: search and replace, recolor, erase
+    seed: int = 0
+    strength: float | None = None  # sketch control strength, style fidelity, outpaint creativity
+    expand: tuple[int, int, int, int] = (0, 0, 0, 0)  # outpaint: pixels left, right, up, down
+    aspect_ratio: str | None = None  # style: the frame of the new image
+    style: str | None = None
+
+
+class ImageEditor(Protocol):
+    """Image services that work on an existing image: one call per edit."""
+
+    def model_for(self, operation: str) -> str | None:
+        """Provider string of the model doing `operation` ('offline' for the stand-in), or None."""
+        ...
+
+    def edit(self, request: EditRequest) -> GeneratedImage:
+        """The edited image; raise a BotError subclass (turn_errors) on failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class PictureDescription:
+    """A prompt written from a picture, by a vision model or the offline stand-in."""
+
+    text: str
+    model_id: str
+    is_offline: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class PictureDescriber(Protocol):
+    """Writes an image prompt from a picture (Claude vision through Converse image blocks)."""
+
+    @property
+    def model_id(self) -> str:
+        """Provider string, e.g. 'bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0' or 'offline'."""
+        ...
+
+    def describe(self, image: bytes, mime_type: str, hint: str = "") -> PictureDescription:
+        """A prompt for the picture (`hint`: the person's caption or file name); BotError on failure."""
+        ...
+
+
 # --- chat model ------------------------------------------------------------------------------------
 
 
@@ -88,6 +171,7 @@ class TurnMemory:
     negative_prompt: str | None
     feedback: str | None = None
     aspect_ratio: str | None = None
+    borrowed: tuple[str, ...] = ()  # phrases its prompt took from the library hits
 
 
 @dataclass(frozen=True)
@@ -112,6 +196,10 @@ class ComposeRequest:
     defaults: UserDefaults = field(default_factory=UserDefaults)
     candidates: int = 1
     max_prompt_chars: int = 1000
+    edits: tuple[str, ...] = ()  # image edits the thread's latest image allows (refine may pick one)
+    image_model: str = ""  # the target image model id: the writer follows its prompt dialect
+    avoid: tuple[str, ...] = ()  # what must not appear (--no and the defaults' negative words)
+    style: str | None = None  # the turn's --style, which wins over borrowed looks
 
 
 @dataclass(frozen=True)
@@ -124,6 +212,13 @@ class PromptDraft:
     style: str | None = None
     used_hits: tuple[int, ...] = ()
     rationale: str = ""
+    # a refinement may edit the latest image instead of drawing again (ComposeRequest.edits lists which):
+    # edit is "keep" (draw again from it), "new" (start over), or an EditOperation
+    edit: str | None = None
+    edit_target: str = ""  # what to find in the image: "hat", "car", "text"
+    edit_prompt: str = ""  # what to put there: "a golden crown", "a red car"
+    strength: float | None = None  # image-to-image strength of a redraw: ~0.35 a tweak, ~0.7 a new look
+    borrowed: tuple[str, ...] = ()  # phrases taken from the cited hits (checked: each occurs in one)
 
 
 @dataclass(frozen=True)
@@ -135,6 +230,7 @@ class ComposeResult:
     input_tokens: int = 0
     output_tokens: int = 0
     is_offline: bool = False
+    extra_calls: int = 0  # chat calls beyond the first (a re-ask after a draft lost the subject)
 
 
 class ChatModel(Protocol):

@@ -43,3 +43,7 @@ class RefusedError(BotError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ImageInputError(BotError):
+    """An image cannot be used as it is: not a picture, too big or small, an odd shape or format."""

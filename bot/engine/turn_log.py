@@ -22,7 +22,7 @@ from bot.log_redaction import redact
 
 TURN_LOGGER = "bot.turns"
 STAGES = ("retrieve", "compose", "draw", "store")
-RETRIEVING_KINDS = ("start", "brainstorm")  # turns whose first stage is retrieve
+RETRIEVING_KINDS = ("start", "brainstorm", "describe", "refine")  # turns whose first stage is retrieve
 turn_logger = logging.getLogger(TURN_LOGGER)
 
 # LogRecord attributes that are not `extra=` fields
@@ -88,6 +88,7 @@ def turn_fields(thread: ThreadRecord, turn: TurnRecord, stages: Mapping[str, flo
         "total_ms": turn.duration_ms,
         "tokens_in": turn.input_tokens,
         "tokens_out": turn.output_tokens,
+        "chat_calls": int(turn.params.get("compose_calls") or (1 if turn.chat_model else 0)),
         "chat_model": turn.chat_model,
         "image_model": turn.image_model,
         "images": images,

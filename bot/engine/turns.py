@@ -86,6 +86,13 @@ class TurnResult:
     contact_sheet: Path | None = None
     elapsed_ms: int = 0
     labels: tuple[str, ...] = field(default_factory=tuple)
+    image_calls: int = 0  # images drawn for it when more than it shows (the icon's upscale); 0: len(images)
+    new_hits: tuple[HitForPrompt, ...] = ()  # library prompts a refinement found for its new direction
+
+    @property
+    def images_drawn(self) -> int:
+        """How many images the turn drew, for the daily quota."""
+        return max(self.image_calls, len(self.images))
 
 
 def apply_options(draft: PromptDraft, options: TurnOptions) -> PromptDraft:
@@ -127,6 +134,7 @@ def memory_of(turns: Sequence[TurnRecord]) -> tuple[TurnMemory, ...]:
             turn.negative_prompt,
             turn.params.get("feedback"),
             turn.params.get("aspect_ratio"),
+            tuple(str(p) for p in turn.params.get("borrowed") or ()),
         )
         for turn in turns
     )
@@ -158,6 +166,8 @@ def draft_of(turn: TurnRecord) -> PromptDraft:
         negative_prompt=turn.negative_prompt or "",
         aspect_ratio=str(turn.params.get("aspect_ratio") or "1:1"),
         style=turn.params.get("style"),
+        used_hits=tuple(int(n) for n in turn.params.get("used_hits") or ()),
+        borrowed=tuple(str(p) for p in turn.params.get("borrowed") or ()),
     )
 
 

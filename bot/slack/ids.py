@@ -39,6 +39,11 @@ ACTION_VOTE = "vote"  # value: "<thread_id>:<n>"
 ACTION_PICK_WINNER = "pick_winner"
 ACTION_RETRY = "retry"
 ACTION_OPEN_DEFAULTS = "open_settings"
+ACTION_UPSCALE = "upscale"  # value: "<thread_id>:<turn_id>" of the image
+ACTION_REMOVE_BACKGROUND = "remove_background"
+ACTION_USE_SKETCH = "use_sketch"  # value: "<thread_id>:<turn_id>" of a person's picture
+ACTION_USE_STYLE = "use_style"
+ACTION_DESCRIBE = "describe_picture"
 ACTIONS = (
     ACTION_USE_HIT,
     ACTION_REROLL,
@@ -51,6 +56,11 @@ ACTIONS = (
     ACTION_PICK_WINNER,
     ACTION_RETRY,
     ACTION_OPEN_DEFAULTS,
+    ACTION_UPSCALE,
+    ACTION_REMOVE_BACKGROUND,
+    ACTION_USE_SKETCH,
+    ACTION_USE_STYLE,
+    ACTION_DESCRIBE,
 )
 
 VIEW_EDIT_PROMPT = "edit_prompt_modal"

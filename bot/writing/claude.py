@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import re
 import threading
+from dataclasses import replace
 from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PromptDraft
+from bot.engine.ports import AspectRatio, ComposeRequest, ComposeResult, PictureDescription, PromptDraft
 from bot.engine.turn_errors import (
     AccessDeniedError,
     BotError,
@@ -19,11 +22,19 @@ from bot.engine.turn_errors import (
     ThrottledError,
     UpstreamError,
 )
+from bot.writing.dialect import dialect_for, render
+from bot.writing.edit_schema import keep_edit_choice, with_edit_fields
+from bot.writing.grounding import keeps_subject, subject_clause, verify_borrowed
 from bot.writing.prompt_template import (
+    MAX_BORROWED,
+    MAX_BORROWED_CHARS,
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,
     MAX_STYLE_CHARS,
+    build_describe_message,
     build_messages,
+    clean_line,
+    edit_guidance,
     validate_drafts,
 )
 from retrieval.adapters.aws_clients import aws_client
@@ -36,6 +47,8 @@ OFFLINE_FALLBACK = f"{VARIABLE}=offline"
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 MAX_OUTPUT_TOKENS = 8192
+DESCRIBE_CHARS = 600  # a described picture's prompt (it is also the library query)
+VISION_SIDE = 1568  # Claude reads images up to about this many pixels a side; bigger ones are scaled down
 _GEO_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au|sa|amer)\.")
 _THROTTLING = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
 _UNAVAILABLE = {"ServiceUnavailableException", "ServiceUnavailable", "InternalServerException"}
@@ -68,6 +81,12 @@ _FORBID = ConfigDict(extra="forbid")
 _PROMPT_DOC = "The image prompt: subject first, comma-separated visual phrases, no weighting syntax."
 _NEGATIVE_DOC = "Things that must not appear, comma-separated (may be empty)."
 _HITS_DOC = "Numbers n of the library examples you borrowed from (may be empty)."
+_BORROWED_DOC = "Phrases taken from those examples, as written there and used word for word in the prompt."
+SUBJECT_KINDS = ("start", "use_hit", "vary", "reroll")  # turns whose prompt must keep the idea's subject
+SUBJECT_NOTE = (
+    "<retry>Your previous prompt lost the user's subject ({subject}): {prompt}. Write it again, starting "
+    "with the subject in the user's words.</retry>"
+)
 
 
 @lru_cache(maxsize=64)
@@ -75,6 +94,11 @@ def output_schema(brainstorm: bool, candidates: int, max_prompt_chars: int, max_
     """The pydantic tool schema for one call: bounds come from the request (cached per shape)."""
     hit = Annotated[int, Field(ge=1, le=max(max_hit, 1))]
     hits = (list[hit], Field(max_length=max_hit, description=_HITS_DOC))
+    phrase = Annotated[str, Field(max_length=MAX_BORROWED_CHARS)]
+    borrowed: Any = (
+        list[phrase],
+        Field(default_factory=list, max_length=MAX_BORROWED, description=_BORROWED_DOC),
+    )
     prompt = (str, Field(min_length=1, max_length=max_prompt_chars, description=_PROMPT_DOC))
     negative = (str, Field(max_length=MAX_NEGATIVE_CHARS, description=_NEGATIVE_DOC))
     ratio: Any = (AspectRatio, Field(description="Aspect ratio of the image."))
@@ -89,6 +113,7 @@ def output_schema(brainstorm: bool, candidates: int, max_prompt_chars: int, max_
             aspect_ratio=ratio,
             style=(str, Field(max_length=MAX_STYLE_CHARS, description="Short label of the look.")),
             used_hits=hits,
+            borrowed=borrowed,
             rationale=rationale,
         )
         return model
@@ -98,6 +123,7 @@ def output_schema(brainstorm: bool, candidates: int, max_prompt_chars: int, max_
         __doc__="One candidate prompt; it ends with the shared style words.",
         prompt=prompt,
         used_hits=hits,
+        borrowed=borrowed,
         rationale=rationale,
     )
     model = create_model(
@@ -123,7 +149,8 @@ def drafts_from(parsed: BaseModel) -> list[PromptDraft]:
     """PromptDrafts from a parsed tool input of either schema."""
     data = parsed.model_dump()
     if "candidates" not in data:
-        return [PromptDraft(**{**data, "used_hits": tuple(data["used_hits"])})]
+        borrowed = tuple(data.pop("borrowed", None) or ())
+        return [PromptDraft(**{**data, "used_hits": tuple(data["used_hits"]), "borrowed": borrowed})]
     return [
         PromptDraft(
             prompt=c["prompt"],
@@ -132,6 +159,7 @@ def drafts_from(parsed: BaseModel) -> list[PromptDraft]:
             style=data["style"],
             used_hits=tuple(c["used_hits"]),
             rationale=c["rationale"],
+            borrowed=tuple(c.get("borrowed") or ()),
         )
         for c in data["candidates"]
     ]
@@ -196,11 +224,55 @@ class BedrockChatModel:
         self._llm(self._max_tokens).with_structured_output(output_schema(False, 1, 400, 5), include_raw=True)
 
     def compose(self, request: ComposeRequest) -> ComposeResult:
-        """Ask Claude once for `request.candidates` drafts and check them against the schema's bounds."""
+        """Ask Claude for `request.candidates` drafts, check their bounds, borrowed claims and subject."""
+        # a draft that lost the idea's subject is asked for once more (logged, counted in extra_calls);
+        # when the second answer loses it too, the idea plus the borrowed phrases is drawn instead
+        drafts, tokens_in, tokens_out = self._ask(request)
+        extra = 0
+        lost = self._lost(drafts, request)
+        if lost is not None:
+            extra = 1
+            logger.warning(
+                "bedrock chat %s: the draft lost the idea's subject (%r); asking once more", self._model, lost
+            )
+            note = SUBJECT_NOTE.format(subject=subject_clause(request.idea), prompt=lost)
+            try:
+                again, more_in, more_out = self._ask(request, note)
+                tokens_in, tokens_out = tokens_in + more_in, tokens_out + more_out
+            except BotError as exc:
+                logger.warning("bedrock chat %s: the second ask failed (%s)", self._model, exc)
+                again = drafts
+            if self._lost(again, request) is not None:
+                logger.warning("bedrock chat %s: subject lost twice; drawing the idea as typed", self._model)
+                again = tuple(_idea_with_borrowings(d, request) for d in again)
+            drafts = again
+        return ComposeResult(
+            drafts=drafts,
+            model_id=self.model_id,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            extra_calls=extra,
+        )
+
+    def _lost(self, drafts: tuple[PromptDraft, ...], request: ComposeRequest) -> str | None:
+        """The first draft prompt that no longer names the idea's subject (only for SUBJECT_KINDS)."""
+        if request.kind not in SUBJECT_KINDS:
+            return None
+        return next((d.prompt for d in drafts if not keeps_subject(request.idea, d.prompt)), None)
+
+    def _ask(
+        self, request: ComposeRequest, note: str | None = None
+    ) -> tuple[tuple[PromptDraft, ...], int, int]:
+        """One Converse call: drafts within bounds with their borrowed claims checked, and the usage."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
         system, user = build_messages(request)
+        if note:
+            user += "\n" + note
         schema = schema_for(request)
+        if request.kind == "refine" and request.candidates == 1:  # it may work on the thread's image
+            system = f"{system}\n\n{edit_guidance(request.edits)}"
+            schema = with_edit_fields(schema, tuple(request.edits))
         llm = self._llm(self._budget(request))
         runnable = llm.with_structured_output(schema, include_raw=True)
         try:
@@ -211,10 +283,48 @@ class BedrockChatModel:
         usage = getattr(raw, "usage_metadata", None) or {}
         if not isinstance(parsed, BaseModel):
             raise self._bad_output(raw, out.get("parsing_error"))
-        drafts = validate_drafts(drafts_from(parsed), request, model=self._model)
-        return ComposeResult(
-            drafts=drafts,
-            model_id=self.model_id,
+        answered = drafts_from(parsed)
+        checked = []
+        for draft in keep_edit_choice(validate_drafts(answered, request, model=self._model), answered):
+            grounded, dropped = verify_borrowed(draft, request.hits)
+            if dropped:
+                logger.info("bedrock chat %s: dropped borrowed claims not found: %s", self._model, dropped)
+            checked.append(grounded)
+        return tuple(checked), int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+
+    def chat_llm(self, max_tokens: int | None = None) -> Any:
+        """The ChatBedrockConverse this adapter calls (for other structured calls, e.g. a vision judge)."""
+        return self._llm(max_tokens or self._max_tokens)
+
+    def error_for(self, exc: BaseException) -> BotError:
+        """The BotError a user can act on for a Bedrock failure of a call made through `chat_llm`."""
+        return self._error(exc)
+
+    def describe(self, image: bytes, mime_type: str, hint: str = "") -> PictureDescription:
+        """A prompt written from a picture: one Converse call with an image block and the caption."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        data, mime = vision_image(image)
+        system, text = build_describe_message(hint, DESCRIBE_CHARS)
+        picture = {"type": "image", "base64": base64.b64encode(data).decode("ascii"), "mime_type": mime}
+        message = HumanMessage(content=[picture, {"type": "text", "text": text}])
+        try:
+            answer = self._llm(self._max_tokens).invoke([SystemMessage(content=system), message])
+        except Exception as exc:
+            raise self._error(exc) from exc
+        content = answer.content
+        words = (
+            content
+            if isinstance(content, str)
+            else " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+        )
+        description = clean_line(words).strip(" \"'")[:DESCRIBE_CHARS]
+        if not description:
+            raise UpstreamError(f"the vision model ({self._model}) described nothing; try again")
+        usage = getattr(answer, "usage_metadata", None) or {}
+        return PictureDescription(
+            description,
+            self.model_id,
             input_tokens=int(usage.get("input_tokens", 0)),
             output_tokens=int(usage.get("output_tokens", 0)),
         )
@@ -316,6 +426,25 @@ class BedrockChatModel:
         return error
 
 
+def _idea_with_borrowings(draft: PromptDraft, request: ComposeRequest) -> PromptDraft:
+    """The fallback when a draft lost the subject twice: the idea as typed plus the borrowed phrases."""
+    from retrieval.modifiers import classify_modifier
+
+    looks = [(p, classify_modifier(p.lower())) for p in draft.borrowed]
+    prompt = render(" ".join(request.idea.split()), (), looks, dialect_for(request.image_model))
+    while len(prompt) > request.max_prompt_chars and looks:
+        looks.pop()
+        prompt = render(" ".join(request.idea.split()), (), looks, dialect_for(request.image_model))
+    kept = tuple(p for p, _ in looks)
+    return replace(
+        draft,
+        prompt=prompt[: request.max_prompt_chars],
+        borrowed=kept,
+        used_hits=draft.used_hits if kept else (),
+        rationale="the model's prompt lost your subject twice, so this is your idea with the borrowed look",
+    )
+
+
 def describe_error(exc: BaseException, model: str, where: str, max_attempts: int) -> BotError:
     """Map a Bedrock/botocore/langchain failure to the matching BotError with the next step to take."""
     from botocore import exceptions as bx
@@ -412,3 +541,24 @@ def _clean(text: str) -> str:
     line = " ".join(text.split())
     line = _SECRET_LIKE.sub("[redacted]", line)
     return line if len(line) <= 240 else line[:237] + "..."
+
+
+def vision_image(data: bytes) -> tuple[bytes, str]:
+    """The picture as Converse takes it: at most VISION_SIDE px a side, PNG (or JPEG when it is a photo)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            picture = image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA", "P") else "RGB")
+            photo = image.format == "JPEG"
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UpstreamError("the picture could not be read for the vision model") from exc
+    if max(picture.size) > VISION_SIDE:
+        picture.thumbnail((VISION_SIDE, VISION_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    if photo and picture.mode == "RGB":
+        picture.save(out, format="JPEG", quality=90)
+        return out.getvalue(), "image/jpeg"
+    picture.save(out, format="PNG")
+    return out.getvalue(), "image/png"

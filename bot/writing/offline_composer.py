@@ -1,4 +1,13 @@
-"""Deterministic offline ChatModel: the user's subject plus the strongest library modifiers, no LLM."""
+"""Deterministic offline ChatModel: the user's words first, then the look the library hits share, no LLM.
+
+For a first prompt it keeps the idea as typed and borrows 3-6 phrases that the hits share or that the best
+hit carries (`bot.writing.borrowing`: medium, style, lighting, composition, an artist where hits agree, a
+quality term), skipping what contradicts the idea, the user's --style or --no, or each other. "Use #n"
+redoes the idea in the manner of hit n. Refinements ("make it watercolor", "no text", "wider", "more like
+#2") edit the thread's latest prompt. The prompt is written in the target image model's dialect
+(`bot.writing.dialect`: tags for SDXL, sentences for SD3.5/Stable Image/Nova, no negations for Nova)
+within its length, and the draft reports `used_hits` and `borrowed` like Claude's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.engine.ports import ComposeRequest, ComposeResult, HitForPrompt, PromptDraft, TurnMemory
+from bot.writing.borrowing import Limits, candidates, pick_look
+from bot.writing.clashes import facets
+from bot.writing.dialect import (
+    MEDIUM_NOUNS,
+    Dialect,
+    default_negative,
+    dialect_for,
+    render,
+    split_prompt,
+    strip_negations,
+)
+from bot.writing.edit_choice import offline_edit
+from bot.writing.grounding import hits_with, occurs
 from bot.writing.prompt_template import (
     MAX_NEGATIVE_CHARS,
     MAX_RATIONALE_CHARS,
@@ -27,8 +49,6 @@ def _table(text: str, sep: str = "|") -> list[str]:
 
 
 LABEL = "offline composer (no LLM)"
-DEFAULT_NEGATIVE = "blurry, low quality, deformed, watermark"
-_QUOTAS = dict(medium=1, style=1, artist=2, lighting=1, color=1, camera=1, quality=2, site=1)
 _CATEGORY_ORDER = "medium style artist lighting color camera other quality site"
 _ORDER = {c: i for i, c in enumerate(_table(_CATEGORY_ORDER, " "))}
 _SYNONYMS = {"text": ("text", "letters", "watermark"), "people": ("people", "person")}
@@ -57,14 +77,15 @@ _VARY_CAMERA = _table(
     "wide shot|close-up|low angle view|three-quarter view|overhead view|rule of thirds composition|"
     "symmetrical composition|dynamic angle"
 )
+# avatar candidates: one subject each, centred on a simple background, square, in ONE shared style
 _POSES = _table(
-    "close-up portrait, centered|full body, dynamic pose|minimalist icon, bold silhouette|"
-    "three-quarter view, expressive face|in its natural surroundings, wide shot|emblem badge, symmetrical|"
-    "playful mascot, big eyes|side profile, rim light|low angle heroic view|cute chibi version|"
-    "head and shoulders, looking at viewer|geometric low-detail version"
+    "close-up portrait|head and shoulders, looking at viewer|minimalist icon, bold silhouette|"
+    "three-quarter view, expressive face|playful mascot, big eyes|emblem badge, symmetrical|"
+    "side profile|cute chibi version|front view, friendly smile|geometric low-detail version|"
+    "waving hello|tiny accessory, proud pose"
 )
-_N_POSES = len(_POSES)
-_BRAINSTORM_STYLE = "digital illustration, vibrant colors, clean background"
+_AVATAR_FRAME = (("centered composition", "camera"), ("simple background", "other"))
+_BRAINSTORM_LOOK = (("digital illustration", "medium"), ("vibrant colors", "color"))
 _SPLIT_RE = re.compile(
     r"\s*(?:[,;]|\.\s|\bthen\b|\bbut\b|\band\s+(?=(?:no|without|make|more|less|add|remove|use|with|put|change|"
     r"turn|go|also|then|in|as|a bit|wider|taller|square)\b))\s*"
@@ -92,12 +113,13 @@ _REQUEST_RE = re.compile(
 _SIMPLER_RE = re.compile(
     r"\b(?:simpler|simplify|minimal(?:ist)?|cleaner|less (?:busy|cluttered|detail\w*)|fewer details)\b"
 )
-_OWN_MEDIUM_RE = re.compile(  # a medium named in the idea itself: borrowed media would fight it
-    r"\b(?:cartoons?|anime|manga|pixel art|watercolou?r|sketch|drawing|painting|photo(?:graph)?|"
-    r"illustration|logo|icon|emoji|sticker|3d render|comic|vector|clay|lego|origami|pencil|ink)\b",
+# "a cartoon of a little dog" → "a little dog" when Use #n brings hit n's own medium
+_MEDIUM_OF_RE = re.compile(
+    r"^(?:an?\s+)?(?:(?:cute|little|small|simple|funny|quick|realistic|detailed|colou?rful)\s+)*"
+    r"(?:cartoons?|paintings?|drawings?|photo(?:graph)?s?|sketch(?:es)?|illustrations?|pictures?|images?|"
+    r"renders?|watercolou?rs?|doodles?)\s+of\s+",
     re.I,
 )
-_RESOLUTION_RE = re.compile(r"^(?:\d+k(?: resolution| uhd| hd)?|uhd|hd|full hd)$", re.I)
 _DETAIL_RE = re.compile(r"\bmore (?:details?|detailed|intricate)\b|\bsharper\b|\badd details?\b")
 
 
@@ -110,7 +132,7 @@ class _Work:
     mods: list[tuple[str, str]] = field(default_factory=list)
     negative: list[str] = field(default_factory=list)
     aspect: str = "1:1"
-    used: list[int] = field(default_factory=list)
+    borrowed: dict[str, tuple[int, ...]] = field(default_factory=dict)  # phrase → the hits that hold it
     notes: list[str] = field(default_factory=list)
 
     def has(self, text: str) -> bool:
@@ -133,9 +155,13 @@ class _Work:
         """The medium/style/artist modifiers as one string, or None."""
         return ", ".join(t for t, c in self.mods if c in STYLE_CATEGORIES) or None
 
+    def context(self) -> str:
+        """The words the user's prompt holds so far (subject, content, modifiers)."""
+        return ", ".join([self.subject, *self.content, *(t for t, _ in self.mods)])
+
 
 class OfflineComposer:
-    """ChatModel that works with no cloud: keeps the subject, borrows hit modifiers, applies refinements."""
+    """ChatModel that works with no cloud: keeps the subject, borrows the hits' look, applies refinements."""
 
     def __init__(self, stats: ModifierStats | None = None) -> None:
         """Use mined statistics, or the built-in table of well-known modifiers."""
@@ -158,84 +184,117 @@ class OfflineComposer:
             drafts = self._brainstorm(request, count)
         else:
             previous = next((t for t in reversed(request.history) if t.prompt), None)
-            carry = previous if request.kind != "start" else None
-            base = self._carry(request, carry) if carry is not None else self._fresh(request)
+            if request.kind == "use_hit":
+                base = self._manner(request, previous)
+            elif previous is not None and request.kind != "start":
+                base = self._carry(request, previous)
+            else:
+                base = self._fresh(request)
             offset = len(request.history) if request.kind in ("vary", "reroll") else 0
             works = [base if i == offset == 0 else self._vary(base, offset + i) for i in range(count)]
             drafts = [self._draft(w, request) for w in works]
+            if request.kind == "refine" and count == 1:  # how to work on the thread's image
+                drafts = [offline_edit(drafts[0], request)]
         logger.debug("offline %s: %d draft(s), first %r", request.kind, len(drafts), drafts[0].prompt[:80])
         return ComposeResult(drafts=tuple(drafts), model_id="offline", is_offline=True)
 
     # building ------------------------------------------------------------------------------------------
-    def _fresh(self, request: ComposeRequest) -> _Work:
-        """A first prompt: the idea's subject, its own clauses, then modifiers borrowed from the hits."""
+    def _start(self, request: ComposeRequest) -> _Work:
+        """The idea's subject and its own clauses, the user's style and no's, before any borrowing."""
         clauses = [c for c in _SPLIT_RE.split(clean_line(request.idea)) if c]
         subject = _REQUEST_RE.sub("", clauses[0] if clauses else "").strip(" .!?") or clean_line(request.idea)
         work = _Work(subject=subject or "an image", aspect=_start_aspect(request))
-        work.negative = _items(request.defaults.negative_prompt or DEFAULT_NEGATIVE)
+        negative = request.defaults.negative_prompt or default_negative(dialect_for(request.image_model))
+        work.negative = _items(negative)
         for clause in clauses[1:]:
             self._clause(work, clause, request, keep_other=True)
-        if request.defaults.style and not work.style():
-            work.add(clean_line(request.defaults.style), "style")
+        style = request.style or request.defaults.style
+        if style and not work.style():
+            self._style_or_content(work, clean_line(style).lower(), clean_line(style), keep_other=True)
+        for thing in request.avoid:
+            self._forbid(work, clean_line(thing).lower(), note=False)
+        return work
+
+    def _fresh(self, request: ComposeRequest) -> _Work:
+        """A first prompt: the idea as typed, then the look its hits share."""
+        work = self._start(request)
         self._apply(work, request.instruction, request)
-        hits = _chosen_hits(request) if request.kind == "use_hit" else list(request.hits)
-        own_medium = _OWN_MEDIUM_RE.search(work.subject) is not None
-        self._borrow(work, hits, skip_style=bool(work.style()) or own_medium)
+        self._borrow(work, request, list(request.hits))
+        return work
+
+    def _manner(self, request: ComposeRequest, previous: TurnMemory | None) -> _Work:
+        """Use #n: the idea redone in hit n's manner (medium, style, lighting, composition), our subject."""
+        chosen = _chosen_hits(request)
+        work = self._start(replace(request, style=None))
+        numbers = ", ".join(f"#{h.number}" for h in chosen) or "that example"
+        found = candidates(chosen, self._stats)
+        if any(c.category == "medium" for c in found):  # hit n's medium replaces the idea's own
+            work.subject = _MEDIUM_OF_RE.sub("", work.subject) or work.subject
+            work.drop(STYLE_CATEGORIES)
+        if previous is not None:
+            work.aspect = _replay_aspect(request)
+            if previous.negative_prompt is not None:
+                work.negative = _items(previous.negative_prompt)
+        self._borrow(work, request, chosen, manner=True)
+        work.notes.append(f"the manner of {numbers}" if work.borrowed else f"found no style in {numbers}")
         return work
 
     def _carry(self, request: ComposeRequest, previous: TurnMemory) -> _Work:
-        """The previous turn's prompt split back into subject, content and modifiers."""
-        prompt = clean_line(previous.prompt or "")
-        subject = _REQUEST_RE.sub("", _SPLIT_RE.split(clean_line(request.idea))[0]).strip(" .!?")
-        if subject and prompt.lower().startswith(subject.lower()):
-            subject, rest = prompt[: len(subject)], prompt[len(subject) :]
-        else:
-            subject, _, rest = prompt.partition(",")
-        work = _Work(subject=subject.strip(), aspect=_replay_aspect(request))
-        for segment in filter(None, (s.strip() for s in rest.split(","))):
-            category = self._stats.category(segment)
+        """The previous turn's prompt read back into subject, content and modifiers, then the instruction."""
+        first, later = split_prompt(clean_line(previous.prompt or ""))
+        work = _Work(subject=first[0] if first else clean_line(request.idea), aspect=_replay_aspect(request))
+        for segment in first[1:]:  # prose keeps its first sentence for the subject and content
+            category = "other" if later else self._stats.category(segment)
             if category == "other":
                 work.content.append(segment)
             else:
                 work.mods.append((segment, category))
-        fallback = request.defaults.negative_prompt or DEFAULT_NEGATIVE
+        work.mods += [(segment, self._stats.category(segment)) for segment in later]
+        for phrase in previous.borrowed:  # what the library gave earlier turns stays credited to it
+            work.borrowed[phrase] = hits_with(phrase, request.hits)
+        fallback = request.defaults.negative_prompt or default_negative(dialect_for(request.image_model))
         work.negative = _items(fallback if previous.negative_prompt is None else previous.negative_prompt)
-        if request.kind == "use_hit" and not _HIT_RE.search(request.instruction or ""):
-            self._more_like(work, _chosen_hits(request))
         self._apply(work, request.instruction, request)
         return work
 
     def _borrow(
-        self, work: _Work, hits: Sequence[HitForPrompt], *, skip_style: bool, deep: bool = False
+        self, work: _Work, request: ComposeRequest, hits: Sequence[HitForPrompt], *, manner: bool = False
     ) -> None:
-        """Add the strongest modifiers of the hits, a few per category, most frequent first."""
-        per_hit = {h.number: self._stats.modifiers_in(h.prompt, include_subject=deep) for h in hits}
-        ranked = sorted({m.text: m for ms in per_hit.values() for m in ms}.values(), key=lambda m: -m.count)
-        taken: dict[str, int] = {}
-        negative = {normalize_modifier(n) for n in work.negative}
-        for modifier in ranked:
-            cat = modifier.category
-            full = taken.get(cat, 0) >= _QUOTAS.get(cat, 0) or (skip_style and cat in STYLE_CATEGORIES)
-            present = cat != "quality" and any(c == cat for _, c in work.mods)
-            if _RESOLUTION_RE.match(modifier.text):  # one of 4k / 8k / hd is enough
-                present = present or any(_RESOLUTION_RE.match(t) for t, _ in work.mods)
-            if full or present or modifier.text in negative or work.has(modifier.text):
-                continue
-            work.add(modifier.text, cat)
-            taken[cat] = taken.get(cat, 0) + 1
-            number = next(n for n, found in per_hit.items() if modifier in found)
-            work.used += [] if number in work.used else [number]
-
-    def _more_like(self, work: _Work, hits: Sequence[HitForPrompt]) -> None:
-        """Take the look of the given hits: their style group and lighting/color replace ours."""
-        numbers = ", ".join(f"#{h.number}" for h in hits)
-        found = {m.category for h in hits for m in self._stats.modifiers_in(h.prompt, include_subject=True)}
-        if not found:
-            work.notes.append(f"found no style to borrow from {numbers or 'that example'}")
+        """Add the look the hits share (or hit n's manner), as far as it fits the user's words."""
+        if not hits:
             return
-        drop = found & {"lighting", "color"}
+        asked = " ".join(
+            [request.idea, request.instruction or "", request.style or "", request.defaults.style or ""]
+            + [t.user_text for t in request.history]
+        )
+        context = work.context()
+        limits = Limits(
+            context=context,
+            asked=asked,
+            avoid=tuple(work.negative) + tuple(request.avoid),
+            medium_taken=any(axis == "medium" for axis, _ in facets(context))
+            or any(c == "medium" for _, c in work.mods),
+        )
+        chosen = pick_look(hits, candidates(hits, self._stats), limits, manner=manner)
+        prose = dialect_for(request.image_model) is not Dialect.TAGS
+        for c in chosen:
+            phrase = c.phrase
+            noun = MEDIUM_NOUNS.get(phrase) if prose and c.category == "medium" else None
+            if noun and hits_with(noun, hits):  # name the medium ("a 3d render") where a hit does
+                phrase = noun
+            work.add(phrase, c.category)
+            work.borrowed[phrase] = hits_with(phrase, hits)
+
+    def _more_like(self, work: _Work, hits: Sequence[HitForPrompt], request: ComposeRequest) -> None:
+        """'More like #2': the look of the given hits replaces ours (style group, lighting, color, camera)."""
+        numbers = ", ".join(f"#{h.number}" for h in hits) or "that example"
+        found = {c.category for c in candidates(hits, self._stats)}
+        if not found:
+            work.notes.append(f"found no style to borrow from {numbers}")
+            return
+        drop = found & {"lighting", "color", "camera"}
         work.drop(drop | STYLE_CATEGORIES if found & STYLE_CATEGORIES else drop)
-        self._borrow(work, hits, skip_style=False, deep=True)
+        self._borrow(work, request, hits, manner=True)
         work.notes.append(f"the look of {numbers}")
 
     # refinements ---------------------------------------------------------------------------------------
@@ -250,7 +309,7 @@ class OfflineComposer:
         text = clause.lower().strip(" .!?")
         hit = _HIT_RE.search(text)
         if hit:
-            self._more_like(work, [h for h in request.hits if h.number == int(hit.group(1))])
+            self._more_like(work, [h for h in request.hits if h.number == int(hit.group(1))], request)
             return
         negative = _NEG_RE.search(text)
         if negative:
@@ -313,7 +372,7 @@ class OfflineComposer:
             if not keep_other:
                 work.notes.append(f"added {content}")
 
-    def _forbid(self, work: _Work, thing: str) -> None:
+    def _forbid(self, work: _Work, thing: str, *, note: bool = True) -> None:
         """'no X': X (and close synonyms) into the negative prompt and out of the prompt."""
         if not thing:
             return
@@ -327,7 +386,8 @@ class OfflineComposer:
         for item in _SYNONYMS.get(thing, (thing,)):
             if item.lower() not in (n.lower() for n in work.negative):
                 work.negative.append(item)
-        work.notes.append(f"no {thing}")
+        if note:
+            work.notes.append(f"no {thing}")
 
     # variations and brainstorms ------------------------------------------------------------------------
     def _vary(self, base: _Work, index: int) -> _Work:
@@ -340,12 +400,12 @@ class OfflineComposer:
         return work
 
     def _brainstorm(self, request: ComposeRequest, count: int) -> list[PromptDraft]:
-        """N different compositions of the theme that all end with one shared style string."""
+        """N avatar candidates: square, centred on a simple background, all ending in one shared style."""
         base = self._fresh(replace(request, kind="start"))
-        looks = sorted((m for m in base.mods if m[1] in STYLE_CATEGORIES | {"lighting", "color"}), key=_rank)
-        shared = ", ".join(t for t, _ in looks) or _BRAINSTORM_STYLE
-        asked = re.search(r"\d\s*:\s*\d", request.idea + (request.instruction or ""))
-        base.aspect = base.aspect if request.defaults.aspect_ratio or asked else "1:1"
+        look = sorted((m for m in base.mods if m[1] in STYLE_CATEGORIES | {"lighting", "color"}), key=_rank)
+        look = look or list(_BRAINSTORM_LOOK)
+        dialect = dialect_for(request.image_model)
+        shared = render("", (), [*look, *_AVATAR_FRAME], dialect)
         start = len(request.history)
         drafts = []
         for i in range(count):
@@ -353,35 +413,56 @@ class OfflineComposer:
                 f" {i // len(_POSES) + 1}" if i >= len(_POSES) else ""
             )
             note = [f"candidate {i + 1}: {pose}"]
-            work = replace(base, content=[*base.content, pose], mods=[(shared, "style")], notes=note)
-            drafts.append(replace(self._draft(work, request), style=shared))
+            work = replace(base, content=[*base.content, pose], mods=[], notes=note, aspect="1:1")
+            head = self._draft(work, request, room=len(shared) + 2)
+            joiner = ", " if dialect is Dialect.TAGS else ". "
+            prompt = head.prompt.rstrip(".") + joiner + shared if shared else head.prompt
+            borrowed = tuple(p for p in base.borrowed if base.borrowed[p] and occurs(p, prompt))
+            used = tuple(sorted({n for p in borrowed for n in base.borrowed[p]}))
+            drafts.append(replace(head, prompt=prompt, style=shared, borrowed=borrowed, used_hits=used))
         return drafts
 
-    def _draft(self, work: _Work, request: ComposeRequest) -> PromptDraft:
-        """Render within max_prompt_chars (dropping the weakest modifiers first) with a labelled rationale."""
-        mods = [t for t, _ in sorted(work.mods, key=_rank)]
-        parts = [work.subject, *work.content, *mods]
-        limit = max(1, request.max_prompt_chars)
-        while len(parts) > 1 and len(", ".join(parts)) > limit:
-            parts.pop()
-        prompt = ", ".join(parts)
+    def _draft(self, work: _Work, request: ComposeRequest, *, room: int = 0) -> PromptDraft:
+        """Render in the dialect within max_prompt_chars (weakest modifiers dropped first), with its why."""
+        dialect = dialect_for(request.image_model)
+        negative_items = list(work.negative)
+        subject, content = work.subject, list(work.content)
+        if dialect is Dialect.NOVA:  # Nova draws what a negation names: say it in the negative prompt
+            subject, things = strip_negations(subject)
+            content = [c for c in (strip_negations(c)[0] for c in content) if c]
+            negative_items += things + [t for c in work.content for t in strip_negations(c)[1]]
+        # the user's words first, then the borrowed look in the order prompt writers use
+        mods = sorted(work.mods, key=lambda m: (m[0] in work.borrowed, _rank(m)))
+        limit = max(1, request.max_prompt_chars - room)
+        prompt = render(subject or work.subject, content, mods, dialect)
+        while len(prompt) > limit and (mods or content):
+            if mods:
+                mods.pop()
+            else:
+                content.pop()
+            prompt = render(subject or work.subject, content, mods, dialect)
         if len(prompt) > limit:  # the subject alone is too long: cut at a word boundary
             prompt = prompt[:limit].rsplit(" ", 1)[0] if " " in prompt[:limit] else prompt[:limit]
-        negative = ", ".join(dict.fromkeys(n for n in work.negative if n))
+        negative = ", ".join(dict.fromkeys(n for n in negative_items if n))
         while len(negative) > MAX_NEGATIVE_CHARS:
             negative = negative.rsplit(",", 1)[0]
-        why = f"{LABEL}: kept your subject"
-        if work.used:
-            why += "; borrowed modifiers from " + ", ".join(f"#{n}" for n in work.used)
+        borrowed = tuple(p for p in work.borrowed if work.borrowed[p] and occurs(p, prompt))
+        used = tuple(sorted({n for p in borrowed for n in work.borrowed[p]}))
+        why = f"{LABEL}: kept your words"
+        if borrowed:
+            why += f"; borrowed {', '.join(borrowed)} from " + ", ".join(f"#{n}" for n in used)
         if work.notes:
             why += "; applied " + ", ".join(dict.fromkeys(work.notes))
+        if len(why) > MAX_RATIONALE_CHARS:
+            why = why[: MAX_RATIONALE_CHARS - 1].rstrip() + "…"
         return PromptDraft(
             prompt=prompt,
             negative_prompt=negative,
             aspect_ratio=work.aspect,
             style=work.style(),
-            used_hits=tuple(work.used),
-            rationale=why[:MAX_RATIONALE_CHARS],
+            used_hits=used,
+            rationale=why,
+            borrowed=borrowed,
         )
 
 

@@ -1,12 +1,14 @@
 """`PromptIndex` on Qdrant Edge: an in-process Rust shard in one directory, with HNSW and BM25 (IDF).
 
 Memory layout of a new index (`IndexLayout.COMPACT`, see `edge_config`): the dense vectors are kept twice,
-as int8 scalar-quantized copies pinned in RAM (384 bytes per prompt, what HNSW and the first scoring pass
+as 4-bit TurboQuant codes pinned in RAM (192 bytes per 384-d prompt, what HNSW and the first scoring pass
 read) and as the float32 originals in a memory-mapped file that is not pre-loaded (`Memory.Cold`): a query
-reads only the originals of its oversampled candidates, to rescore them exactly. The HNSW graph is mmap'd
-and pre-warmed (`Memory.Cached`), payloads are mmap'd cold (read only for the hits returned); the sparse
-BM25 index and the payload indexes stay in RAM. `IndexLayout.IN_RAM` is the layout of indexes created
-before (every float32 vector resident); bench/bench_layout.py measures both at 1M prompts (bench/RESULTS.md).
+reads only the originals of its candidates, to rescore them exactly. The HNSW graph is mmap'd
+and pre-warmed (`Memory.Cached`); payloads, the BM25 inverted index and the id tracker are mmap'd cold (a
+query reads the pages it needs). Pages read from the cold files stay in the process's RSS as file-backed
+page cache, which the kernel drops under memory pressure. `IndexLayout.IN_RAM` is the layout of indexes
+created before (every float32 vector resident); bench/bench_layout.py measures both at 1M prompts
+(bench/RESULTS.md).
 
 An index built with the in-RAM layout opens and serves as before (its layout is stored in the shard); the
 next `finalize()` - every `imagine-bot ingest`, which skips the prompts already stored, ends with one - loads
@@ -50,10 +52,10 @@ from qdrant_edge import (
     Query,
     QueryRequest,
     RangeFloat,
-    ScalarQuantizationConfig,
-    ScalarType,
     ScrollRequest,
     SearchParams,
+    TurboQuantBitSize,
+    TurboQuantQuantizationConfig,
     UpdateOperation,
 )
 from qdrant_edge import SparseVector as EdgeSparseVector
@@ -96,7 +98,10 @@ from retrieval.index_ports import (
 logger = logging.getLogger(__name__)
 
 _EDGE_CONFIG_FILE = "edge_config.json"
-OVERSAMPLING = 2.0  # quantized candidates per hit asked for, rescored with the original vectors
+# Quantized candidates per hit asked for, rescored with the originals. The queries already fetch more than
+# they keep (TIE_MARGIN, the hybrid prefetch pools); at 1M prompts 2.0 gave the same dense recall@10 as
+# 1.0 (0.991) and read ~140 MB more of the originals per 800 queries (scratch sweep, 2026-12-06).
+OVERSAMPLING = 1.0
 # Every approximate query rescores with the originals (Edge does not by default when they are on disk);
 # an exact query scans the originals only. Both are no-ops on a segment without quantized vectors.
 _SEARCH_PARAMS = SearchParams(quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING))
@@ -112,28 +117,28 @@ _PAYLOAD_INDEXES = (
 class IndexLayout(StrEnum):
     """Where an Edge index keeps its parts: what `edge_config` builds."""
 
-    COMPACT = "compact"  # int8 vectors in RAM, float32 originals and payloads on disk (mmap), rescoring
+    COMPACT = "compact"  # 4-bit vectors in RAM; originals, payloads, BM25 on disk (mmap); rescoring
     IN_RAM = "in_ram"  # every float32 vector resident: the layout of indexes created before COMPACT
 
 
 def edge_config(dimension: int, layout: IndexLayout = IndexLayout.COMPACT) -> EdgeConfig:
     """The shard configuration of an index of `dimension`-d vectors in `layout`."""
-    sparse = {SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)}
     if layout is IndexLayout.IN_RAM:
         return EdgeConfig(
             vectors={DENSE_VECTOR: EdgeVectorParams(size=dimension, distance=Distance.Cosine)},
-            sparse_vectors=sparse,
+            sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
             hnsw_config=_hnsw(None),
         )
-    quantized = ScalarQuantizationConfig(ScalarType.Int8, quantile=0.99, memory=Memory.Pinned)
+    quantized = TurboQuantQuantizationConfig(bits=TurboQuantBitSize.Bits4, memory=Memory.Pinned)
     dense = EdgeVectorParams(
         size=dimension, distance=Distance.Cosine, memory=Memory.Cold, quantization_config=quantized
     )
     return EdgeConfig(
         vectors={DENSE_VECTOR: dense},
-        sparse_vectors=sparse,
+        sparse_vectors={SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf, memory=Memory.Cold)},
         hnsw_config=_hnsw(Memory.Cached),
         payload_memory=Memory.Cold,
+        id_tracker_memory=Memory.Cold,
     )
 
 
@@ -196,7 +201,8 @@ class EdgePromptIndex:
             if stored is not None and stored is not self._layout:
                 logger.warning(
                     "prompt index at %s has the %s memory layout, not %s (at 1M prompts the in-RAM one "
-                    "needs about 4x the memory): the next `imagine-bot ingest` converts it",
+                    "keeps ~1.5 GB more resident): an `imagine-bot ingest`, even of prompts already "
+                    "stored, ends by converting it",
                     self._path,
                     stored.value,
                     self._layout.value,

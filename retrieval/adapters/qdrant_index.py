@@ -47,11 +47,12 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "imagine_index"
 MEMORY_URL = ":memory:"
-OVERSAMPLING = 2.0  # as the Edge index: quantized candidates per hit asked for, rescored with the originals
+OVERSAMPLING = 1.0  # as the Edge index: quantized candidates per hit asked for, rescored with the originals
 # The compact layout of the Edge index, in the flags a Qdrant v1.18 server (compose.yaml) understands:
-# int8 copies of the dense vectors always in RAM, float32 originals and payloads on disk (mmap).
-_QUANTIZATION = models.ScalarQuantization(
-    scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+# 4-bit TurboQuant copies of the dense vectors always in RAM; float32 originals, payloads and the sparse
+# index on disk (mmap).
+_QUANTIZATION = models.TurboQuantization(
+    turbo=models.TurboQuantQuantizationConfig(bits=models.TurboQuantBitSize.BITS4, always_ram=True)
 )
 _SEARCH_PARAMS = models.SearchParams(
     quantization=models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
@@ -122,12 +123,13 @@ class QdrantClientPromptIndex:
     Local mode ignores payload indexes, quantization and search params (it is always exact); a server
     builds HNSW in the background, so `finalize()` has nothing to do.
 
-    A new collection gets the Edge index's compact memory layout (int8 quantized vectors always in RAM,
-    originals `on_disk`, `on_disk_payload`; queries rescore the oversampled candidates with the originals).
-    A collection created before keeps its in-RAM layout and works as before; a server converts it in the
-    background after `PATCH /collections/NAME` with `{"vectors": {"dense": {"on_disk": true}},
-    "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}}}`
-    (`QdrantClient.update_collection`), or re-import it with `imagine-bot index export` / `index import`.
+    A new collection gets the Edge index's compact memory layout (4-bit TurboQuant vectors always in RAM,
+    originals `on_disk`, `on_disk_payload`, sparse index `on_disk`; queries rescore the quantized
+    candidates with the originals). A collection created before keeps its in-RAM layout and works as before;
+    a server converts its dense vectors in the background after `PATCH /collections/NAME` with
+    `{"vectors": {"dense": {"on_disk": true}}, "quantization_config": {"turbo": {"bits": "bits4",
+    "always_ram": true}}}` (`QdrantClient.update_collection`); a re-import (`imagine-bot index export`,
+    then `index import` into a new collection) gives it the whole layout.
     """
 
     def __init__(
@@ -378,7 +380,9 @@ class QdrantClientPromptIndex:
                     self._collection,
                     vectors_config={DENSE_VECTOR: _dense_params(spec.dimension)},
                     sparse_vectors_config={
-                        SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                        SPARSE_VECTOR: models.SparseVectorParams(
+                            modifier=models.Modifier.IDF, index=models.SparseIndexParams(on_disk=True)
+                        )
                     },
                     quantization_config=_QUANTIZATION,
                     on_disk_payload=True,

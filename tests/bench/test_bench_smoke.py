@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -153,3 +154,71 @@ def test_ingest_bench_interleaves_raw_and_ingest_and_writes_the_cache(tmp_path: 
     assert not (out / ingest_ab.SCRATCH).exists()
     markdown = ingest.render(result)
     assert "Interleaved A/B" in markdown and "per-block ratio" in markdown
+
+
+def test_layout_bench_measures_both_layouts_on_a_small_cache(tmp_path: Path) -> None:
+    import numpy as np
+
+    bench = bench_module("bench_layout")
+    workers = bench_module("layout_workers")
+    common = bench_module("common")
+    search = bench_module("bench_search")
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((300, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(300)]
+    prompts = [f"a painting of {i} red foxes, oil on canvas" for i in range(300)]
+    payloads = [
+        {"prompt": p, "source": "lexica" if i % 2 else "krea", "safe": True} for i, p in enumerate(prompts)
+    ]
+    common.save_library_cache(tmp_path, common.LibraryCache(ids, prompts, payloads, vectors))
+    queries_file = tmp_path / "queries.json"
+    queries_file.write_text(json.dumps(search.make_queries(tmp_path, BENCH / "labelled_ideas.json", 5)))
+    base = {"out_dir": str(tmp_path), "size": 300, "queries_file": str(queries_file)}
+    row: dict[str, Any] = {"size": 300, "builds": {}, "serve": {}}
+    paths = {}
+    for layout in bench.LAYOUTS:
+        row["builds"][layout.value] = workers.worker_build({**base, "layout": layout.value})
+        paths[layout.value] = str(bench.synthetic_index_dir(tmp_path, 300, layout) / "index")
+    truth = workers.worker_truth({**base, "index": paths["in_ram"]})
+    for name, path in paths.items():
+        served = workers.worker_serve({**base, "index": path, "long_run": 20})
+        served["recall"] = {
+            m: search.overlap_at(served["ids"][m], truth["exact"][m]) for m in search.RECALL_MODES
+        }
+        row["serve"][name] = served
+    row["truth"] = truth
+    row["latency"] = workers.worker_latency({**base, "indexes": paths})
+    row["n_queries"] = 5
+
+    assert truth["engine_vs_numpy_dense"] == 1.0
+    assert [row["serve"][n]["layout"] for n in paths] == ["in_ram", "compact"]
+    assert all(row["serve"][n]["recall"]["dense"] == 1.0 for n in paths)  # 300 points: scanned, exact
+    assert set(row["latency"]["latency"]["compact"]) == {*search.MODES, "search"}
+    assert row["serve"]["compact"]["memory"]["long"]["VmRSS"] > 0
+    assert "| dense recall@10 vs exact | 1.000 | 1.000 |" in bench.size_table(row)
+
+
+def test_compose_bench_compares_the_composer_before_and_after(tiny: dict[str, Any], tmp_path: Path) -> None:
+    import json
+
+    compose = bench_module("bench_compose")
+    ideas = tmp_path / "ideas.json"
+    concepts = {"subject": ["dogs?"]}
+    items = [
+        {"idea": "a cartoon of a little dog", "kind": "plain", "split": "tuning", "concepts": concepts},
+        {"idea": "a dog in the snow", "kind": "plain", "split": "heldout", "concepts": concepts},
+    ]
+    ideas.write_text(json.dumps({"ideas": items}), encoding="utf-8")
+    out = tmp_path / "compose.json"
+    args = ["--index-dir", tiny["config"]["index"], "--ideas", str(ideas), "--parti-n", "0"]
+    args += ["--before-ref", "HEAD"]  # any ref: the BEFORE composer is read from git
+    assert compose.main([*args, "--json-out", str(out), "--markdown-out", str(tmp_path / "c.md")]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    composers = {row["composer"].split(" ")[0].rstrip(",") for row in result["rows"]}
+    dense = [row for row in result["rows"] if "dense" in row["composer"]]
+    assert composers == {"before", "after"} and len(result["rows"]) == 2 * 2 * 3 + 2  # halves × dialects
+    assert [(row["group"], row["dialect"]) for row in dense] == [("tuning", "prose"), ("heldout", "prose")]
+    assert all(row["ideas"] == 1 and row["subject_kept"] == 1.0 for row in result["rows"])
+    text = (tmp_path / "c.md").read_text(encoding="utf-8")
+    assert "## Composition" in text and "| after (this tree) | heldout | prose | 1 |" in text

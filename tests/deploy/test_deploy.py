@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import Config, ConfigError
+from bot.config import EDIT_MODELS, Config, ConfigError
 from bot.entry import lambda_handler
 from bot.slack.credentials import SlackCredentials
 from sandbox.slack_api import FakeSlackApi
@@ -237,12 +237,15 @@ def test_template_grants_what_iam_policy_prints_for_the_same_models() -> None:
             granted.add((statement["Action"], _sub(resource, names), None))
     loop = resources["Fn::ForEach::ProfileRegion"]
     assert loop[:2] == ["Region", {"Ref": "ChatProfileRegions"}]
-    (statement,) = loop[2]["ChatThroughProfile&{Region}"]["Properties"]["PolicyDocument"]["Statement"]
-    condition = _sub(statement["Condition"]["ArnEquals"]["bedrock:InferenceProfileArn"], names)
-    for region in params["ChatProfileRegions"].split(","):
-        granted.add(
-            (statement["Action"], _sub(statement["Resource"], {**names, "Region": region}), condition)
-        )
+    (chat,) = loop[2]["ChatThroughProfile&{Region}"]["Properties"]["PolicyDocument"]["Statement"]
+    services = loop[2]["ImageServicesThroughProfile&{Region}"]["Properties"]["PolicyDocument"]["Statement"]
+    assert len(services) == len(EDIT_MODELS)  # one per image service, each through its own profile
+    for statement in (chat, *services):
+        condition = _sub(statement["Condition"]["ArnEquals"]["bedrock:InferenceProfileArn"], names)
+        for region in params["ChatProfileRegions"].split(","):
+            granted.add(
+                (statement["Action"], _sub(statement["Resource"], {**names, "Region": region}), condition)
+            )
 
     env = resources["BotFunction"]["Properties"]["Environment"]["Variables"]
     chat, image = _sub(env["IMAGINE_CHAT_MODEL"], names), _sub(env["IMAGINE_IMAGE_MODEL"], names)

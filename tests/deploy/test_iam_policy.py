@@ -266,6 +266,21 @@ def test_the_cli_prints_the_policy_for_the_configured_models(tmp_path: Path) -> 
     policy = json.loads(done.stdout)
     assert f"arn:aws:bedrock:us-east-2:{ACCOUNT}:inference-profile/us.{HAIKU}" in resources(policy)
     assert "IMAGINE_CHAT_MODEL" in done.stderr
+    for service in (
+        "stable-fast-upscale-v1:0",
+        "stable-image-remove-background-v1:0",
+        "stable-outpaint-v1:0",
+    ):
+        # the image services follow the Bedrock image model: their profiles, and their models through them
+        assert f"arn:aws:bedrock:us-east-2:{ACCOUNT}:inference-profile/us.stability.{service}" in resources(
+            policy
+        )
+        assert f"arn:aws:bedrock:us-west-2::foundation-model/stability.{service}" in resources(policy)
+    assert "IMAGINE_UPSCALE_MODEL=bedrock:us.stability.stable-fast-upscale-v1:0" in done.stderr
+    offline_edits = run(
+        "--account-id", ACCOUNT, IMAGINE_IMAGE_MODEL=f"bedrock:{SD35}", IMAGINE_UPSCALE_MODEL="offline"
+    )
+    assert "stable-fast-upscale" not in offline_edits.stdout and "stable-outpaint" in offline_edits.stdout
     saved = tmp_path / "policy.json"
     saved.write_text(done.stdout)
     assert run("--check", str(saved)).returncode == 0

@@ -150,3 +150,19 @@ def test_sheet_refuses_bad_input() -> None:
         contact_sheet(previews(2), labels=["only one"])
     with pytest.raises(ValueError, match="image 2"):
         contact_sheet([previews(1)[0], b"not a picture"])
+
+
+def test_transparency_shows_on_a_checkerboard() -> None:
+    from bot.engine.contact_sheet import CHECKER_DARK, CHECKER_LIGHT
+
+    clear = io.BytesIO()
+    Image.new("RGBA", (256, 256), (0, 0, 0, 0)).save(clear, format="PNG")
+    tile = 256
+    sheet = decode(contact_sheet([clear.getvalue()], labels=["icon"], tile=tile, numbered=False))
+    gap = sheet_gap(tile)
+    square = max(8, tile // 24)
+    row = [sheet.getpixel((gap + x, gap + 2)) for x in range(0, 4 * square, square)]
+    assert row == [CHECKER_DARK, CHECKER_LIGHT, CHECKER_DARK, CHECKER_LIGHT]  # not black: see-through
+    numbered = decode(contact_sheet([clear.getvalue()], tile=tile))
+    badge = (gap + tile - max(4, tile // 32) - max(24, tile // 4) // 2, gap + tile - 60)
+    assert sheet.getpixel(badge) != numbered.getpixel(badge)  # numbered=False leaves the badge out

@@ -73,7 +73,31 @@ def test_three_turns_survive_a_restart(engine_parts: tuple[Retriever, str], tmp_
     thread, turns = again.history(TEAM, first.thread.id)
     assert thread.idea == "a cartoon of a little dog" and thread.mode == "imagine"
     assert [turn.kind for turn in turns] == ["start", "refine", "refine"]
-    assert all(turn.images for turn in turns) and turns[0].hits == turns[2].hits
+    assert all(turn.images for turn in turns) and turns[2].hits[:5] == turns[0].hits  # numbers stay
+    engine.dispose()
+
+
+def test_a_refinement_retrieves_references_for_its_new_direction(
+    engine_parts: tuple[Retriever, str], tmp_path: Path
+) -> None:
+    retriever, url = engine_parts
+    conversation, engine = make_conversation(retriever, url, tmp_path / "images")
+    first = conversation.start(ThreadRef(TEAM, "C1", "1.0"), "U1", "a cartoon of a little dog")
+    second = conversation.refine(TEAM, first.thread.id, "make it a watercolor painting")
+    shown = {hit.prompt for hit in first.hits}
+    assert 1 <= len(second.new_hits) <= 3
+    assert [h.number for h in second.new_hits] == list(range(6, 6 + len(second.new_hits)))
+    assert not shown & {h.prompt for h in second.new_hits}  # only prompts the thread has not seen
+    direction = [
+        h.prompt for h in retriever.search("a cartoon of a little dog, make it a watercolor painting", 8)
+    ]
+    assert [h.prompt for h in second.new_hits] == [p for p in direction if p not in shown][:3]
+    assert second.hits == first.hits + second.new_hits  # stored with the turn: Use #6 works
+    number = second.new_hits[0].number
+    used = conversation.use_hit(TEAM, first.thread.id, number)
+    assert used.turn.kind == "use_hit" and used.drafts[0].prompt
+    third = conversation.refine(TEAM, first.thread.id, f"more like #{number}")
+    assert third.turn.kind == "refine" and all(h.number > second.hits[-1].number for h in third.new_hits)
     engine.dispose()
 
 

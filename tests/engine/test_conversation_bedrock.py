@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,40 @@ def test_prompt_length_follows_the_image_model() -> None:
     assert prompt_limit("sagemaker:my-sdxl-endpoint") < 400
     assert prompt_limit("bedrock:amazon.nova-canvas-v1:0") <= 1024
     assert prompt_limit("bedrock:stability.sd3-5-large-v1:0") == prompt_limit("offline") == 1000
+
+
+def test_a_start_stores_the_borrowed_phrases_and_the_extra_call_of_a_lost_subject(
+    fake: tuple[FakeBedrockRuntime, ConverseScript], small_index: Path, tmp_path: Path
+) -> None:
+    _, script = fake
+    conversation, engine, retriever = make(small_index, f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "img")
+    lost = {
+        "prompt": "a castle on a hill, matte painting",
+        "negative_prompt": "",
+        "aspect_ratio": "1:1",
+        "style": "",
+        "used_hits": [],
+        "rationale": "oops",
+    }
+    script.push_tool_input(lost)
+
+    def again(body: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+        """The second answer keeps the subject and borrows two words of library example 1."""
+        hit = re.search(r'<library_prompt n="1">(.*?)</library_prompt>', script.user_text(body))
+        assert hit is not None
+        phrase = " ".join(hit.group(1).split()[:2])
+        return {**lost, "prompt": f"a red fox in the snow, {phrase}", "used_hits": [1], "borrowed": [phrase]}
+
+    script.default = again
+    try:
+        result = conversation.start(ThreadRef(TEAM, "C1", "9.9"), "U1", "a red fox in the snow")
+    finally:
+        retriever.close()
+        engine.dispose()
+    first, second = script.bodies
+    assert "<retry>" in script.user_text(second) and "(dialect: prose)" in script.user_text(first)
+    assert result.drafts[0].prompt.startswith("a red fox in the snow")
+    params = result.turn.params
+    assert params["compose_calls"] == 2
+    assert params["borrowed"] == [" ".join(result.hits[0].prompt.split()[:2])]
+    assert params["used_hits"] == [1]

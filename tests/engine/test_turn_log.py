@@ -67,17 +67,18 @@ def test_each_finished_turn_logs_one_record(
     assert all(isinstance(v, float) and v >= 0 for v in timings.values()) and timings["retrieve"] > 0
     assert turn["chat_model"] == "offline" and turn["image_model"] == "offline"
     assert turn["tokens_in"] == 0 and turn["tokens_out"] == 0 and turn["images"] == 1
+    assert turn["chat_calls"] == 1  # a re-ask after a draft lost the subject would make it 2
     assert turn["cost_usd"] == 0 and turn["cost_priced"] is True
 
     caplog.clear()
     conversation.reroll(TEAM, started.thread.id)
     [reroll] = _turns(caplog)
-    assert reroll["kind"] == "reroll" and reroll["chat_model"] is None
+    assert reroll["kind"] == "reroll" and reroll["chat_model"] is None and reroll["chat_calls"] == 0
     assert reroll["ms"]["retrieve"] == 0 and reroll["ms"]["compose"] == 0  # type: ignore[index]
     caplog.clear()
     conversation.refine(TEAM, started.thread.id, "make it watercolor")
     [refine] = _turns(caplog)
-    assert refine["kind"] == "refine" and refine["ms"]["retrieve"] == 0  # type: ignore[index]
+    assert refine["kind"] == "refine" and refine["ms"]["retrieve"] > 0  # type: ignore[index]
     caplog.clear()
     brainstorm = conversation.brainstorm(ThreadRef(TEAM, "C1", "2.0"), "U1", "robot avatars", count=3)
     [many] = _turns(caplog)

@@ -215,9 +215,13 @@ def test_imagine_writes_an_image_and_prints_hits_and_prompt(
     image = Path(turn["images"][0]["path"])
     assert image.exists() and image.read_bytes().startswith(b"\x89PNG")
     assert any("offline" in label for label in turn["labels"])
+    cited = " | ".join(h["prompt"].lower() for h in turn["hits"] if h["number"] in turn["used_hits"])
+    assert turn["borrowed"] and all(phrase in cited for phrase in turn["borrowed"])
+    assert all(phrase in turn["prompts"][0]["prompt"].lower() for phrase in turn["borrowed"])
     human = run_cli("imagine", "a lighthouse in a storm", "--out", str(tmp_path / "out"), data_dir=data_dir)
     assert "Closest prompts from the library" in human.stdout and "#1" in human.stdout
     assert "offline composer" in human.stdout and len(list((tmp_path / "out").glob("*.png"))) == 1
+    assert re.search(r"Borrowed from #\d", human.stdout)
 
 
 def test_chat_refines_over_three_turns_and_resumes(

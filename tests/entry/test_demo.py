@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.config import Config
 from bot.entry.cli.demo import run as demo
@@ -48,17 +50,32 @@ def test_demo_plays_the_whole_conversation(
     assert "(only visible to @bob)" in text
     assert "> alice clicks [Pick winner]" in text and "#3 wins with 2 votes" in text
     assert "Offline preview" in text and "offline composer" in text
-    assert "[Re-roll] [Variations] [Edit prompt]" in text
+    assert "[Re-roll] [Variations] [Edit prompt] [Upscale] [Remove background]" in text
+    refine = text.split("make it watercolor, no text", 1)[1]
+    assert "🌱 Kept seed" in refine.split("[Re-roll]", 1)[0]  # the refinement kept the thread's seed
+    assert "> alice clicks [Upscale]" in text and "Upscaled to 3072×3072" in text
+    assert "> bob posts dog-sketch.png into the thread" in text and "📎 dog-sketch.png" in text
+    assert "[Use as sketch] [Use as style] [Describe]" in text and "> alice clicks [Use as sketch]" in text
+    assert "Drawn from the posted picture as a sketch" in text
+    assert "Ready to use as an icon: a 2000×2000 PNG, square, background removed" in text
     assert "*" not in text.split("#general", 1)[1]  # mrkdwn emphasis is gone
     assert "<@U" not in text and "&gt;" not in text
-    assert "7 of 7 steps passed" in text
+    assert "9 of 9 steps passed" in text
+    start = text.split("  │ bob  ")[0]  # the first turn: an enriched prompt and where its look came from
+    [first] = [line for line in start.splitlines() if "Prompt: " in line]
+    assert first.split("Prompt: ", 1)[1].startswith("a cartoon of a little dog. ")
+    assert len(first.split("Prompt: ", 1)[1]) > len("a cartoon of a little dog. ") + 10
+    assert re.search(r"📚 Borrowed from #\d(?:,? (?:and )?#\d)*: \w", start), start
     assert text.index("> alice clicks [Use #2]") < text.index("03-use-2.png")
 
     out = tmp_path / "out"
     names = {path.name for path in out.iterdir()}
-    expected = {"01-start.png", "02-refine.png", "03-use-2.png", "04-reroll.png", "07-winner.png"}
-    assert expected <= names and "05-avatar-sheet.png" in names, names
+    expected = {"01-start.png", "02-refine.png", "03-use-2.png", "04-reroll.png", "05-upscale.png"}
+    expected |= {"06-sketch-1.png", "06-sketch-2.png", "07-avatar-sheet.png", "09-winner-sheet.png"}
+    assert expected <= names, names
     assert all(path.read_bytes().startswith(PNG_MAGIC) for path in out.glob("*.png"))
+    with Image.open(out / "09-winner-2.png") as icon:
+        assert icon.mode == "RGBA" and icon.size == (2000, 2000)
     assert (out / "transcript.txt").read_text(encoding="utf-8") == text
 
 
@@ -102,7 +119,7 @@ def test_a_failing_step_exits_1_naming_the_step(
     assert code == 1
     [line] = error_lines(captured.err)
     assert line.startswith(f"error: {expected}"), line
-    assert f"{step - 1} of 7 steps passed" in captured.out  # the transcript so far is still printed
+    assert f"{step - 1} of 9 steps passed" in captured.out  # the transcript so far is still printed
     assert f"✘ {expected}" in captured.out
     assert (tmp_path / "out" / "transcript.txt").exists()
 

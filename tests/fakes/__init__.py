@@ -1,1 +1,1 @@
-"""Loopback stand-ins only the tests use: the Hugging Face Hub resolver and SageMaker Runtime."""
+"""Loopback stand-ins only the tests use: Hugging Face Hub resolver, SageMaker Runtime, a Qdrant server."""

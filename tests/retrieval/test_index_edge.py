@@ -292,12 +292,17 @@ def test_sparse_query_ranks_matching_prompts_and_default_search_agrees_with_exac
     assert (
         shared.query(IndexQuery(dense=None, sparse=ENCODER.encode_query("the"), mode=SearchMode.SPARSE)) == []
     )
+    # the compact layout searches 4-bit codes and rescores with the originals, without oversampling
+    # (the product's queries fetch a pool of 100-200 to keep 5): recall@10 is the promise, not the order
+    found = 0
     for point in points[:20]:
         approx = shared.query(IndexQuery(dense=point.dense, sparse=None, mode=SearchMode.DENSE, limit=10))
         exact = shared.query(
             IndexQuery(dense=point.dense, sparse=None, mode=SearchMode.DENSE, limit=10, exact=True)
         )
-        assert [h.id for h in approx] == [h.id for h in exact]
+        assert approx[0].id == exact[0].id  # the nearest one is never lost
+        found += len({h.id for h in approx} & {h.id for h in exact})
+    assert found / (20 * 10) >= 0.95
 
 
 def test_hybrid_scores_are_rrf_with_k_60(shared: EdgePromptIndex, points: list[IndexPoint]) -> None:

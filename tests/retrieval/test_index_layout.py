@@ -1,24 +1,22 @@
-"""Memory layout of the prompt index: new indexes are compact (int8 in RAM, originals on disk, rescoring);
+"""Memory layout of the prompt index: new indexes are compact (4-bit in RAM, originals on disk, rescoring);
 old in-RAM Edge indexes open unchanged and `finalize()` converts them; server collections are created so."""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from qdrant_client import QdrantClient
 
 from retrieval.adapters.edge_index import EdgePromptIndex, IndexLayout
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from tests.fakes.qdrant_stub import QdrantStubHandler, serve_qdrant_stub
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local")]
 
@@ -113,91 +111,65 @@ def test_finalize_converts_an_in_ram_index_and_queries_rescore_with_the_original
         abs(h.score - float(cosines[q, ids.index(h.id)])) for q, got in enumerate(hits) for h in got
     )
     assert index.layout() is IndexLayout.COMPACT
-    assert list(path.glob("segments/*/vector_storage-dense/quantized.data"))  # int8 copies were built
+    assert list(path.glob("segments/*/vector_storage-dense/quantized.data"))  # 4-bit copies were built
     assert count == GRAPHED
     assert exact == truth
     assert before == truth
     assert recall >= 0.95, recall
-    assert score_error < 1e-5, score_error  # rescored: int8 scores alone are off by ~1e-4
+    assert score_error < 1e-5, score_error  # rescored: 4-bit scores alone are off by ~1e-3
 
 
-class _RecordingQdrant(BaseHTTPRequestHandler):
-    """A stand-in Qdrant server: creates one collection, answers queries with no points, records bodies."""
+class _RecordingQdrant(QdrantStubHandler):
+    """Creates the collection, answers queries with no points, records the request bodies."""
 
     created = False
-    collection_info: bytes = b"{}"
     bodies: ClassVar[dict[str, list[dict[str, Any]]]] = {}
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
-    def _send(self, result: object) -> None:
-        body = json.dumps({"result": result, "status": "ok", "time": 0}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        """Collections list, existence (after the PUT) and info."""
-        path = self.path.split("?")[0]
-        if path == "/collections/prompts/exists":
-            self._send({"exists": type(self).created})
-        elif path == "/collections/prompts":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(self.collection_info)))
-            self.end_headers()
-            self.wfile.write(self.collection_info)
-        else:
-            self._send({"collections": []})
-
-    def do_PUT(self) -> None:
-        """Collection creation (recorded) and payload indexes."""
+    def _record(self) -> str:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         path = self.path.split("?")[0]
         type(self).bodies.setdefault(path, []).append(body)
-        if path == "/collections/prompts":
-            type(self).created = True
-            self._send(True)
+        return path
+
+    def do_GET(self) -> None:
+        """Existence (after the PUT), the collection's info, the collections list."""
+        path = self.path.split("?")[0]
+        if path == "/collections/prompts/exists":
+            self.send_result({"exists": type(self).created})
+        elif path == "/collections/prompts":
+            self.send_json(200, self.collection_info)
         else:
-            self._send({"operation_id": 1, "status": "completed"})
+            self.send_result({"collections": []})
+
+    def do_PUT(self) -> None:
+        """Collection creation and payload indexes."""
+        if self._record() == "/collections/prompts":
+            type(self).created = True
+            self.send_result(True)
+        else:
+            self.send_result({"operation_id": 1, "status": "completed"})
 
     def do_POST(self) -> None:
-        """Queries (recorded) find nothing."""
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        type(self).bodies.setdefault(self.path.split("?")[0], []).append(body)
-        self._send({"points": []})
+        """Queries find nothing."""
+        self._record()
+        self.send_result({"points": []})
 
 
 def test_a_new_server_collection_gets_the_compact_layout_and_queries_rescore() -> None:
-    local = QdrantClient(":memory:")
-    QdrantClientPromptIndex(local, "prompts").open(SPEC, create=True)
-    info = local.get_collection("prompts").model_dump(mode="json", exclude_none=True)
-    _RecordingQdrant.collection_info = json.dumps({"result": info, "status": "ok", "time": 0}).encode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingQdrant)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serve_qdrant_stub(_RecordingQdrant, SPEC) as url:
         index = QdrantClientPromptIndex(connect_qdrant(url, None, 2.0), "prompts")
         index.open(SPEC, create=True)
         probe = clustered(1)[0]
         assert index.query(dense_query(probe)) == []
         index.query(dense_query(probe, exact=True))
         index.close()
-    finally:
-        server.shutdown()
-        server.server_close()
     [created] = _RecordingQdrant.bodies["/collections/prompts"]
     approximate, exact = _RecordingQdrant.bodies["/collections/prompts/points/query"]
 
     assert created["vectors"]["dense"]["on_disk"] is True
-    assert created["quantization_config"] == {
-        "scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}
-    }
+    assert created["quantization_config"] == {"turbo": {"bits": "bits4", "always_ram": True}}
+    assert created["sparse_vectors"]["bm25"] == {"index": {"on_disk": True}, "modifier": "idf"}
     assert created["on_disk_payload"] is True
-    assert approximate["params"]["quantization"] == {"rescore": True, "oversampling": 2.0}
+    assert approximate["params"]["quantization"] == {"rescore": True, "oversampling": 1.0}
     assert not approximate["params"].get("exact")
     assert exact["params"]["exact"] is True and exact["params"]["quantization"]["ignore"] is True

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -19,6 +16,7 @@ from retrieval.adapters.bm25 import Bm25SparseEncoder
 from retrieval.adapters.qdrant_index import METADATA_KEY, QdrantClientPromptIndex, connect_qdrant
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
 from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, SearchMode
+from tests.fakes.qdrant_stub import QdrantStubHandler, serve_qdrant_stub
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
@@ -232,34 +230,22 @@ def test_close_is_idempotent_and_can_leave_the_client_open(points: list[IndexPoi
         owned.open(SPEC, create=False)
 
 
-class _FailingQdrant(BaseHTTPRequestHandler):
+class _FailingQdrant(QdrantStubHandler):
     """Answers the calls that open an index, then fails every data call with HTTP 500."""
-
-    collection_info: bytes = b"{}"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         """Collections list, existence and info succeed."""
         if self.path.startswith("/collections/prompts/exists"):
-            self._send(200, b'{"result": {"exists": true}, "status": "ok", "time": 0}')
+            self.send_result({"exists": True})
         elif self.path.startswith("/collections/prompts"):
-            self._send(200, self.collection_info)
+            self.send_json(200, self.collection_info)
         else:
-            self._send(200, b'{"result": {"collections": [{"name": "prompts"}]}, "status": "ok", "time": 0}')
+            self.send_result({"collections": [{"name": "prompts"}]})
 
     def do_POST(self) -> None:
         """Every query, count or retrieve fails."""
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._send(500, b'{"status": {"error": "Service internal error: disk\\nfull"}, "time": 0}')
+        self.send_json(500, b'{"status": {"error": "Service internal error: disk\\nfull"}, "time": 0}')
 
     do_PUT = do_POST
 
@@ -267,16 +253,8 @@ class _FailingQdrant(BaseHTTPRequestHandler):
 @pytest.fixture
 def failing_url() -> Iterator[str]:
     """URL of a stub Qdrant that holds an imagine-bot collection but fails every data call."""
-    local = QdrantClient(":memory:")
-    QdrantClientPromptIndex(local, "prompts").open(SPEC, create=True)
-    info = local.get_collection("prompts").model_dump(mode="json", exclude_none=True)
-    _FailingQdrant.collection_info = json.dumps({"result": info, "status": "ok", "time": 0}).encode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingQdrant)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_qdrant_stub(_FailingQdrant, SPEC) as url:
+        yield url
 
 
 def test_server_errors_become_one_line_unavailable_errors(failing_url: str, points: list[IndexPoint]) -> None:

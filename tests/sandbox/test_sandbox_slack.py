@@ -174,6 +174,33 @@ def test_files_upload_v2_into_a_thread_end_to_end(fake: FakeSlackApi, client: We
         assert got.headers.get_content_type() == "text/html"
 
 
+def test_a_person_shares_a_file_in_a_thread(fake: FakeSlackApi, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel=GENERAL, text="a red fox")
+    shared = fake.post_file_as_user(GENERAL, "sketch.png", PNG, ALICE, "my sketch", str(parent["ts"]))
+    assert (shared["subtype"], shared["user"], shared["thread_ts"]) == ("file_share", ALICE, parent["ts"])
+    [file] = shared["files"]
+    assert (file["name"], file["mimetype"], file["size"], file["user"]) == (
+        "sketch.png",
+        "image/png",
+        len(PNG),
+        ALICE,
+    )
+    assert client.files_info(file=file["id"])["file"]["shares"]["public"][GENERAL][0]["ts"] == shared["ts"]
+    assert fake.messages(GENERAL, str(parent["ts"]))[-1]["files"][0]["id"] == file["id"]
+    authed = urllib.request.Request(
+        file["url_private_download"], headers={"Authorization": f"Bearer {client.token}"}
+    )
+    with urllib.request.urlopen(authed, timeout=5) as got:
+        assert got.read() == PNG
+    fake.add_team("T0OTHER")
+    other = urllib.request.Request(
+        file["url_private"], headers={"Authorization": f"Bearer {fake.bot_token('T0OTHER')}"}
+    )
+    with urllib.request.urlopen(other, timeout=5) as got:  # another workspace's token: the sign-in page
+        assert got.headers.get_content_type() == "text/html"
+    assert [c.status for c in fake.calls_to("file_download")] == [200, 200]
+
+
 def test_upload_response_without_shares_like_real_slack(fake: FakeSlackApi, client: WebClient) -> None:
     fake.set_upload_shares_visible(False)
     response = client.files_upload_v2(channel=GENERAL, content=PNG, filename="fox.png")

@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
+from bot.drawing.offline_edits import OfflineImageEditor
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
 from bot.engine.conversation import Conversation
 from bot.engine.policy import Denylist, PromptPolicy
-from bot.engine.ports import ImageModel
+from bot.engine.ports import ChatModel, ImageEditor, ImageModel
 from bot.scheduling.fair_use import FairUseLimits
 from bot.slack.app import build_app
 from bot.slack.credentials import SlackCredentials
@@ -25,7 +26,9 @@ from bot.slack.intake.health import HealthReport
 from bot.slack.intake.http_server import make_http_server, serving_in_background
 from bot.slack.services import Services
 from bot.wiring import assemble_services
+from bot.writing.claude import BedrockChatModel
 from bot.writing.offline_composer import OfflineComposer
+from bot.writing.offline_describer import OfflineDescriber
 from retrieval.safety import SafetyClassifier
 from retrieval.search import Retriever
 from sandbox.slack_api import FakeSlackApi
@@ -55,15 +58,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 10.0) -> T:
 
 def settle(fake: FakeSlackApi, quiet: float = 0.3, timeout: float = 15.0) -> None:
     """Wait until the app has made no Slack call for `quiet` seconds (its lazy listeners are done)."""
-    deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = len(fake.calls)
-        if count != seen:
-            seen, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
+    fake.wait_until_quiet(quiet, timeout)
 
 
 @dataclass
@@ -84,6 +79,8 @@ def serve(
     images: ImageModel | None = None,
     health: Callable[[Services], Callable[[], HealthReport]] | None = None,
     db_url: str | None = None,
+    editor: ImageEditor | None = None,
+    chat: ChatModel | None = None,
 ) -> Iterator[Rig]:
     """Serve the Bolt app over `folder`'s SQLite file until the block ends (`slack`: SlackCredentials fields).
 
@@ -93,14 +90,17 @@ def serve(
     engine = create_db_engine(db_url or f"sqlite:///{folder / 'imagine.db'}")
     migrate(engine)
     store = SqlThreadStore(session_factory(engine))
+    composer = chat or OfflineComposer(None)
     conversation = Conversation(
         retriever,
-        OfflineComposer(None),
+        composer,
         images or OfflinePreviewImageModel(),
         store,
         folder / "images",
         contact_sheet=contact_sheet,
         policy=PromptPolicy(Denylist.parse(DENYLIST, "rig"), SafetyClassifier()),
+        editor=editor or OfflineImageEditor(),
+        describer=composer if isinstance(composer, BedrockChatModel) else OfflineDescriber(),
     )
     services = assemble_services(
         conversation, store, limits or FairUseLimits(), logging.getLogger("test.slack_app")

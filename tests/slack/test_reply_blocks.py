@@ -23,6 +23,7 @@ from bot.engine.ports import TurnRecord as Turn
 from bot.engine.turns import StoredImage, TurnResult
 from bot.slack.ids import ACTIONS, VIEW_CHANNEL_DEFAULTS, VIEW_EDIT_PROMPT, VIEW_USER_DEFAULTS, VIEWS
 from bot.slack.reply import home_view as home
+from bot.slack.reply import image_blocks as pictures
 from bot.slack.reply import message_blocks as b
 from bot.slack.reply import modal_views as modals
 from storage.defaults_store import SavedPromptRecord
@@ -220,10 +221,13 @@ def make_result(
     offline: bool = False,
     labels: tuple[str, ...] = (),
     images: int = 1,
+    borrowed: tuple[str, ...] = (),
 ) -> TurnResult:
-    """A finished turn with `images` stored images."""
+    """A finished turn with `images` stored images (and phrases borrowed from hits #2 and #4)."""
     thread = Thread(7, ThreadRef("T1", "C1", "1.2"), "U1", "imagine", "idea", datetime.now(UTC))
-    params = {"aspect_ratio": "3:2", "seed": 5, "style": "ink"}
+    params: dict[str, Any] = {"aspect_ratio": "3:2", "seed": 5, "style": "ink"}
+    if borrowed:
+        params |= {"used_hits": [4, 2], "borrowed": list(borrowed)}
     turn = Turn(7, "start", "user", "idea", [], prompt, negative, params, "bedrock:haiku", "bedrock:sd3")
     turn = replace(turn, id=42)
     stored = tuple(
@@ -233,6 +237,9 @@ def make_result(
     return TurnResult(
         thread, turn, (), (PromptDraft(prompt),), stored, offline, offline, elapsed_ms=12_345, labels=labels
     )
+
+
+CRAFTED = "a fox in the snow, watercolor, soft light, by beatrix potter, trending on artstation"
 
 
 def hits(count: int, text: str = "a lighthouse at dusk") -> list[HitForPrompt]:
@@ -264,17 +271,43 @@ def all_messages() -> list[tuple[str, b.Message]]:
         ("hits", b.hits_message(7, hits(5))),
         ("hits_none", b.hits_message(7, [])),
         ("hits_long", b.hits_message(7, hits(30, NASTY + LONG))),
+        ("hits_crafted", b.hits_message(7, hits(5, CRAFTED))),
+        ("hits_crafted_long", b.hits_message(7, hits(10, f"{CRAFTED}, {NASTY}, " + ", ".join([LONG] * 5)))),
         ("result", b.result_message(7, make_result())),
         ("result_offline", b.result_message(7, make_result(offline=True, labels=("offline image",)))),
         ("result_long", b.result_message(7, make_result(NASTY + LONG, LONG, images=4))),
         ("result_empty", b.result_message(7, make_result("", "", images=0))),
+        ("result_borrowed", b.result_message(7, make_result(borrowed=("watercolor", NASTY + LONG)))),
+        ("result_references", b.result_message(7, replace(make_result(), new_hits=tuple(hits(3))))),
+        (
+            "result_references_long",
+            b.result_message(7, replace(make_result(), new_hits=tuple(hits(3, LONG)))),
+        ),
         ("brainstorm", b.brainstorm_message(7, drafts(6))),
         ("brainstorm_long", b.brainstorm_message(7, drafts(12, NASTY + LONG), ("offline " + NASTY,))),
         ("winner", b.winner_message(2, {1: 1, 2: 3, 3: 0})),
         ("winner_none", b.winner_message(1, {})),
         ("error", b.error_message("the image model timed out", retry_value="7:42")),
         ("error_nasty", b.error_message(NASTY + LONG)),
+        ("picture", pictures.picture_choices(7, 43, "U0123ABC", "sketch.png", (640, 480))),
+        ("picture_nasty", pictures.picture_choices(7, 43, "<!here>", NASTY + LONG, (64, 64))),
+        *((f"edited_{kind}", edited(kind)) for kind in HOW_KINDS),
+        ("edited_nasty", edited("search_replace", NASTY + LONG)),
+        ("icon", edited("remove_background", turn_kind="icon")),
     ]
+
+
+HOW_KINDS = ("image-to-image", "same-seed", "new-seed", "search_replace", "recolor", "erase", "outpaint")
+HOW_KINDS += ("upscale", "remove_background", "sketch", "style")
+
+
+def edited(kind: str, words: str = "hat", turn_kind: str = "refine") -> b.Message:
+    """A result message with the line saying how its image was made (`how` of kind `kind`)."""
+    result = make_result()
+    how = {"kind": kind, "seed": 5, "strength": 0.55, "target": words, "replacement": f"a {words}"}
+    records = tuple(image.record for image in result.images)
+    turn = replace(result.turn, kind=turn_kind, params={**result.turn.params, "how": how}, images=records)
+    return pictures.with_operation_note(b.result_message(7, replace(result, turn=turn)), turn)
 
 
 def home_view(images: int = 3, saved: int = 2, text: str = "a lighthouse") -> Json:
@@ -326,9 +359,17 @@ def test_button_values_carry_thread_and_number() -> None:
         "reroll",
         "vary",
         "edit_prompt",
+        "upscale",
+        "remove_background",
         "save_prompt",
         "feedback_up",
         "feedback_down",
+    ]
+    choices = buttons(pictures.picture_choices(7, 43, "U1", "sketch.png", (64, 64)))
+    assert [(c["action_id"], c["value"]) for c in choices] == [
+        ("use_sketch", "7:43"),
+        ("use_style", "7:43"),
+        ("describe_picture", "7:43"),
     ]
     votes = buttons(b.brainstorm_message(7, drafts(9)))
     assert [button["value"] for button in votes] == [f"7:{n}" for n in range(1, 10)] + ["7"]
@@ -427,6 +468,39 @@ def test_result_context_lists_prompt_negative_seed_model_size_and_time() -> None
     for part in ("a cat in a hat", "*Negative:* blurry", "*Seeds* 100, 101", "bedrock:sd3", "1216×832 (3:2)"):
         assert part in details
     assert "12.3 s" in details and "*Style* ink" in details
+
+
+def test_borrowed_phrases_are_named_under_the_image() -> None:
+    message = b.result_message(7, make_result(borrowed=("watercolor", "soft morning light")))
+    [line] = [blk for blk in message["blocks"] if blk.get("block_id") == "borrowed"]
+    assert line["elements"][0]["text"] == ":books: Borrowed from #2 and #4: watercolor, soft morning light"
+    assert [blk["block_id"] for blk in message["blocks"]][-2:] == ["borrowed", "result_actions"]
+    nothing = b.result_message(7, make_result())
+    assert "borrowed" not in [blk.get("block_id") for blk in nothing["blocks"]]
+
+
+def test_each_hit_names_the_phrases_worth_borrowing() -> None:
+    crafted, bare = b.hits_message(7, [HitForPrompt(1, CRAFTED), HitForPrompt(2, "a little dog")])["blocks"][
+        1:
+    ]
+    assert (
+        "\n:art: _borrow: watercolor, by beatrix potter, soft light, trending on artstation_"
+        in (crafted["text"]["text"])
+    )
+    assert "borrow" not in bare["text"]["text"]  # a bare prompt has nothing to teach
+
+
+def test_a_refinement_names_its_new_references_on_one_line() -> None:
+    new = (HitForPrompt(6, "a puppy, watercolor painting, soft light"), HitForPrompt(7, "dog in ink wash"))
+    message = b.result_message(7, replace(make_result(), new_hits=new))
+    [line] = [blk for blk in message["blocks"] if blk.get("block_id") == "new_references"]
+    assert line["elements"][0]["text"] == (
+        ":mag: New references: *#6* a puppy, watercolor painting, soft light · *#7* dog in ink wash"
+        " (reply _more like #6_ to borrow one's look)"
+    )
+    assert [blk["block_id"] for blk in message["blocks"]][-1] == "result_actions"
+    nothing = b.result_message(7, make_result())
+    assert "new_references" not in [blk.get("block_id") for blk in nothing["blocks"]]
 
 
 def test_help_names_every_flag_and_replies_name_what_to_do() -> None:
@@ -542,3 +616,23 @@ def test_edit_prompt_modal_round_trip() -> None:
     prompt, negative = modals.parse_edit_submission(submitted(long))
     assert units(prompt) <= 3000 and LONG.startswith(prompt) and negative == ""
     assert "shortened" in dump(long)
+
+
+def test_the_line_under_an_image_says_how_it_was_made() -> None:
+    def note(message: b.Message) -> str:
+        [block] = [block for block in message["blocks"] if block.get("block_id") == "operation"]
+        return str(block["elements"][0]["text"])
+
+    assert "Kept seed 5 and drew from the last image (image-to-image, strength 0.55)" in note(
+        edited("image-to-image")
+    )
+    assert "replaced *hat* with *a hat* (search and replace)" in note(edited("search_replace"))
+    assert "recoloured *hat*" in note(edited("recolor")) and "erased *hat*" in note(edited("erase"))
+    assert "Upscaled to 1216×832" in note(edited("upscale"))
+    assert "New composition" in note(edited("new-seed"))
+    icon = edited("remove_background", turn_kind="icon")
+    assert "Ready to use as an icon" in note(icon) and icon["text"].startswith("Ready to use as an icon")
+    nasty = note(edited("recolor", "<!here> *bold*"))
+    assert "<!here>" not in nasty and "&lt;!here&gt;" in nasty
+    plain = b.result_message(7, make_result())
+    assert pictures.with_operation_note(plain, make_result().turn) == plain  # a fresh draw has no line

@@ -232,7 +232,7 @@ def converse(fake: FakeSlackApi, rig: Rig, bedrock: FakeBedrockRuntime) -> None:
     click(rig, ACTION_PICK_WINNER, candidates, BOB)
     ephemeral_says(fake, BOB, "can pick the winner")
     click(rig, ACTION_PICK_WINNER, candidates)
-    wait_for(lambda: results(fake, avatar))
+    wait_for(lambda: len(results(fake, avatar)) == 2)  # the refined winner, then its icon
 
     assert driver.user_opens_home(ALICE).status == 200
     home = wait_for(lambda: fake.home_view(ALICE, TEAM))

@@ -99,6 +99,11 @@ def test_human_reply_refines_and_other_messages_are_ignored(fake: FakeSlackApi, 
     _, turns = rig.services.conversation.history(TEAM, record.id)
     assert [t.kind for t in turns] == ["start", "refine"]
     assert "neon" not in json.dumps(fake.messages(GENERAL, root_ts)[-1])
+    # the refinement searched its new direction: one line of references numbered after the hits shown
+    [line] = [b for b in refined[-1]["blocks"] if b.get("block_id") == "new_references"]
+    assert line["elements"][0]["text"].startswith(":mag: New references: *#6* ")
+    assert [h["number"] for h in turns[1].hits][:6] == [1, 2, 3, 4, 5, 6]
+    assert len(hits_of(fake, root_ts)) == 1  # no second hits message: the line is all the thread gets
 
 
 def test_use_hit_and_reroll_buttons_post_new_results(fake: FakeSlackApi, rig: Rig) -> None:

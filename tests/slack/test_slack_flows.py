@@ -145,7 +145,8 @@ def test_votes_by_reaction_and_button_then_the_owner_picks_the_winner(fake: Fake
     refined = wait_for(lambda: results(fake, root_ts))
     texts = [json.dumps(m.get("blocks")) for m in fake.messages(GENERAL, root_ts)]
     assert any("#3 wins" in text or "*#3 wins*" in text for text in texts)  # 1 vote each: the lowest wins
-    assert kinds(rig, root_ts) == ["brainstorm", "pick"] and refined
+    assert refined and kinds(rig, root_ts)[:2] == ["brainstorm", "pick"]
+    wait_for(lambda: kinds(rig, root_ts) == ["brainstorm", "pick", "upscale", "icon"])  # then the icon
 
 
 def test_a_direct_message_starts_a_thread_like_imagine(fake: FakeSlackApi, rig: Rig) -> None:

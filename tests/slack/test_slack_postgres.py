@@ -19,6 +19,7 @@ from bot.slack.ids import ACTION_REROLL
 from retrieval.search import Retriever
 from sandbox.slack_api import FakeSlackApi
 from sandbox.slack_models import ALICE, BOB, GENERAL
+from tests.reliability_record import ReliabilityRecord
 from tests.slack.slack_rig import TEAM, Rig, button_value, imagine, results, serve, wait_for
 from tests.slack.test_interrupted import check_a_kill_mid_turn_is_reported_and_retried
 from tests.slack.test_slack_load import check_two_replicas_share_each_users_cap
@@ -41,10 +42,14 @@ def kinds(rig: Rig, root_ts: str) -> list[str]:
 
 
 def test_on_postgres_slack_retries_and_double_clicks_make_one_turn(
-    fake: FakeSlackApi, retriever: Retriever, tmp_path: Path, postgres_url: str
+    fake: FakeSlackApi,
+    retriever: Retriever,
+    tmp_path: Path,
+    postgres_url: str,
+    reliability: ReliabilityRecord,
 ) -> None:
     with serve(fake, retriever, tmp_path, db_url=postgres_url) as rig:
-        flows.test_slack_retries_and_double_clicks_make_one_turn(fake, rig)
+        flows.test_slack_retries_and_double_clicks_make_one_turn(fake, rig, reliability)
 
 
 def test_on_postgres_deliveries_and_clicks_spread_over_two_replicas_make_one_turn_each(

@@ -27,15 +27,19 @@ from pydantic import SecretStr
 
 from bot.engine.ports import ThreadRef, UserDefaults
 from bot.slack.ids import (
+    ACTION_DESCRIBE,
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
     ACTION_OPEN_DEFAULTS,
     ACTION_PICK_WINNER,
+    ACTION_REMOVE_BACKGROUND,
     ACTION_REROLL,
     ACTION_RETRY,
     ACTION_SAVE_PROMPT,
+    ACTION_UPSCALE,
     ACTION_USE_HIT,
+    ACTION_USE_SKETCH,
     ACTION_VARY,
     ACTION_VOTE,
     COMMAND_AVATAR,
@@ -347,6 +351,10 @@ def test_replies_reactions_and_mentions_claiming_team_b_do_not_reach_team_a(worl
         (ACTION_FEEDBACK_UP, "{thread_b}:{turn_a}"),
         (ACTION_VOTE, "{avatar_thread_a}:1"),
         (ACTION_PICK_WINNER, "{avatar_thread_a}"),
+        (ACTION_UPSCALE, "{thread_a}:{turn_a}"),
+        (ACTION_REMOVE_BACKGROUND, "{thread_a}:{turn_a}"),
+        (ACTION_USE_SKETCH, "{thread_a}:{turn_a}"),
+        (ACTION_DESCRIBE, "{thread_a}:{turn_a}"),
     ],
 )
 def test_team_b_buttons_with_team_a_ids_are_out_of_date(world: World, action_id: str, value: str) -> None:
@@ -476,7 +484,7 @@ def test_only_the_owner_picks_the_winner_and_everyone_else_collaborates(fake: Fa
     assert press(ACTION_VOTE, vote, BOB, GENERAL, at).status == 200
     wait_for(lambda: [e for e in fake.ephemerals(BOB) if "Your vote for #1" in text_of(e)])
     assert press(ACTION_PICK_WINNER, pick, ALICE, GENERAL, at).status == 200
-    wait_for(lambda: results(fake, avatar))
+    wait_for(lambda: len(results(fake, avatar)) == 2)  # the refined winner, then its icon
 
     assert rig.driver.slash_command(COMMAND_IMAGINE, "a little dog", ALICE, GENERAL).status == 200
     root = newest_root(fake, GENERAL, "a little dog")

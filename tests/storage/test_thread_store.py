@@ -115,6 +115,19 @@ def test_turns_come_back_in_order_and_images_are_shared_per_team(
     assert store.turns("TA", thread.id)[0].images[0].slack_file_id == "F123"
 
 
+def test_image_turn_kinds_fit_and_posted_pictures_are_not_recent_images(
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    store = SqlThreadStore(sessions)
+    thread = store.open_thread(REF_A, "U1", "imagine", "idea")
+    kinds = ["start", "picture", "sketch", "style", "describe", "upscale", "cutout", "icon"]
+    for n, kind in enumerate(kinds):
+        store.add_turn("TA", _turn(thread.id, kind, images=(_image(10 + n),)))
+    assert [t.kind for t in store.turns("TA", thread.id)] == kinds  # every kind fits the column
+    recent = store.recent_images("TA", "U1", limit=20)
+    assert len(recent) == len(kinds) - 1 and _image(11).seed not in [image.seed for image in recent]
+
+
 def test_team_b_cannot_see_or_add_to_team_a_thread(sessions: sessionmaker[Session]) -> None:  # noqa: F811
     store = SqlThreadStore(sessions)
     thread = store.open_thread(REF_A, "U1", "imagine", "idea")

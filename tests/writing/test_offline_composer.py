@@ -13,6 +13,7 @@ from bot.writing.prompt_template import validate_drafts
 from retrieval.modifiers import ModifierStats, mine_modifiers
 
 IDEA = "a red fox in the snow"
+SDXL = "bedrock:stability.stable-diffusion-xl-v1"  # the tags dialect: comma-separated phrases
 HITS = (
     HitForPrompt(
         1, "a lighthouse in a storm, digital painting, volumetric lighting, trending on artstation, 8k"
@@ -34,6 +35,7 @@ def compose(composer: OfflineComposer, **fields: Any) -> ComposeResult:
     """Compose a request (defaults: the fox idea, the three hits) and check it passes validate_drafts."""
     fields.setdefault("idea", IDEA)
     fields.setdefault("hits", HITS)
+    fields.setdefault("image_model", SDXL)
     request = ComposeRequest(**fields)
     result = composer.compose(request)
     assert validate_drafts(result.drafts, request) == result.drafts  # within every bound already
@@ -43,21 +45,28 @@ def compose(composer: OfflineComposer, **fields: Any) -> ComposeResult:
 def thread(composer: OfflineComposer, *instructions: str, **fields: Any) -> ComposeResult:
     """A start turn followed by refine turns, each built from the previous turn's prompt."""
     result = compose(composer, kind="start", **fields)
-    history = [TurnMemory("start", IDEA, result.drafts[0].prompt, result.drafts[0].negative_prompt)]
+    first = result.drafts[0]
+    history = [TurnMemory("start", IDEA, first.prompt, first.negative_prompt, borrowed=first.borrowed)]
     for instruction in instructions:
         result = compose(composer, kind="refine", instruction=instruction, history=tuple(history), **fields)
         draft = result.drafts[0]
-        history.append(TurnMemory("refine", instruction, draft.prompt, draft.negative_prompt))
+        history.append(
+            TurnMemory("refine", instruction, draft.prompt, draft.negative_prompt, borrowed=draft.borrowed)
+        )
     return result
 
 
-def test_start_keeps_subject_and_borrows_strongest_modifiers(composer: OfflineComposer) -> None:
+def test_start_keeps_subject_and_borrows_the_hits_look(composer: OfflineComposer) -> None:
     result = compose(composer, kind="start", idea="please draw me a red fox in the snow")
     (draft,) = result.drafts
     assert draft.prompt.startswith(f"{IDEA}, ")
-    assert "trending on artstation" in draft.prompt and "highly detailed" in draft.prompt
+    assert "digital painting" in draft.prompt and "volumetric lighting" in draft.prompt
+    assert "trending on artstation" not in draft.prompt and "8k" not in draft.prompt  # SD 1.x incantations
     assert "lighthouse" not in draft.prompt and "knight" not in draft.prompt  # hit subjects are not copied
-    assert set(draft.used_hits) <= {1, 2, 3} and draft.used_hits
+    assert len(draft.borrowed) >= 3 and set(draft.used_hits) <= {1, 2, 3} and draft.used_hits
+    for phrase in draft.borrowed:  # every claim is true: in the prompt and in a cited hit
+        assert phrase in draft.prompt
+        assert any(phrase in hit.prompt for hit in HITS if hit.number in draft.used_hits)
     assert draft.rationale.startswith(LABEL)
     assert draft.aspect_ratio == "1:1"
     assert result.model_id == composer.model_id == "offline"
@@ -155,7 +164,8 @@ def test_aspect_from_defaults_and_idea(composer: OfflineComposer) -> None:
 def test_more_like_hit_two_borrows_from_hit_two(composer: OfflineComposer) -> None:
     draft = thread(composer, "make it watercolor", "more like #2").drafts[0]
     assert draft.used_hits == (2,)
-    assert "oil painting" in draft.prompt and "by greg rutkowski" in draft.prompt
+    assert "oil painting" in draft.prompt and "dramatic lighting" in draft.prompt
+    assert "greg rutkowski" not in draft.prompt  # an incantation, unless the user asks for it
     assert "watercolor" not in draft.prompt
     assert "#2" in draft.rationale
 

@@ -8,7 +8,9 @@ import pytest
 
 from bot.engine.ports import ComposeRequest, HitForPrompt, PromptDraft, TurnMemory, UserDefaults
 from bot.engine.turn_errors import UpstreamError
+from bot.writing.dialect import Dialect
 from bot.writing.prompt_template import (
+    DIALECT_RULES,
     HISTORY_TURNS,
     SYSTEM_PROMPT,
     aspect_from_text,
@@ -38,7 +40,7 @@ def blocks(message: str) -> dict[int, str]:
 def test_start_message_has_task_idea_hits_and_bounds() -> None:
     request = ComposeRequest(kind="start", idea="a red fox in the snow", hits=HITS, max_prompt_chars=380)
     system, user = build_messages(request)
-    assert system == SYSTEM_PROMPT
+    assert system == SYSTEM_PROMPT + "\n\n" + DIALECT_RULES[Dialect.PROSE]  # the default model: SD3.5
     assert '<task kind="start" candidates="1" max_prompt_chars="380">' in user
     assert "at most 380 characters" in user
     assert "<idea>a red fox in the snow</idea>" in user
@@ -111,7 +113,7 @@ def test_refine_message_has_compact_history_defaults_and_feedback() -> None:
 def test_every_turn_kind_uses_the_same_template(kind: str, candidates: int, phrase: str) -> None:
     request = ComposeRequest(kind=kind, idea="fox avatar", candidates=candidates, hits=HITS[:1])  # type: ignore[arg-type]
     system, user = build_messages(request)
-    assert system == SYSTEM_PROMPT
+    assert system.startswith(SYSTEM_PROMPT)
     assert f'<task kind="{kind}" candidates="{candidates}"' in user
     assert phrase in user
 

@@ -19,6 +19,8 @@ from bot.engine.turn_errors import BotError
 from bot.engine.turns import TurnOptions, TurnResult
 from bot.entry.cli import output
 from bot.wiring import build_conversation
+from bot.writing.grounding import borrowed_line_of
+from retrieval.craft import borrowable_line
 
 LOCAL_TEAM = "local"
 LOCAL_CHANNEL = "cli"
@@ -119,6 +121,8 @@ def turn_json(result: TurnResult) -> dict[str, object]:
             }
             for i in result.images
         ],
+        "used_hits": list(result.drafts[0].used_hits) if result.drafts else [],
+        "borrowed": list(result.drafts[0].borrowed) if result.drafts else [],
         "contact_sheet": str(result.contact_sheet) if result.contact_sheet else None,
         "chat_model": result.turn.chat_model,
         "labels": list(result.labels),
@@ -132,6 +136,13 @@ def render_turn(console: Console, result: TurnResult) -> None:
         console.print("[bold]Closest prompts from the library[/bold]")
         for hit in result.hits:
             console.print(f"  [bold]#{hit.number}[/bold] {escape(hit.prompt)}", highlight=False)
+            phrases = borrowable_line(hit.prompt)
+            if phrases:
+                console.print(f"      [green]borrow:[/green] {escape(phrases)}", highlight=False)
+    if result.new_hits:
+        console.print("[bold]New references[/bold] (say 'more like #n' to borrow one's look)")
+        for hit in result.new_hits:
+            console.print(f"  [bold]#{hit.number}[/bold] {escape(hit.prompt)}", highlight=False)
     for number, draft in enumerate(result.drafts, start=1):
         title = f"Candidate {number}" if len(result.drafts) > 1 else "Prompt"
         body = escape(draft.prompt)
@@ -143,6 +154,9 @@ def render_turn(console: Console, result: TurnResult) -> None:
         if draft.negative_prompt:
             body += f"\n[dim]negative:[/dim] {escape(draft.negative_prompt)}"
         console.print(Panel(body, title=title, title_align="left"), highlight=False)
+    borrowed = borrowed_line_of(result)
+    if borrowed:
+        console.print(f"[cyan]{escape(borrowed)}[/cyan]", highlight=False)
     for image in result.images:
         record = image.record
         console.print(

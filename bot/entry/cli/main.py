@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print location, model and size as JSON")
 
     from bot.entry.cli.demo.run import add_demo_command
+    from bot.entry.cli.evaluate import add_eval_commands
     from bot.entry.cli.imagine import add_engine_commands
     from bot.entry.cli.index import add_index_commands
     from bot.entry.cli.serve import add_serve_command
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_commands(commands, EPILOG)
     add_serve_command(commands, EPILOG)
     add_demo_command(commands, EPILOG)
+    add_eval_commands(commands, EPILOG)
     return parser
 
 
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     install_log_redaction()  # tokens and AWS keys never reach a log line, in any command
     try:
-        from bot.entry.cli import imagine, index, library, serve
+        from bot.entry.cli import evaluate, imagine, index, library, serve
         from bot.entry.cli.demo import run as demo
 
         handlers = {
@@ -125,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": serve.run_serve,
             "demo": demo.run_demo,
             "index": index.run_index,
+            "eval": evaluate.run_eval,
         }
         config = load_config()
         if config.log_format != "text":

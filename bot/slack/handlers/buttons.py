@@ -1,4 +1,5 @@
-"""Buttons: Use #n, Re-roll, Variations, Edit prompt, Save, 👍/👎, Vote and Pick winner."""
+"""Buttons: Use #n, Re-roll, Variations, Upscale, Remove background, Edit prompt, Save, 👍/👎, Vote, Pick
+winner, and the choices for a person's picture (Use as sketch, Use as style, Describe)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ from bot.engine.turns import FOLLOW_UP_IMAGES, TurnResult
 from bot.slack.handlers.registry import Registrar
 from bot.slack.handlers.thread_start import first_delivery, forget_delivery, retry_value, team_of
 from bot.slack.ids import (
+    ACTION_DESCRIBE,
     ACTION_EDIT_PROMPT,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
     ACTION_PICK_WINNER,
+    ACTION_REMOVE_BACKGROUND,
     ACTION_REROLL,
     ACTION_SAVE_PROMPT,
+    ACTION_UPSCALE,
     ACTION_USE_HIT,
+    ACTION_USE_SKETCH,
+    ACTION_USE_STYLE,
     ACTION_VARY,
     ACTION_VOTE,
 )
@@ -39,13 +45,27 @@ from bot.slack.reply.thread_posting import (
 from bot.slack.services import Services
 
 OUT_OF_DATE = "That button is out of date; start again with /imagine."
-TURN_ACTIONS = (ACTION_USE_HIT, ACTION_REROLL, ACTION_VARY, ACTION_PICK_WINNER)
+IMAGE_ACTIONS = (
+    ACTION_UPSCALE,
+    ACTION_REMOVE_BACKGROUND,
+    ACTION_USE_SKETCH,
+    ACTION_USE_STYLE,
+    ACTION_DESCRIBE,
+)
+TURN_ACTIONS = (ACTION_USE_HIT, ACTION_REROLL, ACTION_VARY, ACTION_PICK_WINNER, *IMAGE_ACTIONS)
 RETRY_OPS = {
     ACTION_USE_HIT: "use_hit",
     ACTION_VARY: "vary",
     ACTION_PICK_WINNER: "pick",
     ACTION_REROLL: "reroll",
+    ACTION_UPSCALE: "upscale",
+    ACTION_REMOVE_BACKGROUND: "cutout",
+    ACTION_USE_SKETCH: "sketch",
+    ACTION_USE_STYLE: "style",
+    ACTION_DESCRIBE: "describe",
 }
+NUMBERED_OPS = ("use_hit", "pick", "upscale", "cutout", "sketch", "style", "describe")  # retried with n
+ICON_IMAGES = 2  # the avatar's icon: an upscale and a background removal
 
 
 class Click:
@@ -99,7 +119,32 @@ def turn_operation(
         return lambda _: conversation.vary(team, thread.id, defaults())
     if click.action_id == ACTION_PICK_WINNER:
         return lambda _: pick(services, client, team, thread, defaults())
+    if click.action_id in IMAGE_ACTIONS:
+        return image_operation(services, click.action_id, team, thread, number, defaults)
     return lambda _: conversation.reroll(team, thread.id, defaults())
+
+
+def image_operation(
+    services: Services,
+    action_id: str,
+    team: str,
+    thread: ThreadRecord,
+    turn_id: int | None,
+    defaults: Callable[[], UserDefaults],
+) -> Operation:
+    """The engine call of an image button: on the image (or person's picture) of turn `turn_id`."""
+    conversation = services.conversation
+    if action_id == ACTION_UPSCALE:
+        return lambda _: conversation.upscale(team, thread.id, turn_id)
+    if action_id == ACTION_REMOVE_BACKGROUND:
+        return lambda _: conversation.remove_background(team, thread.id, turn_id)
+    if turn_id is None:
+        raise BotError("that button does not say which picture to use")
+    if action_id == ACTION_DESCRIBE:
+        return lambda show: conversation.describe_picture(team, thread.id, turn_id, defaults(), show)
+    if action_id == ACTION_USE_SKETCH:
+        return lambda _: conversation.use_picture(team, thread.id, turn_id, "sketch")
+    return lambda _: conversation.use_picture(team, thread.id, turn_id, "style")
 
 
 def pick(
@@ -176,13 +221,24 @@ def on_turn_click(services: Services, client: WebClient, body: dict[str, Any]) -
     except BotError as exc:
         tell_user(client, services, target, click.user_id, message_blocks.error_message(str(exc)))
         return
-    op = {ACTION_USE_HIT: "use_hit", ACTION_VARY: "vary", ACTION_PICK_WINNER: "pick"}.get(
-        click.action_id, "reroll"
-    )
-    retry = retry_value(op, n=number) if number is not None and op in ("use_hit", "pick") else retry_value(op)
-    requester = Requester(click.team_id, click.user_id, FOLLOW_UP_IMAGES)  # Use #n, Re-roll, Vary, Pick: 1
+    op = RETRY_OPS.get(click.action_id, "reroll")
+    retry = retry_value(op, n=number) if number is not None and op in NUMBERED_OPS else retry_value(op)
+    requester = Requester(click.team_id, click.user_id, FOLLOW_UP_IMAGES)  # each of these buttons draws 1
     if run_turn(client, services, target, operation, requester, retry) is None:
         forget_delivery(services, click.team_id, key, "click")  # it failed: the same click may try again
+    elif click.action_id == ACTION_PICK_WINNER:  # the refined winner, then the team's icon
+        make_icon(services, client, click.team_id, click.user_id, thread)
+
+
+def make_icon(services: Services, client: WebClient, team: str, user: str, thread: ThreadRecord) -> None:
+    """Turn the thread's latest image (the refined winner) into a square transparent icon, posted."""
+    target = ThreadTarget(thread.ref.channel_id, thread.ref.thread_ts)
+    requester = Requester(team, user, ICON_IMAGES)
+
+    def icon(_: object) -> TurnResult:
+        return services.conversation.make_icon(team, thread.id)
+
+    run_turn(client, services, target, icon, requester, retry_value("icon"))
 
 
 def clicked_turn(

@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.engine.options import OptionError, clean_text, parse_imagine
 from bot.engine.ports import ThreadRecord, ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
+from bot.slack.handlers.pictures import is_shared_picture, picture_reply
 from bot.slack.handlers.registry import Registrar
 from bot.slack.handlers.thread_start import begin, first_delivery, retry_value, team_of
 from bot.slack.ids import EVENT_APP_MENTION, EVENT_MESSAGE, EVENT_REACTION_ADDED, EVENT_REACTION_REMOVED
@@ -86,14 +87,18 @@ def start_here(services: Services, client: WebClient, team: str, event: dict[str
 
 
 def on_message(services: Services, client: WebClient, body: dict[str, Any]) -> None:
-    """A human message: a reply in a bot thread refines it; a top-level DM starts a thread."""
+    """A human message: a reply in a bot thread refines it (a picture gets choices); a DM starts a thread."""
     event = body.get("event") or {}
-    if not is_human(event) or not event.get("channel") or not event.get("ts"):
+    picture = is_shared_picture(event)
+    if not (is_human(event) or picture) or not event.get("channel") or not event.get("ts"):
         return
     team = team_of(body)
     if not first_delivery(services, team, str(body.get("event_id") or ""), "event"):
         return
-    if is_reply(event):
+    if picture:  # a picture or sketch posted in a thread: offer what to do with it
+        if is_reply(event):
+            picture_reply(services, client, team, event)
+    elif is_reply(event):
         refine_reply(services, client, team, event)
     elif event.get("channel_type") == "im":
         start_here(services, client, team, event)

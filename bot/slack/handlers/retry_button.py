@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.engine.options import OptionError, parse_imagine
 from bot.engine.ports import ThreadRecord, ThreadRef
 from bot.engine.turns import FOLLOW_UP_IMAGES
-from bot.slack.handlers.buttons import Click
+from bot.slack.handlers.buttons import ICON_IMAGES, Click
 from bot.slack.handlers.registry import Registrar
 from bot.slack.handlers.thread_start import begin, first_delivery
 from bot.slack.ids import ACTION_RETRY
@@ -46,6 +46,18 @@ def thread_operation(
         return lambda _: conversation.reroll(team, thread.id, defaults())
     if op == "edit" and text:
         return lambda _: conversation.edit(team, thread.id, text, negative or None, defaults())
+    if op == "upscale" and isinstance(number, int):
+        return lambda _: conversation.upscale(team, thread.id, number)
+    if op == "cutout" and isinstance(number, int):
+        return lambda _: conversation.remove_background(team, thread.id, number)
+    if op in ("sketch", "style") and isinstance(number, int):
+        return lambda _: conversation.use_picture(
+            team, thread.id, number, "sketch" if op == "sketch" else "style"
+        )
+    if op == "describe" and isinstance(number, int):
+        return lambda show: conversation.describe_picture(team, thread.id, number, defaults(), show)
+    if op == "icon":
+        return lambda _: conversation.make_icon(team, thread.id)
     return None
 
 
@@ -92,7 +104,8 @@ def on_retry(services: Services, client: WebClient, body: dict[str, Any]) -> Non
             message_blocks.error_message("That Retry button is out of date."),
         )
         return
-    requester = Requester(click.team_id, click.user_id, FOLLOW_UP_IMAGES)  # a start or avatar went to begin()
+    images = ICON_IMAGES if spec["op"] == "icon" else FOLLOW_UP_IMAGES  # a start or avatar went to begin()
+    requester = Requester(click.team_id, click.user_id, images)
     run_turn(client, services, target, operation, requester, click.value)
 
 

@@ -11,6 +11,8 @@ from bot.engine.options import MAX_IMAGES, MAX_SEED
 from bot.engine.ports import ASPECT_RATIOS, HitForPrompt, PromptDraft
 from bot.engine.turns import TurnResult
 from bot.slack import ids
+from bot.writing.grounding import borrowed_line_of
+from retrieval.craft import borrowable_line
 
 Block = dict[str, Any]
 
@@ -37,6 +39,7 @@ CANDIDATE_CHARS = 600
 PROMPT_CHARS = 2800
 NEGATIVE_CHARS = 1000
 MAX_HITS = 10
+REFERENCE_CHARS = 90  # each new reference of a refinement, on one shared line
 VOTE_EMOJI = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 STAGES = {
     "search": ":mag: Searching the prompt library",
@@ -231,7 +234,11 @@ def help_message() -> Message:
             f"• `/imagine --avatar {escape('<theme>')}` or `/avatar {escape('<theme>')}`: team avatar "
             "candidates (6, or `--n 2-9`); vote with :one: … :nine: and *Pick winner*\n"
             "• `/imagine --defaults`: this channel's defaults\n"
-            "• Buttons under each image: Re-roll, Variations, Edit prompt, Save to library, :+1: / :-1:\n"
+            "• Buttons under each image: Re-roll, Variations, Edit prompt, Upscale, Remove background, "
+            "Save to library, :+1: / :-1:\n"
+            '• Reply to refine: the seed is kept; "swap the hat for a crown", "make the car red", '
+            '"remove the text", "wider" or "sharper" edit the image itself, "start over" draws anew\n'
+            "• Post a picture or sketch in the thread: use it as a sketch, as a style, or have it described\n"
             "• My *Home* tab: your recent images, saved prompts and personal defaults"
         ),
         context("Example: `/imagine a cozy reading nook on a rainy evening --ar 3:2 --no people`"),
@@ -307,12 +314,20 @@ def hits_message(thread_id: int, hits: Sequence[HitForPrompt]) -> Message:
     intro = ":books: *Closest prompts in the library*: press *Use #n* to redo your idea in its manner."
     blocks = [section(intro)]
     for index, hit in enumerate(hits[:MAX_HITS], start=1):
+        phrases = borrowable_line(hit.prompt)
+        borrow = f"\n:art: _borrow: {user_line(phrases, 200)}_" if phrases else ""
         source = f"\n_from {user_line(hit.source, 80)}_" if hit.source else ""
         use = button(f"Use #{hit.number}", ids.ACTION_USE_HIT, f"{thread_id}:{hit.number}")
-        blocks.append(
-            section(f"*#{hit.number}*  {user_line(hit.prompt, HIT_CHARS)}{source}", f"hit_{index}", use)
-        )
+        text = f"*#{hit.number}*  {user_line(hit.prompt, HIT_CHARS)}{borrow}{source}"
+        blocks.append(section(text, f"hit_{index}", use))
     return message(blocks, f"{len(hits[:MAX_HITS])} close prompts from the library")
+
+
+def new_references_line(hits: Sequence[HitForPrompt]) -> str:
+    """One line for the library prompts a refinement found for its new direction."""
+    listed = " · ".join(f"*#{h.number}* {user_line(h.prompt, REFERENCE_CHARS)}" for h in hits)
+    first = hits[0].number
+    return f":mag: New references: {listed} (reply _more like #{first}_ to borrow one's look)"
 
 
 def result_message(
@@ -325,6 +340,11 @@ def result_message(
     offline = bool(labels) or result.image_offline or result.chat_offline
     blocks: list[Block] = [_offline(labels or ["no model was called"])] if offline else []
     blocks.append(context(*_details(result, prompt), block_id="details"))
+    borrowed = borrowed_line_of(result)
+    if borrowed:
+        blocks.append(context(f":books: {user_line(borrowed, 600)}", block_id="borrowed"))
+    if result.new_hits:
+        blocks.append(context(new_references_line(result.new_hits), block_id="new_references"))
     value = f"{thread_id}:{turn.id or 0}"
     blocks.append(
         actions(
@@ -332,6 +352,8 @@ def result_message(
             button(":game_die: Re-roll", ids.ACTION_REROLL, value),
             button(":twisted_rightwards_arrows: Variations", ids.ACTION_VARY, value),
             button(":pencil2: Edit prompt", ids.ACTION_EDIT_PROMPT, value),
+            button(":arrow_up_small: Upscale", ids.ACTION_UPSCALE, value),
+            button(":scissors: Remove background", ids.ACTION_REMOVE_BACKGROUND, value),
             button(":floppy_disk: Save to library", ids.ACTION_SAVE_PROMPT, value),
             button("👍", ids.ACTION_FEEDBACK_UP, value, label="Good result"),
             button("👎", ids.ACTION_FEEDBACK_DOWN, value, label="Bad result"),

@@ -21,7 +21,7 @@ from bot.engine.turns import TurnResult
 from bot.scheduling.fair_use import QueueFullError, QuotaReachedError
 from bot.scheduling.job_journal import JobHandle, WaitingHandle
 from bot.slack.ids import COMMAND_AVATAR, COMMAND_IMAGINE
-from bot.slack.reply import failure_text, message_blocks
+from bot.slack.reply import failure_text, image_blocks, message_blocks
 from bot.slack.reply.message_blocks import Message
 from bot.slack.services import Services
 from retrieval.errors import RetrievalError
@@ -107,9 +107,11 @@ def post_result(
         _offer_votes(client, target.channel, ts, len(result.drafts))
     else:
         paths = [image.path for image in result.images]
-        refused = _upload_or_reason(client, target, paths, prompt) if paths else None
+        paths += [result.contact_sheet] if result.contact_sheet else []  # an icon's preview on a checkerboard
+        refused = _upload_or_reason(client, target, paths[:MAX_FILES], prompt) if paths else None
         uploaded()
-        post(client, target, message_blocks.result_message(result.thread.id, result))
+        details = message_blocks.result_message(result.thread.id, result)
+        post(client, target, image_blocks.with_operation_note(details, result.turn))
     if refused is not None:  # the turn is stored and its buttons work; say why the picture is missing
         why = "it asked me to slow down" if refused == "ratelimited" else refused
         post(client, target, message_blocks.error_message(UPLOAD_FAILED.format(why=why)))
@@ -252,7 +254,7 @@ def _run(
 
     try:
         result = operation(show_hits)
-        services.fair_use.count(requester.team_id, requester.user_id, len(result.images), job_id)
+        services.fair_use.count(requester.team_id, requester.user_id, result.images_drawn, job_id)
         _set_status(client, services, target, status[0], "upload")
         post_result(client, target, result, lambda: _delete(client, services, target, status[0]))
         status[0] = None

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Config
+from bot.config import EDIT_MODELS, Config
 from bot.entry.cli.demo.script import IDEA, BeforeStep, DemoError, Script
 
 if TYPE_CHECKING:
@@ -46,12 +46,13 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "demo",
         help="play a scripted Slack conversation through the real app, offline, and print the transcript",
         description="Start a sandbox Slack workspace and the real Slack app (HTTP mode) on 127.0.0.1, then "
-        f"play a conversation in #general: /imagine {IDEA}, a refinement reply, Use #2, Re-roll, and an "
-        "avatar brainstorm with votes and a winner. Prints what people would see in the channel and writes "
-        "the images and transcript.txt to --out. Fully offline: it always uses the prompt index under "
-        "IMAGINE_DATA_DIR (run `imagine-bot ingest PATH` or `make demo` first) and the offline composer and "
-        "preview images, whatever IMAGINE_CHAT_MODEL / IMAGINE_IMAGE_MODEL / IMAGINE_QDRANT_URL say. "
-        "Exits 1 naming the step when one fails.",
+        f"play a conversation in #general: /imagine {IDEA}, a refinement reply that keeps the seed, "
+        "Use #2, Re-roll, Upscale, a sketch posted into the thread and used as a sketch, and an avatar "
+        "brainstorm with votes and a winner that ends as a transparent icon. Prints what people would see "
+        "in the channel and writes the images and transcript.txt to --out. Fully offline: it always uses "
+        "the prompt index under IMAGINE_DATA_DIR (run `imagine-bot ingest PATH` or `make demo` first) and "
+        "the offline composer, preview images and image edits, whatever IMAGINE_CHAT_MODEL / "
+        "IMAGINE_IMAGE_MODEL / IMAGINE_QDRANT_URL say. Exits 1 naming the step when one fails.",
         epilog=epilog,
     )
     demo.add_argument("--idea", default=IDEA, help=f"what alice asks /imagine for (default {IDEA!r})")
@@ -113,6 +114,7 @@ def demo_config(config: Config) -> Config:
         "image_model": "offline",
         "qdrant_url": None,
         "embed_model": default_embed,
+        **{field: "offline" for field, _ in EDIT_MODELS.values()},
     }
     return config.model_copy(update=update)
 
@@ -136,6 +138,8 @@ def build_demo_services(config: Config, scratch: Path, stack: ExitStack) -> tupl
     from bot.wiring import (
         assemble_services,
         build_chat_model,
+        build_describer,
+        build_image_editor,
         build_image_model,
         build_policy,
         build_retriever,
@@ -160,6 +164,8 @@ def build_demo_services(config: Config, scratch: Path, stack: ExitStack) -> tupl
         contact_sheet=contact_sheet,
         image_models=image_model_factory(config),
         policy=build_policy(config),
+        editor=build_image_editor(config),
+        describer=build_describer(config),
     )
     limits = FairUseLimits(config.max_concurrent_jobs, config.user_queue_cap, daily_images=0)
     app_logger = logging.getLogger("bot.demo.app")  # the transcript shows what users see; -v shows the rest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,9 @@ from bot.entry.cli.demo.transcript import Action, ChannelLog, Json, Renderer, Sa
 from bot.slack.ids import (
     ACTION_PICK_WINNER,
     ACTION_REROLL,
+    ACTION_UPSCALE,
     ACTION_USE_HIT,
+    ACTION_USE_SKETCH,
     ACTION_VOTE,
     COMMAND_AVATAR,
     COMMAND_IMAGINE,
@@ -32,7 +35,9 @@ BeforeStep = Callable[[int, "FakeSlackApi"], None]
 IDEA = "a cartoon of a little dog"
 REFINEMENT = "make it watercolor, no text"
 THEME = "friendly robots for the data team"
-STEPS = 7
+SKETCH = "dog-sketch.png"
+SKETCH_CAPTION = "here's my sketch of the pose"
+STEPS = 9
 POLL_S = 0.05
 ERROR_MARKS = (":x:", ":warning:", ":no_entry_sign:", ":wave:")  # how the app's error replies begin
 
@@ -103,30 +108,48 @@ class Script:
             self.result(root)
         with self.step(2, f"bob replies: {REFINEMENT}", "refine"):
             self.driver.user_posts(GENERAL, REFINEMENT, BOB, thread_ts=root)
-            refined = self.result(root)
-            if "watercolor" not in self.renderer.one_line(refined).lower():
+            refined = self.renderer.one_line(self.result(root))
+            if "watercolor" not in refined.lower():
                 raise self.fail("the refined prompt does not mention watercolor")
+            if "Kept seed" not in refined:
+                raise self.fail("the refinement did not keep the thread's seed")
         with self.step(3, "alice clicks Use #2", "use-2"):
             self.click(ALICE, self.in_thread(root, "hit_1")[0], ACTION_USE_HIT, "hit_2", "Use #2")
             self.result(root)
         with self.step(4, "alice clicks Re-roll", "reroll"):
             self.click(ALICE, self.in_thread(root, "result_actions")[-1], ACTION_REROLL, None, "Re-roll")
             self.result(root)
-        with self.step(5, f"alice: /avatar {THEME}", "avatar"):
+        with self.step(5, "alice clicks Upscale", "upscale"):
+            self.click(ALICE, self.in_thread(root, "result_actions")[-1], ACTION_UPSCALE, None, "Upscale")
+            upscaled = self.result(root)
+            if "Upscaled to" not in self.renderer.one_line(upscaled):
+                raise self.fail("the upscaled image does not say it was upscaled")
+        with self.step(6, "bob posts a sketch, alice clicks Use as sketch", "sketch"):
+            self.act(BOB, f"posts {SKETCH} into the thread", root)
+            self.driver.user_posts_file(GENERAL, SKETCH, demo_sketch(), BOB, SKETCH_CAPTION, root)
+            [choices] = self.wait(
+                "the picture's choices", lambda: self._newer(self.in_thread(root, "picture_actions"))
+            )
+            self.click(ALICE, choices, ACTION_USE_SKETCH, None, "Use as sketch")
+            drawn = self.result(root)
+            if "as a sketch" not in self.renderer.one_line(drawn):
+                raise self.fail("the drawing does not say it followed the sketch")
+        with self.step(7, f"alice: /avatar {THEME}", "avatar"):
             self.act(ALICE, f"types /avatar {THEME}")
             avatar = self.command(COMMAND_AVATAR, THEME)
             [candidates] = self.wait(
                 "avatar candidates", lambda: self.in_thread(avatar, "brainstorm_actions")
             )
             self.image(avatar, "contact sheet")
-        with self.step(6, "alice and bob react :three:, bob clicks Vote #5", "votes"):
+        with self.step(8, "alice and bob react :three:, bob clicks Vote #5", "votes"):
             self.vote(avatar, candidates)
-        with self.step(7, "alice clicks Pick winner", "winner"):
+        with self.step(9, "alice clicks Pick winner: the winner, then its icon", "winner"):
             self.click(ALICE, candidates, ACTION_PICK_WINNER, None, "Pick winner")
             winner = self.wait("winner announcement", lambda: self._winner(avatar))
             if "#3 wins" not in winner:
                 raise self.fail(f"expected #3 to win with 2 votes, the app said: {winner}")
             self.result(avatar)
+            self.wait("the icon, background removed", lambda: self._icon(avatar))
 
     def vote(self, avatar: str, candidates: Json) -> None:
         """Votes by reaction and by button, checked in the tally the app keeps."""
@@ -235,6 +258,13 @@ class Script:
         if not [m for m in self._newer(self.fake.messages(GENERAL, root_ts)) if m.get("files")]:
             raise self.fail(f"no {what} was uploaded into the thread")
 
+    def _icon(self, root_ts: str) -> Json | None:
+        """The app's icon message in a thread, once posted (with its image)."""
+        found = [
+            m for m in self._newer(self.in_thread(root_ts, "result_actions")) if "as an icon" in m["text"]
+        ]
+        return found[-1] if found else None
+
     def _roots(self) -> list[Json]:
         """The app's top-level messages since the step began (the thread root of a slash command)."""
         return [m for m in self._newer(self.fake.messages(GENERAL)) if m.get("bot_id")]
@@ -294,6 +324,24 @@ class Script:
         images = f"{len(names)} image{'s' * (len(names) != 1)} ({listed})" if names else "no images"
         lines.append(f"{images} and transcript.txt written to {shown_path(self.out)}/")
         return "\n".join(lines) + "\n"
+
+
+def demo_sketch() -> bytes:
+    """The sketch bob posts: a little dog drawn in a few dark strokes on white paper (PNG)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (640, 480), (250, 250, 246))
+    draw = ImageDraw.Draw(image)
+    ink, width = (35, 35, 40), 6
+    draw.ellipse((200, 200, 440, 330), outline=ink, width=width)  # body
+    draw.ellipse((400, 120, 510, 220), outline=ink, width=width)  # head
+    draw.polygon([(410, 135), (395, 80), (440, 125)], outline=ink, width=width)  # ear
+    for x in (230, 290, 350, 400):  # legs
+        draw.line((x, 315, x - 5, 400), fill=ink, width=width)
+    draw.line((205, 250, 140, 190), fill=ink, width=width)  # tail
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def _is_error(message: Json) -> bool:
