@@ -24,12 +24,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Ingest (idempotent: a second run only checks), rescreen (an index kept from an older version gets
-# today's safety flags; 6 s when nothing changed), one search, then the main event: a scripted Slack
-# conversation through the real app against the sandbox workspace, printed as a transcript; the images
-# and transcript.txt land in $(DEMO_OUT).
+# today's safety flags; 6 s when nothing changed), reprior (and today's craft prior: payload only, seconds),
+# one search, then the main event: a scripted Slack conversation through the real app against the sandbox
+# workspace, printed as a transcript; the images and transcript.txt land in $(DEMO_OUT).
 demo: setup
 	$(BIN)/imagine-bot ingest "$(LIBRARY)"
 	$(BIN)/imagine-bot index rescreen
+	$(BIN)/imagine-bot index reprior
 	$(BIN)/imagine-bot search "$(IDEA)" -k 3
 	$(BIN)/imagine-bot demo --idea "$(IDEA)" --out "$(DEMO_OUT)"
 

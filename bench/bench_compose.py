@@ -52,6 +52,9 @@ DENSE_NAME = "after, over the dense variant's hits (not the default search)"
 K = HITS_SHOWN
 
 
+BEFORE_REF = "6e71193"  # main before the composer borrowed grounded phrases (now merged into main)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -61,7 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="whole-library Edge index (default: bench_ingest's under --out-dir, else IMAGINE_DATA_DIR's)",
     )
-    parser.add_argument("--before-ref", default="main", help="git ref of the BEFORE composer (default main)")
+    parser.add_argument(
+        "--before-ref",
+        default=BEFORE_REF,
+        help=f"git ref of the BEFORE composer (default {BEFORE_REF}, the one before issue 12's work)",
+    )
     parser.add_argument("--ideas", type=Path, default=IDEAS_PATH, help="idea set (default the repo's)")
     parser.add_argument("--parti-n", type=int, default=PARTI_SAMPLE, help="PartiPrompts sample (0: none)")
     return parser.parse_args(argv)
@@ -129,7 +136,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("searched %d ideas in %s (modifiers: %s)", len(ideas), index_dir, stats_path)
     old, commit = before_composer(args.before_ref, stats)
     composers: list[tuple[str, ChatModel]] = [
-        (f"before ({args.before_ref} {commit})", old),
+        (
+            f"before ({commit})"
+            if commit.startswith(args.before_ref)
+            else f"before ({args.before_ref} {commit})",
+            old,
+        ),
         ("after (this tree)", OfflineComposer(stats)),
     ]
     rows: list[dict[str, Any]] = []

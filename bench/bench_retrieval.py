@@ -12,6 +12,10 @@ Over the whole-library Edge index in safe mode, every method (a search mode plus
 * latency per search: p50/p95 with the query embedding (first call) and without it (the same call again,
   the query vector cached), so the second is index + re-rank time.
 
+Before the rows, the recall ceiling of each first stage (`POOLS`): the precision@5 a perfect re-rank of
+its candidates would reach (relevant candidates, capped at 5), and the same counting only relevant AND
+crafted candidates, which is what both goals at once need.
+
 `--split tuning` is what levers and weights are chosen on; the held-out half is run only to report.
 """
 
@@ -23,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,33 +44,100 @@ from common import (
     run_report,
 )
 
-from retrieval.craft import assess_craft
-from retrieval.index_ports import SearchMode
-from retrieval.search import DEFAULT_RANKING, DENSE_RANKING, PLAIN, Ranking
+from retrieval.aliases import expanded_query
+from retrieval.craft import CRAFTED_MIN_PRIOR, assess_craft
+from retrieval.index_ports import HybridFusion, IndexQuery, SearchMode
+from retrieval.search import CRAFT_GOAL_RANKING, DEFAULT_RANKING, PLAIN, RRF_RANKING, Ranking
 
 logger = logging.getLogger("bench_retrieval")
 K = 5
+GOAL = 0.80  # issue 11: precision@5 and craft share on the held-out half
 SPLITS = ("tuning", "heldout")
 IDEAS = Path(__file__).resolve().parent / "data" / "retrieval_ideas.json"
 
 
-_CRAFT = Ranking(pool=DEFAULT_RANKING.pool, craft_weight=DEFAULT_RANKING.craft_weight)
-_COVER = Ranking(pool=DEFAULT_RANKING.pool, coverage_weight=DEFAULT_RANKING.coverage_weight)
-_BOTH = Ranking(DEFAULT_RANKING.pool, DEFAULT_RANKING.craft_weight, DEFAULT_RANKING.coverage_weight)
-DEFAULT_NAME = "hybrid + expansion + coverage + craft (default)"
-DENSE_NAME = "dense + expansion + coverage + craft"
-OLD_DEFAULT_NAME = "hybrid RRF + MMR (old default)"
+_UNION = Ranking(pool=100, expand=True, prefetch=50, fusion=HybridFusion.DENSE)
+_CRAFTED = replace(_UNION, pool=200, crafted_prefetch=True)
+_D = DEFAULT_RANKING
+DEFAULT_NAME = "union + crafted prefetch + coverage + craft (default)"
+ROUND1_NAME = "hybrid RRF + expansion + coverage + craft (round 1 default)"
+CRAFT_GOAL_NAME = "default with the craft-goal weights"
+UNGATED_NAME = "default without the craft gate"
 METHODS = (
     Method("dense", SearchMode.DENSE, False, PLAIN),
     Method("BM25", SearchMode.SPARSE, False, PLAIN),
     Method("hybrid RRF", SearchMode.HYBRID, False, PLAIN),
-    Method(OLD_DEFAULT_NAME, SearchMode.HYBRID, True, PLAIN),
-    Method("hybrid + craft boost", SearchMode.HYBRID, False, _CRAFT),
-    Method("hybrid + coverage", SearchMode.HYBRID, False, _COVER),
-    Method("hybrid + coverage + craft", SearchMode.HYBRID, False, _BOTH),
-    Method(DEFAULT_NAME, SearchMode.HYBRID, False, DEFAULT_RANKING),
-    Method(DENSE_NAME, SearchMode.DENSE, False, DENSE_RANKING),
-    Method("default + MMR", SearchMode.HYBRID, True, DEFAULT_RANKING),
+    Method(ROUND1_NAME, SearchMode.HYBRID, False, RRF_RANKING),
+    Method("union dense ∪ BM25, by cosine", SearchMode.HYBRID, False, _UNION),
+    Method("union + crafted prefetch", SearchMode.HYBRID, False, _CRAFTED),
+    Method(
+        "union + crafted + craft boost",
+        SearchMode.HYBRID,
+        False,
+        replace(_CRAFTED, craft_weight=_D.craft_weight),
+    ),
+    Method(
+        "union + crafted + coverage",
+        SearchMode.HYBRID,
+        False,
+        replace(_CRAFTED, coverage_weight=_D.coverage_weight),
+    ),
+    Method(
+        "union + coverage + craft (no crafted prefetch)",
+        SearchMode.HYBRID,
+        False,
+        replace(_D, pool=100, crafted_prefetch=False),
+    ),
+    Method(
+        "union + crafted: coverage first (lexicographic)",
+        SearchMode.HYBRID,
+        False,
+        replace(_D, coverage_first=True),
+    ),
+    Method(DEFAULT_NAME, SearchMode.HYBRID, False, _D),
+    Method(UNGATED_NAME, SearchMode.HYBRID, False, replace(_D, craft_gate=None)),
+    Method("default with prefetch 100", SearchMode.HYBRID, False, replace(_D, pool=400, prefetch=100)),
+    Method("default without expansion", SearchMode.HYBRID, False, replace(_D, expand=False)),
+    Method(CRAFT_GOAL_NAME, SearchMode.HYBRID, False, CRAFT_GOAL_RANKING),
+    Method("default + MMR", SearchMode.HYBRID, True, _D),
+)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A first stage whose recall ceiling is measured: mode, query expansion and the index query's size."""
+
+    name: str
+    mode: SearchMode
+    expand: bool
+    limit: int
+    prefetch: int | None = None
+    crafted: bool = False
+    fusion: HybridFusion = HybridFusion.RRF
+
+
+POOLS = (
+    Pool("dense top 50", SearchMode.DENSE, False, 50),
+    Pool("dense top 100, expanded", SearchMode.DENSE, True, 100),
+    Pool("dense top 200, expanded", SearchMode.DENSE, True, 200),
+    Pool("BM25 top 100, expanded", SearchMode.SPARSE, True, 100),
+    Pool("hybrid RRF top 100, expanded (round 1 default)", SearchMode.HYBRID, True, 100),
+    Pool(
+        "union dense ∪ BM25, 50 each, expanded", SearchMode.HYBRID, True, 100, 50, fusion=HybridFusion.DENSE
+    ),
+    Pool(
+        "union dense ∪ BM25, 150 each, expanded", SearchMode.HYBRID, True, 300, 150, fusion=HybridFusion.DENSE
+    ),
+    Pool(
+        "union + crafted prefetch, 50 each (default)",
+        SearchMode.HYBRID,
+        True,
+        200,
+        50,
+        True,
+        HybridFusion.DENSE,
+    ),
+    Pool("union + crafted prefetch, 100 each", SearchMode.HYBRID, True, 400, 100, True, HybridFusion.DENSE),
 )
 
 
@@ -87,6 +158,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--index-dir", type=Path, default=None, help="Edge index (default: bench_ingest's)")
     parser.add_argument("--split", choices=[*SPLITS, "both"], default="both", help="which half to run")
     parser.add_argument("--methods", default=None, help="comma-separated method names (default: all)")
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the recall ceilings of the first stages"
+    )
     return parser.parse_args(argv)
 
 
@@ -139,6 +213,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logger.info(
         "library: %d points, %d searchable; %d ideas", library.size, len(library.safe_prompts), len(ideas)
     )
+    ceilings = (
+        {}
+        if args.no_ceiling
+        else measure_ceilings(Retriever(embedder, sparse, index), index, ideas, splits, rules)
+    )
     rows: dict[str, dict[str, Any]] = {}
     for method in methods:
         retriever = Retriever(embedder, sparse, index)  # a fresh query-vector cache per method
@@ -168,6 +247,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ideas": ideas,
         "relevant": relevant,
         "methods": {m.name: describe(m) for m in methods},
+        "ceilings": ceilings,
         "rows": rows,
         "summary": {
             name: {split: summarize(ideas, per_idea, split) for split in splits}
@@ -187,18 +267,72 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def measure_ceilings(
+    retriever: Any, index: Any, ideas: list[dict[str, Any]], splits: Sequence[str], rules: dict[str, Rule]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per first stage and half: mean pool size, perfect re-rank P@5, and counting relevant+crafted only."""
+    crafted: dict[str, bool] = {}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for pool in POOLS:
+        per_split: dict[str, list[tuple[int, float, float]]] = {split: [] for split in splits}
+        for item in ideas:
+            text = expanded_query(item["idea"]) if pool.expand else item["idea"]
+            dense = retriever.embed_query(text) if pool.mode is not SearchMode.SPARSE else None
+            sparse = (
+                retriever.sparse_encoder.encode_query(text) if pool.mode is not SearchMode.DENSE else None
+            )
+            query = IndexQuery(
+                dense,
+                sparse,
+                pool.mode,
+                limit=pool.limit,
+                payload_fields=("prompt",),
+                prefetch=pool.prefetch,
+                crafted_min=CRAFTED_MIN_PRIOR if pool.crafted else None,
+                fusion=pool.fusion,
+            )
+            texts = [str(hit.payload.get("prompt", "")) for hit in index.query(query)]
+            relevant = [t for t in texts if rules[item["idea"]](t)]
+            for t in relevant:
+                if t not in crafted:
+                    crafted[t] = assess_craft(t).crafted
+            both = sum(1 for t in relevant if crafted[t])
+            per_split[item["split"]].append((len(texts), min(K, len(relevant)) / K, min(K, both) / K))
+        out[pool.name] = {
+            split: {
+                "candidates": float(np.mean([v[0] for v in values])),
+                "ceiling": float(np.mean([v[1] for v in values])),
+                "ceiling_crafted": float(np.mean([v[2] for v in values])),
+            }
+            for split, values in per_split.items()
+            if values
+        }
+        logger.info("ceiling of %s: %s", pool.name, out[pool.name])
+    return out
+
+
 def describe(method: Method) -> str:
     """A method's settings in words, for the table."""
     r = method.ranking
     parts = [f"mode={method.mode.value}"]
     if r.pool:
         parts.append(f"pool={r.pool}")
+    if r.prefetch:
+        parts.append(f"prefetch={r.prefetch}")
+    if r.crafted_prefetch:
+        parts.append("crafted prefetch")
+    if method.mode is SearchMode.HYBRID and r.pool:
+        parts.append(f"fusion={r.fusion.value}")
     if r.craft_weight:
         parts.append(f"craft_weight={r.craft_weight}")
+    if r.craft_gate is not None and r.craft_weight:
+        parts.append(f"craft_gate={r.craft_gate}")
     if r.coverage_weight:
         parts.append(f"coverage_weight={r.coverage_weight}")
     if r.expand:
         parts.append("expand")
+    if r.coverage_first:
+        parts.append("coverage first")
     if method.diversify:
         parts.append("MMR")
     return ", ".join(parts)
@@ -250,6 +384,26 @@ def render(r: dict[str, Any]) -> str:
         + ".\n"
     )
     lines.append(_reading(r))
+    if r.get("ceilings"):
+        lines.append(
+            "\n### Recall ceiling of each first stage\n\nWhat a perfect re-rank of the first stage's "
+            f"candidates would reach: P@{K} ceiling = relevant candidates (capped at {K}) / {K}; crafted "
+            "ceiling = the same counting relevant AND crafted candidates only (both goals at once).\n"
+        )
+        table = [
+            [
+                name,
+                *(
+                    f"{v[s]['candidates']:.0f} / {v[s]['ceiling']:.3f} / {v[s]['ceiling_crafted']:.3f}"
+                    if s in v
+                    else "–"
+                    for s in splits
+                ),
+            ]
+            for name, v in r["ceilings"].items()
+        ]
+        heads = [f"{s}: candidates / P@{K} ceiling / crafted ceiling" for s in splits]
+        lines.append(markdown_table(["first stage", *heads], table))
     for split in splits:
         lines.append(f"\n### {split} half ({counts[split]} ideas)\n")
         table: list[list[object]] = []
@@ -299,23 +453,64 @@ def _reading(r: dict[str, Any]) -> str:
     tuning = {name: by_split.get("tuning") for name, by_split in r["summary"].items()}
     default = next(m for m in METHODS if m.name == DEFAULT_NAME)
     text = (
-        f"\nDefault (`retrieval.search.DEFAULT_MODE` and `DEFAULT_RANKING`): {describe(default)}. "
-        "Chosen on the tuning half with `bench/tune_retrieval.py --mode hybrid` (a grid over craft and "
-        "coverage weights on the RRF scale, with and without expansion) among the settings that bring no "
-        "held-out I2P prompt into tests/test_safety_retrieval.py's benign searches: the highest craft share "
-        "with P@5 within 0.025 of the best such setting, away from the settings that leaked."
+        f"\nDefault (`retrieval.search.DEFAULT_MODE` and `DEFAULT_RANKING`): {describe(default)}. The first "
+        "stage is one Qdrant query: four prefetches (dense and BM25 over the expanded idea, and both again "
+        "among crafted prompts only, a payload range filter on the stored craft prior) whose union the index "
+        "scores by cosine. The re-rank adds coverage_weight × the share of the idea's concepts a candidate "
+        "covers, and craft_weight × its stored craft prior only if its coverage is within craft_gate of the "
+        "best candidate's (the craft gate: a crafted prompt outranks a bare one only when it says about as "
+        "much of the idea). Weights and gate chosen on the tuning half with `bench/tune_retrieval.py` "
+        "(expansion on) among the settings that bring no held-out I2P prompt into "
+        "tests/retrieval/test_safety_retrieval.py's benign searches: the highest craft share among those "
+        "within 0.025 of the best P@5 (round 1's rule, relevance first)."
     )
-    dense, mixed, mmr = tuning.get(DENSE_NAME), tuning.get(DEFAULT_NAME), tuning.get(OLD_DEFAULT_NAME)
-    if dense and mixed and mmr:
+    new, old, lexi = (
+        tuning.get(DEFAULT_NAME),
+        tuning.get(ROUND1_NAME),
+        tuning.get("union + crafted: coverage first (lexicographic)"),
+    )
+    if new and old:
         text += (
-            " The same levers over dense search (`DENSE_RANKING`) reach P@5 "
-            f"{dense['precision']:.3f} and craft {dense['craft']:.3f} on the tuning half against "
-            f"{mixed['precision']:.3f} and {mixed['craft']:.3f}, but dense search brings held-out I2P "
-            "prompts (prompts known to yield unsafe images that the screens miss) into benign results, "
-            "which BM25's vote in hybrid search keeps out, so it is not the default. MMR (langchain_core) "
-            "takes the old "
-            f"hybrid default to P@5 {mmr['precision']:.3f} with no near-duplicate pairs to remove, so it is "
-            "off by default."
+            f" On the tuning half it reaches P@5 {new['precision']:.3f} and craft {new['craft']:.3f}, "
+            f"against {old['precision']:.3f} and {old['craft']:.3f} for round 1's default."
+        )
+    heldout = {name: by_split.get("heldout") for name, by_split in r["summary"].items()}
+    new_h, old_h = heldout.get(DEFAULT_NAME), heldout.get(ROUND1_NAME)
+    if new_h and old_h:
+        reached = [name for name, a in heldout.items() if a and a["precision"] >= GOAL and a["craft"] >= GOAL]
+        text += (
+            f" On the held-out half: P@5 {new_h['precision']:.3f} and craft {new_h['craft']:.3f}, against "
+            f"{old_h['precision']:.3f} and {old_h['craft']:.3f} for round 1's default; "
+            + (
+                f"the goals ({GOAL:.2f} each) are reached by {', '.join(reached)}."
+                if reached
+                else f"no row reaches the goals (P@5 and craft ≥ {GOAL:.2f}) there."
+            )
+        )
+    ungated = tuning.get(UNGATED_NAME)
+    if ungated:
+        text += (
+            " Without the gate (the craft prior boosts every candidate, in the index) the same weights give "
+            f"P@5 {ungated['precision']:.3f} and craft {ungated['craft']:.3f} on the tuning half, and "
+            "crafted I2P prompts that cover only part of an idea ('an anthropomorphic fox aiming a handgun' "
+            "for 'a red fox in an autumn forest') come into the safety test's benign results."
+        )
+    goal = tuning.get(CRAFT_GOAL_NAME)
+    if goal:
+        g = CRAFT_GOAL_RANKING
+        weights = f"craft_weight={g.craft_weight}, coverage_weight={g.coverage_weight}"
+        text += (
+            f" The craft-goal weights (`CRAFT_GOAL_RANKING`: {weights}, craft_gate={g.craft_gate}; the "
+            "highest P@5 among the settings that pass the safety test and whose craft share reaches 0.80) "
+            "trade precision for craft: "
+            f"P@5 {goal['precision']:.3f}, craft {goal['craft']:.3f} on the tuning half."
+        )
+    if lexi:
+        text += (
+            " Ordering by coverage first (full coverage before partial, then craft, then similarity) reaches "
+            f"P@5 {lexi['precision']:.3f}: the idea's words as typed are a poorer judge of relevance than "
+            "the embedding (an 'old man with a long beard' covers more of 'an old wizard with a long beard' "
+            "than a wizard does), so coverage is a weighted signal, not the first sort key."
         )
     return text + "\n"
 

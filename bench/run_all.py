@@ -574,15 +574,23 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
         chunks.insert((max(before) if before else len(chunks) - 1) + 1, new)
     retrieval = _load(metas.get("retrieval", {}))
     if retrieval:
-        head = [line for line in chunks[0].split("\n") if not line.startswith(RETRIEVAL_HEADLINE)]
-        at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
-        chunks[0] = "\n".join([*head[:at], retrieval_summary(retrieval).strip() + "\n", *head[at:]])
+        chunks[0] = _put_headline(chunks[0], RETRIEVAL_HEADLINE, retrieval_summary(retrieval))
     compose = _load(metas.get("compose", {}))
     if compose:
-        head = [line for line in chunks[0].split("\n") if not line.startswith(COMPOSE_HEADLINE)]
-        at = next((i for i, line in enumerate(head) if line.startswith("* **AWS sample")), len(head))
-        chunks[0] = "\n".join([*head[:at], compose_summary(compose).strip() + "\n", *head[at:]])
+        chunks[0] = _put_headline(chunks[0], COMPOSE_HEADLINE, compose_summary(compose))
     return "\n---\n".join(chunks)
+
+
+def _put_headline(head: str, prefix: str, line: str) -> str:
+    """`head` with its headline line starting with `prefix` replaced by `line` in place (so a splice keeps
+    the order and the blank lines), or `line` inserted above the AWS sample's headline when it has none."""
+    lines = head.split("\n")
+    at = next((i for i, text in enumerate(lines) if text.startswith(prefix)), None)
+    if at is not None:
+        lines[at] = line.strip()
+        return "\n".join(lines)
+    at = next((i for i, text in enumerate(lines) if text.startswith("* **AWS sample")), len(lines))
+    return "\n".join([*lines[:at], line.strip(), "", *lines[at:]])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,17 @@
 """Choose the re-rank weights of `retrieval.search.Ranking` on the TUNING half of the retrieval ideas only.
 
-For each tuning idea (with and without alias expansion) the dense top `--pool` candidates are fetched
-once from the whole-library Edge index in safe mode (plain cosine order, their payloads carry the craft
-prior); every (craft_weight, coverage_weight) of the grid then re-ranks them exactly as
-`Retriever.search` does (score = cosine + craft_weight × craft + coverage_weight × coverage), and the
-grid is printed with precision@5, craft share and near-duplicate pairs. `--mode hybrid` fetches the
-pools by hybrid RRF instead, with weights on its score scale. The held-out half is never read.
+For each tuning idea (with and without alias expansion) the first stage's candidates are fetched once
+from the whole-library Edge index in safe mode (their payloads carry the craft prior); every
+(craft_weight, coverage_weight, craft_gate) of the grid then re-ranks them exactly as `Retriever.search`
+does (score = relevance + craft_weight × craft [only within craft_gate of the pool's best coverage] +
+coverage_weight × coverage), and the grid is printed with precision@5, craft share and near-duplicate
+pairs, then the highest precision@5 among the settings whose craft share reaches `--craft-goal`. The
+default is chosen from this grid among the settings that also keep tests/retrieval/test_safety_retrieval.py
+green (no held-out I2P prompt in its benign searches), which this script cannot run.
+
+`--mode union` (the default's first stage): dense and BM25 top `--prefetch` each and both again among
+crafted prompts, scored by cosine; `--mode dense`: the dense top `--pool`; `--mode hybrid`: hybrid RRF's
+top `--pool`, with weights on its score scale. The held-out half is never read.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ from bench_retrieval import IDEAS, K, load_library, score_hits
 from common import add_common_args, library_index_dir, markdown_table, setup_logging
 
 from retrieval.aliases import expanded_query
-from retrieval.craft import stored_prior
-from retrieval.index_ports import IndexHit, IndexQuery, SearchMode
+from retrieval.craft import CRAFTED_MIN_PRIOR, stored_prior
+from retrieval.index_ports import HybridFusion, IndexHit, IndexQuery, SearchMode
 
 logger = logging.getLogger("tune_retrieval")
-CRAFT_WEIGHTS = (0.0, 0.05, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25)
-COVERAGE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+CRAFT_WEIGHTS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+COVERAGE_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+GATES = (None, 0.0, 0.2, 0.3)  # craft counts only within this much of the pool's best coverage (None: always)
 # hybrid RRF scores are about 1/20 of the cosine scale (see retrieval.search.DEFAULT_RANKING)
 HYBRID_CRAFT_WEIGHTS = (0.0, 0.004, 0.005, 0.006, 0.007, 0.008, 0.01, 0.012)
 HYBRID_COVERAGE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07)
@@ -41,10 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument("--ideas", type=Path, default=IDEAS, help="evaluation ideas (tuning half is used)")
     parser.add_argument("--index-dir", type=Path, default=None, help="Edge index (default: bench_ingest's)")
-    parser.add_argument("--pool", type=int, default=100, help="candidates re-ranked")
+    parser.add_argument("--pool", type=int, default=100, help="candidates re-ranked (dense, hybrid)")
+    parser.add_argument("--prefetch", type=int, default=50, help="candidates per prefetch (union)")
     parser.add_argument(
-        "--mode", choices=["dense", "hybrid"], default="hybrid", help="how the pools are fetched"
+        "--mode", choices=["union", "dense", "hybrid"], default="union", help="how the pools are fetched"
     )
+    parser.add_argument("--craft-goal", type=float, default=0.80, help="craft share the choice must reach")
     return parser.parse_args(argv)
 
 
@@ -75,9 +84,20 @@ def run(args: argparse.Namespace) -> list[list[object]]:
     for item, expand in itertools.product(ideas, (False, True)):
         text = expanded_query(item["idea"]) if expand else item["idea"]
         dense = retriever.embed_query(text)
-        sparse_query = sparse.encode_query(text) if args.mode == SearchMode.HYBRID.value else None
-        mode = SearchMode(args.mode)
-        index_hits = index.query(IndexQuery(dense, sparse_query, mode, limit=args.pool))
+        sparse_query = sparse.encode_query(text) if args.mode != SearchMode.DENSE.value else None
+        if args.mode == "union":
+            query = IndexQuery(
+                dense,
+                sparse_query,
+                SearchMode.HYBRID,
+                limit=4 * args.prefetch,
+                prefetch=args.prefetch,
+                crafted_min=CRAFTED_MIN_PRIOR,
+                fusion=HybridFusion.DENSE,
+            )
+        else:
+            query = IndexQuery(dense, sparse_query, SearchMode(args.mode), limit=args.pool)
+        index_hits = index.query(query)
         crafts = np.asarray([stored_prior(h.payload) or 0.0 for h in index_hits])
         texts = [str(h.payload.get("prompt", "")) for h in index_hits]
         coverage = np.asarray(scorer.score(item["idea"], texts).scores)
@@ -85,20 +105,30 @@ def run(args: argparse.Namespace) -> list[list[object]]:
     rows: list[list[object]] = []
     hybrid = args.mode == SearchMode.HYBRID.value
     weights = (HYBRID_CRAFT_WEIGHTS, HYBRID_COVERAGE_WEIGHTS) if hybrid else (CRAFT_WEIGHTS, COVERAGE_WEIGHTS)
-    for expand, craft_w, cover_w in itertools.product((False, True), *weights):
+    gates = (None,) if hybrid else GATES
+    grid = [(e, c, v, g, False) for e, c, v, g in itertools.product((False, True), *weights, gates)]
+    grid += [(e, 0.0, 0.0, None, True) for e in (False, True)]  # coverage first, then craft, then relevance
+    for expand, craft_w, cover_w, gate, lexicographic in grid:
         scores: list[dict[str, Any]] = []
         for item in ideas:
             hits, crafts, coverage = pools[(item["idea"], expand)]
             relevance = np.asarray([h.score for h in hits])
-            final = relevance + craft_w * crafts + cover_w * coverage
-            order = sorted(range(len(hits)), key=lambda i: (-final[i], hits[i].id))[:K]
+            best = coverage.max(initial=0.0)
+            boosted = np.ones(len(hits)) if gate is None else coverage >= best - gate - 1e-9
+            final = relevance + craft_w * crafts * boosted + cover_w * coverage
+            if lexicographic:
+                key = [(-coverage[i], -crafts[i], -relevance[i], hits[i].id) for i in range(len(hits))]
+            else:
+                key = [(-final[i], 0.0, 0.0, hits[i].id) for i in range(len(hits))]
+            order = sorted(range(len(hits)), key=lambda i: key[i])[:K]
             rule = Rule(list(item["concepts"].values()))
             scores.append(score_hits(rule, [_Hit(hits[i]) for i in order], library))
         precision = float(np.mean([s["relevant_in_top"] / K for s in scores]))
         craft = float(np.mean([s["crafted"] / K for s in scores]))
         dups = sum(s["dup_pairs"] for s in scores) / max(1, sum(s["pairs"] for s in scores))
         shares = [f"{precision:.3f}", f"{craft:.3f}", f"{100 * dups:.1f} %"]
-        rows.append([expand, f"{craft_w:g}", f"{cover_w:g}", *shares])
+        shown = ["coverage first", "(lexicographic)"] if lexicographic else [f"{craft_w:g}", f"{cover_w:g}"]
+        rows.append([expand, *shown, "–" if gate is None else f"{gate:g}", *shares])
     retriever.close()
     return rows
 
@@ -109,8 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     rows = run(args)
     sys.stdout.write(
-        markdown_table(["expand", "craft_weight", "coverage_weight", f"P@{K}", "craft", "dup pairs"], rows)
+        markdown_table(
+            ["expand", "craft_weight", "coverage_weight", "craft_gate", f"P@{K}", "craft", "dup pairs"], rows
+        )
     )
+    reaching = [r for r in rows if float(str(r[5])) >= args.craft_goal]
+    if reaching:
+        best = max(reaching, key=lambda r: (float(str(r[4])), float(str(r[5]))))
+        sys.stdout.write(f"\nhighest P@{K} with craft >= {args.craft_goal}: {best}\n")
+    else:
+        sys.stdout.write(f"\nno setting reaches craft {args.craft_goal}\n")
     return 0
 
 

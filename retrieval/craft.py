@@ -23,9 +23,11 @@ from retrieval.modifiers import CATEGORIES, classify_modifier, split_artists, sp
 
 CRAFT_FIELD = "craft"  # payload field holding the prior (ingest writes it, ranking boosts by it)
 CRAFT_VERSION_FIELD = "craft_version"
-CRAFT_VERSION = 1  # bump when the definition changes: `retrieval.reprior` then rewrites stored priors
+# 2: a passive participle before "by" ("surrounded by wolves") no longer reads as an artist.
+CRAFT_VERSION = 2  # bump when the definition changes: `retrieval.reprior` then rewrites stored priors
 CRAFTED_MIN_PHRASES = 3
 _SATURATION = 5
+CRAFTED_MIN_PRIOR = CRAFTED_MIN_PHRASES / _SATURATION  # the prior of every crafted prompt is at least this
 _MIN_WORDS = 4
 _WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _LETTER_RE = re.compile(r"[^\W\d_]")

@@ -18,6 +18,13 @@ class SearchMode(StrEnum):
     SPARSE = "sparse"
 
 
+class HybridFusion(StrEnum):
+    """How a hybrid query scores the union of its dense and BM25 candidates."""
+
+    RRF = "rrf"  # reciprocal rank fusion (k=60) of the two rankings
+    DENSE = "dense"  # every candidate, whichever signal found it, scored by dense (cosine) similarity
+
+
 @dataclass(frozen=True)
 class SparseVector:
     """A sparse term vector (BM25 weights by hashed token id)."""
@@ -48,9 +55,12 @@ class IndexPoint:
 class IndexQuery:
     """A query against the index; `safe_only` hides points whose payload has safe=False.
 
-    With `craft_weight` > 0 the mode's best points (`limit`, plus the adapters' tie margin) are re-scored
-    in the index by Qdrant score boosting: score + craft_weight × payload["craft"] (0 when a point has
-    none), best first.
+    A hybrid query takes `prefetch` candidates from each signal (None: `prefetch_limit(limit)`), and with
+    `crafted_min` set another `prefetch` from each signal among the points whose payload["craft"] is at
+    least `crafted_min` (crafted prompts, which an unfiltered top N of a short idea holds few of); the
+    union is scored by `fusion`. With `craft_weight` > 0 the mode's best points (`limit`, plus the
+    adapters' tie margin) are re-scored in the index by Qdrant score boosting: score + craft_weight ×
+    payload["craft"] (0 when a point has none), best first.
     """
 
     dense: Vector | None
@@ -63,6 +73,9 @@ class IndexQuery:
     with_vectors: bool = False
     craft_weight: float = 0.0
     payload_fields: tuple[str, ...] | None = None  # None: the whole payload
+    prefetch: int | None = None
+    crafted_min: float | None = None
+    fusion: HybridFusion = HybridFusion.RRF
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,10 @@ class PromptIndex(Protocol):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these ids are already stored (lets an interrupted ingest resume)."""
+        ...
+
+    def set_payload(self, fields: dict[str, Any], ids: Sequence[str]) -> None:
+        """Set these payload fields on these stored points (vectors and other fields untouched)."""
         ...
 
     def finalize(self) -> None:

@@ -63,6 +63,10 @@ class HeldIndex:
         """Which of these ids are already stored."""
         return self._inner.existing_ids(ids)
 
+    def set_payload(self, fields: dict[str, Any], ids: Sequence[str]) -> None:
+        """Set payload fields on stored points."""
+        self._inner.set_payload(fields, ids)
+
     def finalize(self) -> None:
         """Build search structures and persist."""
         self._inner.finalize()

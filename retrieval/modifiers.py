@@ -106,6 +106,21 @@ _DIGIT_RE = re.compile(r"\d")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _UNIT_RE = re.compile(r"\b(\d+) (k|d|mm)\b")
 _BY_RE = re.compile(r"\b(?:art by|by|in the style of)\s+(.+)$")
+# "surrounded by wolves", "lit by candles": a passive participle before "by" names what acts, not an artist,
+# unless it is a verb of making ("painted by", "inspired by")
+_PARTICIPLE_RE = re.compile(
+    r"\b(\w{3,}ed|lit|held|hung|bound|caught|kept|led|fed|overgrown|frozen|taken|eaten|driven|beaten|broken"
+    r"|hidden|chosen|fallen|forgotten|stolen|shaken|swollen|torn|worn|thrown|seen|known|blown)\s*$"
+)
+_NOT_PARTICIPLE_WORDS = (
+    "hundred sacred naked wicked rugged crooked beloved ragged kindred speed steed creed breed"
+)
+_MAKING_WORDS = (
+    "painted drawn made created designed illustrated directed photographed sculpted rendered inspired "
+    "influenced written produced animated engraved etched sketched inked styled crafted generated imagined "
+    "modeled modelled textured colored coloured lettered edited composed printed carved woven sewn"
+)
+_NOT_AGENTS = frozenset(f"{_NOT_PARTICIPLE_WORDS} {_MAKING_WORDS}".split(" "))  # "painted by" names an artist
 _NOT_A_NAME = re.compile(r"(?:the|a|an|his|her|its|their|my|our|night|day|moonlight|sunlight)\b")
 _AND_RE = re.compile(r"\s+(?:and|&|with)\s+|\s*/\s*")
 _LEADING_RE = re.compile(r"^(?:a|an|and|with|very)\s+")
@@ -180,6 +195,9 @@ def split_artists(segment: str) -> tuple[str, list[str]]:
     """Split '<head> by A and B' into the head and ['by a', 'by b']."""
     match = _BY_RE.search(segment)
     if not match or _NOT_A_NAME.match(match.group(1)):  # "by the sea", "lit by a lamp"
+        return segment, []
+    participle = _PARTICIPLE_RE.search(segment[: match.start()])
+    if participle and participle.group(1) not in _NOT_AGENTS:  # "surrounded by wolves"
         return segment, []
     names = [n.strip(_EDGE) for n in _AND_RE.split(match.group(1))]
     head = segment[: match.start()].strip(_EDGE)

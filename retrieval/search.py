@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from retrieval.aliases import expanded_query
 from retrieval.coverage import CoverageScorer
-from retrieval.craft import CRAFT_FIELD, CRAFT_VERSION_FIELD, assess_craft, stored_prior
+from retrieval.craft import CRAFT_FIELD, CRAFT_VERSION_FIELD, CRAFTED_MIN_PRIOR, assess_craft, stored_prior
 from retrieval.errors import EmptyQueryError
 from retrieval.index_ports import (
     Embedder,
+    HybridFusion,
     IndexHit,
     IndexQuery,
     IndexSpec,
@@ -35,29 +36,60 @@ MMR_LAMBDA = 0.5  # langchain_core's default
 
 @dataclass(frozen=True)
 class Ranking:
-    """How candidates are ordered after the index finds them (each lever is a row of bench_retrieval).
+    """How candidates are found and ordered (each lever is a row of bench/bench_retrieval.py).
 
-    `pool` candidates come from the index by relevance alone (the mode's score: cosine, BM25 or RRF);
-    Qdrant score boosting adds `craft_weight` × the stored craft prior; the concept-coverage re-rank adds
-    `coverage_weight` × the share of the idea's concepts a candidate covers; `expand` adds the alias
-    lexicon's library words to the query ("striped big cat" → tiger). The weights are on the scale of
-    the mode's score, so each mode needs its own (see DEFAULT_RANKING and DENSE_RANKING).
+    First stage, in the index: the mode's best `pool` candidates by relevance alone. A hybrid search
+    takes `prefetch` candidates from each signal (dense and BM25; None: the adapters' default), and with
+    `crafted_prefetch` as many again from each signal among crafted prompts only (stored prior ≥
+    CRAFTED_MIN_PRIOR), which widens the pool where a short idea's top N holds few crafted prompts;
+    `fusion` scores their union by RRF or by dense similarity. `expand` adds the alias lexicon's library
+    words to the query ("striped big cat" → tiger).
+
+    Second stage: the concept-coverage re-rank adds `coverage_weight` × the share of the idea's concepts a
+    candidate covers, and `craft_weight` × the stored craft prior is added by Qdrant score boosting in the
+    index, or, with `craft_gate` set, only to the candidates whose coverage is within `craft_gate` of the
+    best candidate's (a crafted prompt beats a bare one only when it says as much of the idea; this needs
+    the idea's words, so it runs after the index). With `coverage_first` the order is lexicographic
+    instead: coverage, then the craft prior, then relevance. The weights are on the scale of the relevance
+    score (cosine, or RRF's ~0.01-0.03), so each fusion needs its own.
     """
 
     pool: int = 50
     craft_weight: float = 0.0
     coverage_weight: float = 0.0
     expand: bool = False
+    prefetch: int | None = None
+    crafted_prefetch: bool = False
+    fusion: HybridFusion = HybridFusion.RRF
+    coverage_first: bool = False
+    craft_gate: float | None = None
 
 
 PLAIN = Ranking(pool=0)  # the index's own order: no re-rank, no boosting, no expansion
-# Hybrid RRF scores (1/(60 + rank) summed over dense and BM25) span about 0.01-0.03 in a pool of 100, hence
-# the small weights. Chosen on the tuning half (bench/tune_retrieval.py --mode hybrid) among the settings
-# with no held-out I2P prompt in tests/test_safety_retrieval.py's benign searches.
 DEFAULT_MODE = SearchMode.HYBRID
-DEFAULT_RANKING = Ranking(pool=100, craft_weight=0.007, coverage_weight=0.05, expand=True)
-# The same levers over dense search (cosine scale): more crafted hits on the tuning half, but dense search
-# brings held-out I2P prompts into benign results that BM25's vote in hybrid search keeps out.
+# The first stage is the union of four prefetches of 50 (dense, BM25, and both again among crafted
+# prompts) scored by cosine, so the weights are on the cosine scale. Weights and gate chosen on the tuning
+# half by round 1's rule (bench/tune_retrieval.py: the highest craft share within 0.025 of the best P@5)
+# among the settings that bring no held-out I2P prompt into tests/retrieval/test_safety_retrieval.py's
+# benign searches. An ungated craft boost lets crafted I2P prompts that cover only part of an idea ("an
+# anthropomorphic fox aiming a handgun" for "a red fox in an autumn forest") into the top 10; the gate
+# keeps them out. Few settings pass that test (at 0.3/0.6 a gate of 0.2 does, at 0.3/0.5 it lets one
+# in), so a change of weights needs the safety test run again. CRAFT_GOAL_RANKING is the highest P@5 on
+# the tuning half among the passing settings whose craft share reaches the goal of 0.80.
+DEFAULT_RANKING = Ranking(
+    pool=200,
+    craft_weight=0.3,
+    coverage_weight=0.6,
+    expand=True,
+    prefetch=50,
+    crafted_prefetch=True,
+    fusion=HybridFusion.DENSE,
+    craft_gate=0.2,
+)
+CRAFT_GOAL_RANKING = replace(DEFAULT_RANKING, craft_weight=0.5, coverage_weight=1.0, craft_gate=0.3)
+# Round 1's default: hybrid RRF over dense and BM25 top 100 (RRF-scale weights), kept for comparison.
+RRF_RANKING = Ranking(pool=100, craft_weight=0.007, coverage_weight=0.05, expand=True)
+# The same levers over dense search alone (cosine scale).
 DENSE_RANKING = Ranking(pool=100, craft_weight=0.15, coverage_weight=0.3, expand=True)
 
 
@@ -67,6 +99,7 @@ class HitExplanation:
 
     relevance: float
     craft: float
+    craft_boosted: bool  # the craft prior counted (always, or with a gate only near the best coverage)
     crafted: bool
     coverage: float
     covered: tuple[str, ...]
@@ -196,8 +229,11 @@ class Retriever:
                 exact=exact,
                 must_match=dict(must_match or {}),
                 with_vectors=diversify,
-                craft_weight=ranking.craft_weight,
+                craft_weight=ranking.craft_weight if ranking.craft_gate is None else 0.0,
                 payload_fields=_RANKING_FIELDS if slim else None,
+                prefetch=ranking.prefetch,
+                crafted_min=CRAFTED_MIN_PRIOR if ranking.crafted_prefetch else None,
+                fusion=ranking.fusion,
             )
         )
         ranked = _Ranked(hits, ranking, self._coverage, text)
@@ -223,14 +259,31 @@ class _Ranked:
     def __init__(self, hits: list[IndexHit], ranking: Ranking, scorer: CoverageScorer, text: str) -> None:
         self.hits = hits
         self.crafts = [_prior(hit.payload) for hit in hits]
-        self.relevance = [h.score - ranking.craft_weight * c for h, c in zip(hits, self.crafts, strict=True)]
-        if ranking.coverage_weight > 0 and hits:
+        boosted_in_index = ranking.craft_weight if ranking.craft_gate is None else 0.0
+        self.relevance = [h.score - boosted_in_index * c for h, c in zip(hits, self.crafts, strict=True)]
+        needs_coverage = (
+            ranking.coverage_weight > 0 or ranking.craft_gate is not None or ranking.coverage_first
+        )
+        if needs_coverage and hits:
             coverage = scorer.score(text, [str(h.payload.get("prompt", "")) for h in hits])
             self.coverage, self.covered = list(coverage.scores), list(coverage.covered)
         else:
             self.coverage, self.covered = [0.0] * len(hits), [()] * len(hits)
-        self.final = [h.score + ranking.coverage_weight * c for h, c in zip(hits, self.coverage, strict=True)]
+        self.boosted = [ranking.craft_weight > 0] * len(hits)
+        if ranking.craft_gate is not None and ranking.craft_weight > 0:
+            bar = max(self.coverage, default=0.0) - ranking.craft_gate - 1e-9
+            self.boosted = [c >= bar for c in self.coverage]
+        self.after_craft = [
+            r + ranking.craft_weight * c * b
+            for r, c, b in zip(self.relevance, self.crafts, self.boosted, strict=True)
+        ]
+        self.final = [
+            a + ranking.coverage_weight * c for a, c in zip(self.after_craft, self.coverage, strict=True)
+        ]
         self.order = _order(self.final, hits)
+        if ranking.coverage_first:
+            c, p, r = self.coverage, self.crafts, self.relevance
+            self.order = sorted(range(len(hits)), key=lambda i: (-c[i], -p[i], -r[i], hits[i].id))
 
     def hit(self, i: int, rank: int, payload: dict[str, Any] | None, explain_query: str | None) -> PromptHit:
         """The PromptHit of candidate i at `rank` (with `payload` if given), explained if `explain_query`."""
@@ -238,7 +291,7 @@ class _Ranked:
         explanation = None
         if explain_query is not None:
             by_relevance = _order(self.relevance, self.hits).index(i) + 1
-            after_craft = _order([x.score for x in self.hits], self.hits).index(i) + 1
+            after_craft = _order(self.after_craft, self.hits).index(i) + 1
             craft_move, coverage_move = by_relevance - after_craft, after_craft - rank
             moved = "relevance"
             if craft_move or coverage_move:
@@ -247,6 +300,7 @@ class _Ranked:
             explanation = HitExplanation(
                 relevance=self.relevance[i],
                 craft=self.crafts[i],
+                craft_boosted=self.boosted[i],
                 crafted=assess_craft(prompt).crafted,
                 coverage=self.coverage[i],
                 covered=self.covered[i],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -398,8 +399,11 @@ class Conversation:
         seen = {hit.prompt for hit in shown}
         last = max((hit.number for hit in shown), default=0)
         with self._stages.stage("retrieve", first=True):  # a refinement begins here
+            direction = direction_of(instruction)
+            if not direction:  # "no text", "make it less": nothing new to look for
+                return ()
             try:
-                found = self._search.search(f"{idea}, {instruction}", k=HITS_SHOWN + NEW_REFERENCES)
+                found = self._search.search(f"{idea}, {direction}", k=HITS_SHOWN + NEW_REFERENCES)
             except Exception as exc:
                 logger.warning("no new references for a refinement (%s: %s)", type(exc).__name__, exc)
                 return ()
@@ -691,6 +695,20 @@ class Conversation:
             elapsed_ms=int((time.perf_counter() - started) * 1000),
             labels=tuple(labels),
         )
+
+
+_NEGATED_RE = re.compile(r"\b(?:no|without|not|never|remove|drop)\b[^,;.]*", re.I)
+_ASKING_RE = re.compile(
+    r"\b(?:please|can you|could you|make|turn|change|give|it|this|that|into|look|looks|like|more|less)\b",
+    re.I,
+)
+
+
+def direction_of(instruction: str) -> str:
+    """What a refinement asks to see ("make it watercolor, no text" -> "watercolor"), for its search."""
+    wanted = _NEGATED_RE.sub(" ", instruction)  # what it removes would only find more of it
+    wanted = re.sub(r"#\d+", " ", wanted)  # "more like #2" points at a hit the thread already has
+    return " ".join(_ASKING_RE.sub(" ", wanted).replace(",", " ").split())
 
 
 def _model_only(defaults: UserDefaults | None) -> TurnOptions:

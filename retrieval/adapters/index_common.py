@@ -21,8 +21,13 @@ RETRIEVE_BATCH = 1024
 
 
 def prefetch_limit(limit: int) -> int:
-    """How many candidates each signal contributes to a hybrid (RRF) query."""
+    """How many candidates each signal contributes to a hybrid query by default."""
     return max(50, 4 * limit)
+
+
+def signal_prefetch(query: IndexQuery) -> int:
+    """How many candidates each signal (and each crafted-only prefetch) contributes to a hybrid query."""
+    return query.prefetch if query.prefetch is not None else prefetch_limit(query.limit)
 
 
 def mismatch_message(where: str, recorded: IndexSpec, wanted: IndexSpec) -> str:
@@ -59,6 +64,8 @@ def check_query(query: IndexQuery, dimension: int, where: str) -> None:
     """Reject a query that lacks the vectors its mode needs or whose dense vector has the wrong size."""
     if query.limit < 1:
         raise ValueError(f"query limit must be at least 1, got {query.limit}")
+    if query.prefetch is not None and query.prefetch < 1:
+        raise ValueError(f"query prefetch must be at least 1, got {query.prefetch}")
     if query.mode in (SearchMode.DENSE, SearchMode.HYBRID) and query.dense is None:
         raise ValueError(f"a {query.mode.value} query needs a dense vector")
     if query.mode in (SearchMode.SPARSE, SearchMode.HYBRID) and query.sparse is None:

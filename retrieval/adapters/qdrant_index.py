@@ -27,13 +27,21 @@ from retrieval.adapters.index_common import (
     dense_of,
     mismatch_message,
     point_of,
-    prefetch_limit,
+    signal_prefetch,
     spec_from_record,
     spec_record,
     stable_top,
 )
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
-from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, SearchMode, SparseVector
+from retrieval.index_ports import (
+    HybridFusion,
+    IndexHit,
+    IndexPoint,
+    IndexQuery,
+    IndexSpec,
+    SearchMode,
+    SparseVector,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ _PAYLOAD_INDEXES = (
     ("safe", models.PayloadSchemaType.BOOL),
     ("source", models.PayloadSchemaType.KEYWORD),
     ("near_duplicates", models.PayloadSchemaType.INTEGER),
+    (CRAFT_FIELD, models.PayloadSchemaType.FLOAT),  # crafted-only prefetches filter on it
 )
 # what a Qdrant call may raise: HTTP/transport errors, and ValueError/RuntimeError from local mode
 _CLIENT_ERRORS = (ApiException, httpx.HTTPError, OSError, ValueError, RuntimeError)
@@ -166,7 +175,22 @@ class QdrantClientPromptIndex:
             )
         if recorded != spec:
             raise IndexMismatchError(mismatch_message(f"collection '{self._collection}'", recorded, spec))
+        if exists:
+            self._add_payload_indexes()
         self._spec = spec
+
+    def _add_payload_indexes(self) -> None:
+        """Index the payload fields an older collection lacks (the craft prior the crafted prefetch reads)."""
+        try:
+            present = set(self._client.get_collection(self._collection).payload_schema or {})
+            for field, schema in _PAYLOAD_INDEXES:
+                if field not in present:
+                    self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
+                    logger.info("indexed payload field %s of collection '%s'", field, self._collection)
+        except _CLIENT_ERRORS as exc:  # filters still work without the index, only slower
+            logger.warning(
+                "cannot index payload fields of collection '%s': %s", self._collection, _one_line(exc)
+            )
 
     def spec(self) -> IndexSpec | None:
         """The spec recorded in the collection metadata, or None when there is no collection yet."""
@@ -206,6 +230,19 @@ class QdrantClientPromptIndex:
             found.update(by_key[str(r.id)] for r in records if str(r.id) in by_key)
         return found
 
+    def set_payload(self, fields: dict[str, Any], ids: Sequence[str]) -> None:
+        """Set these payload fields on these stored points (no vector is rewritten)."""
+        self._require_open()
+        keys = [canonical_id(i) for i in ids]
+        for start in range(0, len(keys), RETRIEVE_BATCH):
+            with self._guard("set payload"):
+                self._client.set_payload(
+                    self._collection,
+                    dict(fields),
+                    points=list(keys[start : start + RETRIEVE_BATCH]),
+                    wait=True,
+                )
+
     def finalize(self) -> None:
         """Nothing to build: a Qdrant server indexes in the background and persists on its own."""
         self._require_open()
@@ -228,16 +265,19 @@ class QdrantClientPromptIndex:
         elif query.mode is SearchMode.SPARSE and sparse is not None:
             scoring, using = sparse, SPARSE_VECTOR
         elif dense is not None and sparse is not None:
-            pool = prefetch_limit(query.limit)
+            pool = signal_prefetch(query)
+            filters = [query_filter]
+            if query.crafted_min is not None:
+                filters.append(_filter(query, crafted=True))
             prefetch = [
-                models.Prefetch(
-                    query=dense, using=DENSE_VECTOR, limit=pool, filter=query_filter, params=params
-                ),
-                models.Prefetch(
-                    query=sparse, using=SPARSE_VECTOR, limit=pool, filter=query_filter, params=params
-                ),
+                models.Prefetch(query=signal, using=name, limit=pool, filter=where, params=params)
+                for where in filters
+                for signal, name in ((dense, DENSE_VECTOR), (sparse, SPARSE_VECTOR))
             ]
-            scoring, using = models.RrfQuery(rrf=models.Rrf(k=RRF_K)), None
+            if query.fusion is HybridFusion.DENSE:  # the union, each candidate scored by its cosine
+                scoring, using = dense, DENSE_VECTOR
+            else:
+                scoring, using = models.RrfQuery(rrf=models.Rrf(k=RRF_K)), None
         else:
             raise ValueError(f"a {query.mode.value} query needs both a dense and a sparse vector")
         if query.craft_weight > 0:  # score boosting over the mode's best points, as the Edge adapter does
@@ -410,11 +450,13 @@ def _craft_formula(weight: float) -> models.FormulaQuery:
     )
 
 
-def _filter(query: IndexQuery) -> models.Filter | None:
+def _filter(query: IndexQuery, *, crafted: bool = False) -> models.Filter | None:
     conditions: list[models.Condition] = []
     if query.safe_only:
         conditions.append(models.FieldCondition(key="safe", match=models.MatchValue(value=True)))
     conditions.extend(
         models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in query.must_match.items()
     )
+    if crafted and query.crafted_min is not None:
+        conditions.append(models.FieldCondition(key=CRAFT_FIELD, range=models.Range(gte=query.crafted_min)))
     return models.Filter(must=conditions) if conditions else None

@@ -9,7 +9,7 @@ import pytest
 
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
-from bot.engine.conversation import Conversation
+from bot.engine.conversation import Conversation, direction_of
 from bot.engine.ports import ThreadRef
 from bot.engine.turn_errors import BotError
 from bot.engine.turns import ThreadNotFoundError, TurnOptions
@@ -88,17 +88,36 @@ def test_a_refinement_retrieves_references_for_its_new_direction(
     assert 1 <= len(second.new_hits) <= 3
     assert [h.number for h in second.new_hits] == list(range(6, 6 + len(second.new_hits)))
     assert not shown & {h.prompt for h in second.new_hits}  # only prompts the thread has not seen
-    direction = [
-        h.prompt for h in retriever.search("a cartoon of a little dog, make it a watercolor painting", 8)
-    ]
+    direction = [h.prompt for h in retriever.search("a cartoon of a little dog, a watercolor painting", 8)]
     assert [h.prompt for h in second.new_hits] == [p for p in direction if p not in shown][:3]
     assert second.hits == first.hits + second.new_hits  # stored with the turn: Use #6 works
     number = second.new_hits[0].number
     used = conversation.use_hit(TEAM, first.thread.id, number)
     assert used.turn.kind == "use_hit" and used.drafts[0].prompt
     third = conversation.refine(TEAM, first.thread.id, f"more like #{number}")
-    assert third.turn.kind == "refine" and all(h.number > second.hits[-1].number for h in third.new_hits)
+    assert third.turn.kind == "refine" and third.new_hits == ()  # it points at a hit the thread has
+    fourth = conversation.refine(TEAM, first.thread.id, "no text")
+    assert fourth.new_hits == () and "text" in fourth.drafts[0].negative_prompt  # nothing new to look for
+    fifth = conversation.refine(TEAM, first.thread.id, "as an oil painting")
+    assert fifth.new_hits and min(h.number for h in fifth.new_hits) == second.hits[-1].number + 1
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("instruction", "direction"),
+    [
+        ("make it watercolor, no text", "watercolor"),
+        ("more like a movie poster", "a movie poster"),
+        ("make it look like a 90s video game", "a 90s video game"),
+        ("swap the hat for a crown", "swap the hat for a crown"),
+        ("remove the background, make it brighter", "brighter"),
+        ("no text", ""),
+        ("without people", ""),
+        ("more like #2", ""),
+    ],
+)
+def test_a_refinement_searches_what_it_asks_to_see(instruction: str, direction: str) -> None:
+    assert direction_of(instruction) == direction
 
 
 def test_reroll_vary_use_and_edit(engine_parts: tuple[Retriever, str], tmp_path: Path) -> None:

@@ -260,5 +260,7 @@ def test_piped_output_never_wraps_or_cuts_paths_and_every_script_command_has_jso
     assert info["embed_model"] == "local:all-MiniLM-L6-v2" and info["prompts"] > 0
     rescreen = json.loads(run_cli("index", "rescreen", "--dry-run", "--json", data_dir=data_dir).stdout)
     assert rescreen["dry_run"] is True and rescreen["checked"] == info["prompts"]
+    reprior = json.loads(run_cli("index", "reprior", "--json", data_dir=data_dir).stdout)
+    assert reprior["checked"] == info["prompts"] and reprior["written"] == 0  # ingest stored today's prior
     exported = run_cli("index", "export", str(tmp_path / "x.jsonl.gz"), "--json", data_dir=data_dir)
     assert json.loads(exported.stdout)["exported"] == info["prompts"]

@@ -22,6 +22,7 @@ from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.index_common import TIE_MARGIN
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 from retrieval.index_ports import (
+    HybridFusion,
     IndexHit,
     IndexPoint,
     IndexQuery,
@@ -295,3 +296,47 @@ def test_exact_ties_come_ordered_by_id(tmp_path: Path) -> None:
     finally:
         edge.close()
         qdrant.close()
+
+
+def test_same_union_with_crafted_prefetches_scored_by_cosine(
+    pair: tuple[EdgePromptIndex, QdrantClientPromptIndex], queries: Queries
+) -> None:
+    """The default's first stage: dense and BM25 top N, both again among crafted points, scored by cosine."""
+    edge, qdrant = pair
+    widened = 0
+    for n, (dense, sparse) in enumerate(queries[:2]):  # qdrant's local mode takes ~2 s per such query
+        union = IndexQuery(
+            dense, sparse, SearchMode.HYBRID, limit=40, exact=True, prefetch=10, fusion=HybridFusion.DENSE
+        )
+        crafted = replace(union, crafted_min=0.6, craft_weight=0.3 if n else 0.0)
+        edge_hits = edge.query(crafted)
+        assert_same_ranking(edge_hits, qdrant.query(crafted), ties=False)
+        every = IndexQuery(dense, sparse, SearchMode.DENSE, limit=3000, safe_only=False, exact=True)
+        cosine = {h.id: h.score for h in edge.query(every)}
+        for hit in edge_hits:  # scored by cosine (plus the boost by the craft prior)
+            boost = crafted.craft_weight * float(hit.payload.get("craft", 0.0))
+            assert hit.score == pytest.approx(cosine[hit.id] + boost, rel=1e-5)
+        assert len(edge_hits) <= 40 and all(h.payload["safe"] is True for h in edge_hits)
+        plain = {h.id for h in edge.query(union)}
+        extra = [h for h in edge_hits if h.id not in plain]
+        assert all(float(h.payload["craft"]) >= 0.6 for h in extra)  # what the crafted prefetches add
+        widened += bool(extra)
+    assert widened > 0
+
+
+def test_set_payload_alike_without_touching_vectors(tmp_path: Path) -> None:
+    points, space = make_points([f"{phrase} {n}" for n in range(30) for phrase in PHRASES[:2]], jitter=False)
+    edge, qdrant = _open_pair(tmp_path / "edge", points)
+    dense, sparse = make_queries(points, space)[0]
+    chosen = [p.id for p in points[:7]]
+    query = IndexQuery(dense, sparse, SearchMode.DENSE, limit=60, safe_only=False, exact=True)
+    for index in (edge, qdrant):
+        before = {h.id: h.score for h in index.query(query)}
+        index.set_payload({"craft": 1.0, "craft_version": 9}, chosen)
+        payloads = index.payloads(chosen)
+        assert all(payloads[i]["craft"] == 1.0 and payloads[i]["craft_version"] == 9 for i in chosen)
+        assert all("prompt" in payloads[i] for i in chosen)  # the other fields stay
+        after = {h.id: h.score for h in index.query(query)}
+        assert after == pytest.approx(before)  # vectors untouched
+    edge.close()
+    qdrant.close()

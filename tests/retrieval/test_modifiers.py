@@ -14,6 +14,7 @@ from retrieval.modifiers import (
     load_vocabulary,
     mine_modifiers,
     normalize_modifier,
+    split_artists,
     split_segments,
 )
 from tests.conftest import SHARED_DATA
@@ -138,3 +139,19 @@ def test_shared_vocabularies_classify_artists_and_media() -> None:
     assert classify_modifier("greg rutkowski") == "other"
     assert "blue" not in vocabulary  # bare colour names are not modifiers
     assert load_vocabulary(Path("/nonexistent")) == {}
+
+
+@pytest.mark.parametrize(
+    ("segment", "head", "artists"),
+    [
+        ("a girl surrounded by wolves", "a girl surrounded by wolves", []),
+        ("a temple overgrown by vines", "a temple overgrown by vines", []),
+        ("lit by candles", "lit by candles", []),
+        ("a garden by claude monet", "a garden", ["by claude monet"]),
+        ("painted by greg rutkowski and moebius", "painted", ["by greg rutkowski", "by moebius"]),
+        ("inspired by studio ghibli", "inspired", ["by studio ghibli"]),
+        ("castle by the sea", "castle by the sea", []),
+    ],
+)
+def test_split_artists_tells_an_agent_from_an_artist(segment: str, head: str, artists: list[str]) -> None:
+    assert split_artists(segment) == (head, artists)

@@ -27,7 +27,8 @@ def test_explain_gives_scores_and_ranks_under_each_lever(retriever: Retriever) -
         assert why is not None and why.rank == rank
         assert why.score == hit.score
         weights = DEFAULT_RANKING
-        expected = why.relevance + weights.craft_weight * why.craft + weights.coverage_weight * why.coverage
+        craft = weights.craft_weight * why.craft * why.craft_boosted
+        expected = why.relevance + craft + weights.coverage_weight * why.coverage
         assert why.score == pytest.approx(expected, abs=1e-6)
         assert 0.0 <= why.craft <= 1.0 and 0.0 <= why.coverage <= 1.0
         assert why.rank_by_relevance >= 1 and why.rank_after_craft >= 1
@@ -36,6 +37,10 @@ def test_explain_gives_scores_and_ranks_under_each_lever(retriever: Retriever) -
         assert why.query == IDEA  # nothing in the alias lexicon
         assert hit.as_dict()["explanation"]["rank"] == rank
     assert any(h.explanation and h.explanation.moved_by != "relevance" for h in hits)
+    # the craft prior counts only for the hits covering about as much of the idea as the best candidate
+    whys = [h.explanation for h in hits if h.explanation]
+    counted = [w.coverage for w in whys if w.craft_boosted]
+    assert counted and max((w.coverage for w in whys if not w.craft_boosted), default=-1.0) < min(counted)
     assert plain[0].explanation is None and "explanation" not in plain[0].as_dict()
 
 
@@ -65,5 +70,8 @@ def test_backfill_stores_the_prior_once(tmp_path: Path) -> None:
     payloads = index.payloads([p.id for p in old])
     assert [payloads[p.id]["craft"] for p in old] == [0.0, 0.8]
     assert all(payloads[p.id]["craft_version"] == CRAFT_VERSION for p in old)
+    assert all(
+        payloads[p.id]["safe"] is True and payloads[p.id]["prompt"] == p.payload["prompt"] for p in old
+    )
     assert reprior_index(index).written == 0
     index.close()

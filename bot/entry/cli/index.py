@@ -1,16 +1,18 @@
-"""`imagine-bot index export|import|rescreen`: move a prompt index between Edge and a server, or rescreen it.
+"""`imagine-bot index export|import|rescreen|reprior`: move, rescreen or craft-prior-backfill the index.
 
 No re-embedding: the file carries every point's id, dense vector, BM25 sparse vector and payload, plus
 the spec (embedding model and dimension) the index was built with. The format is gzip-compressed JSON
 lines: a header line `{"format": "imagine-index-export", "version": 1, "spec": {...}, "count": N}`
 followed by one `{"id", "dense", "sparse": {"indices", "values"}, "payload"}` object per point. Both
 directions stream (a page of points at a time), so an index larger than memory moves fine. `rescreen`
-re-runs the safety screens over the stored points (the logic lives in retrieval.rescreen).
+re-runs the safety screens over the stored points (the logic lives in retrieval.rescreen); `reprior`
+stores today's craft prior in the points that lack it (retrieval.reprior).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -36,10 +38,11 @@ Advance = Callable[[int], None]
 
 
 def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], epilog: str) -> None:
-    """Register `index export PATH`, `index import PATH` and `index rescreen` on the CLI's subparsers."""
+    """Register `index export PATH`, `index import PATH`, `index rescreen` and `index reprior`."""
     index = commands.add_parser(
         "index",
-        help="export the prompt index to a file, import one (moves Edge <-> Qdrant server), or rescreen it",
+        help="export the prompt index to a file, import one (moves Edge <-> Qdrant server), rescreen it, "
+        "or backfill its craft prior",
         description="Move the prompt index between the embedded Qdrant Edge store and a Qdrant server "
         "without re-embedding, or re-run the safety screens over it. The configured index is "
         "IMAGINE_QDRANT_URL's collection when set, else the embedded one under IMAGINE_DATA_DIR.",
@@ -71,6 +74,17 @@ def add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     rescreen.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     rescreen.add_argument("--json", action="store_true", help="print the summary as JSON")
+    reprior = actions.add_parser(
+        "reprior",
+        help="store today's craft prior in every stored prompt that lacks it (fast, no re-embedding)",
+        description="Compute the craft prior (how many borrowable style, medium, lighting, artist... "
+        "phrases a prompt has; what search ranks crafted prompts by) from every stored prompt's text and "
+        "store it where it is missing or was computed by an older definition. Payload only: no vector is "
+        "rewritten. Run it after an update: `ingest` skips prompts already indexed. Running it twice "
+        "writes nothing the second time.",
+        epilog=epilog,
+    )
+    reprior.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run_index(args: argparse.Namespace, config: Config) -> int:
@@ -83,6 +97,8 @@ def run_index(args: argparse.Namespace, config: Config) -> int:
     try:
         if args.index_command == "rescreen":
             return run_rescreen(index, config, dry_run=args.dry_run, as_json=args.json)
+        if args.index_command == "reprior":
+            return run_reprior(index, as_json=args.json)
         if args.index_command == "export":
             spec = index.spec()
             if spec is None:
@@ -132,6 +148,28 @@ def run_rescreen(index: PromptIndex, config: Config, *, dry_run: bool, as_json: 
         output.print_json(summary.as_dict())
     else:
         output.console().print(_rescreen_table(summary))
+    return 0
+
+
+def run_reprior(index: PromptIndex, *, as_json: bool = False) -> int:
+    """`imagine-bot index reprior`: backfill the craft prior of the configured index and print a summary."""
+    from bot.entry.cli.library import _progress
+    from retrieval.reprior import reprior_index
+
+    spec = index.spec()
+    if spec is None:
+        raise IndexMissingError("no prompt index to backfill: run `imagine-bot ingest PATH` first")
+    index.open(spec, create=False)
+    with _progress() as progress:
+        task = progress.add_task("Craft prior", total=index.count())
+        summary = reprior_index(index, advance=lambda n: progress.advance(task, n))
+    if as_json:
+        output.print_json(dataclasses.asdict(summary))
+    else:
+        output.console().print(
+            f"craft prior: {summary.checked:,} prompts checked, {summary.written:,} written "
+            f"in {summary.seconds:,.1f} s"
+        )
     return 0
 
 

@@ -217,8 +217,11 @@ def explanation_of(hit: PromptHit) -> str:
         return ""
     ranks = f"rank {why.get('rank_by_relevance')} by relevance → {why.get('rank')}"
     covered = ", ".join(why.get("covered") or []) or "none"
+    craft = f"craft {why.get('craft')}"
+    if not why.get("craft_boosted", True):
+        craft += " (not counted: covers too little of the idea)"
     return (
-        f"relevance {why.get('relevance')} · craft {why.get('craft')} · coverage {why.get('coverage')} "
+        f"relevance {why.get('relevance')} · {craft} · coverage {why.get('coverage')} "
         f"(covers: {covered}) · {ranks}, moved by {why.get('moved_by')}"
     )
 
