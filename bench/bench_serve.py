@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from sandbox.slack_api import FakeSlackApi
     from sandbox.slack_models import GENERAL
 
-    scratch = fresh_dir(args.out_dir / "serve_bench", args.out_dir)
+    out_dir = Path(args.out_dir).resolve()  # the servers' symlinks and data dirs must not depend on a cwd
+    scratch = fresh_dir(out_dir / "serve_bench", out_dir)
     data_dir = scratch / "data"
     build_index(args, data_dir)
     levels = [int(x) for x in args.levels.split(",")]
