@@ -49,11 +49,12 @@ def resident_index_files(root: Path) -> dict[str, float]:
     """MB of each kind of index file (PARTS) resident in this process, from /proc/self/smaps."""
     totals: dict[str, float] = {}
     current: str | None = None
+    prefix = str(root.resolve())  # smaps names files by their absolute, resolved path
     header = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
     for line in Path("/proc/self/smaps").read_text(encoding="utf-8").splitlines():
         if header.match(line):
             path = line.split(maxsplit=5)[5] if len(line.split(maxsplit=5)) == 6 else ""
-            current = path if path.startswith(str(root)) else None
+            current = path if path.startswith(prefix) else None
         elif current is not None and line.startswith("Rss:"):
             part = next((label for key, label in PARTS if key in current), "other index files")
             totals[part] = totals.get(part, 0.0) + int(line.split()[1]) / 1024
