@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -348,6 +349,9 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
     baseline = _load(metas.get("baseline", {}))
     if baseline and "baseline_prep" in baseline:
         lines.append(baseline_summary(baseline))
+    serve = _load(metas.get("serve", {}))
+    if serve and serve.get("servers"):
+        lines.append(serve_summary(serve))
     slack = _load(metas.get("slack", {}))
     if slack and slack.get("runs"):
         lines.append(slack_summary(slack))
@@ -386,6 +390,35 @@ def layout_summary(r: dict[str, Any]) -> str:
 
 RETRIEVAL_HEADLINE = "* **Retrieval**"
 COMPOSE_HEADLINE = "* **Composition**"
+LAYOUT_HEADLINE = "* **Index memory layout**"
+SERVE_HEADLINE = "* **Serving**"
+ACK_GOAL_MS = 100  # issue 14: ack p99 at 50 concurrent commands
+
+
+def serve_summary(s: dict[str, Any]) -> str:
+    """Headline of bench_serve: ack p99 at the highest level per server, and the warm start."""
+    top = str(max(s["levels"]))
+    p99 = {kind: levels[top]["p99_ms"] for kind, levels in s["servers"].items()}
+    ours = p99.get("waitress")
+    verdict = (
+        "" if ours is None else f" (goal ≤ {ACK_GOAL_MS} ms: {'met' if ours <= ACK_GOAL_MS else 'missed'})"
+    )
+    acks = ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in p99.items())
+    warm = {
+        setting: (
+            statistics.median(r["hits_ms"] for r in runs),
+            statistics.median(r["llm_ms"] for r in runs),
+        )
+        for setting, runs in s["warm_start"].items()
+    }
+    cold, hot = warm.get("False"), warm.get("True")
+    start = (
+        f"; first turn after a restart: hits {hot[0]:.0f} ms, first LLM call {hot[1]:.0f} ms with the warm "
+        f"start (without: {cold[0]:.0f} / {cold[1]:.0f} ms)"
+        if cold and hot
+        else ""
+    )
+    return f"\n{SERVE_HEADLINE}: slash-command ack p99 at {top} concurrent: {acks}{verdict}{start}."
 
 
 def compose_summary(c: dict[str, Any]) -> str:
@@ -578,6 +611,12 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
     compose = _load(metas.get("compose", {}))
     if compose:
         chunks[0] = _put_headline(chunks[0], COMPOSE_HEADLINE, compose_summary(compose))
+    layout = _load(metas.get("layout", {}))
+    if layout and layout.get("runs"):
+        chunks[0] = _put_headline(chunks[0], LAYOUT_HEADLINE, layout_summary(layout))
+    serve = _load(metas.get("serve", {}))
+    if serve:
+        chunks[0] = _put_headline(chunks[0], SERVE_HEADLINE, serve_summary(serve))
     return "\n---\n".join(chunks)
 
 
