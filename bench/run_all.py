@@ -392,6 +392,7 @@ RETRIEVAL_HEADLINE = "* **Retrieval**"
 COMPOSE_HEADLINE = "* **Composition**"
 LAYOUT_HEADLINE = "* **Index memory layout**"
 SERVE_HEADLINE = "* **Serving**"
+SLACK_HEADLINE = "* **Slack app**"
 ACK_GOAL_MS = 100  # issue 14: ack p99 at 50 concurrent commands
 
 
@@ -617,6 +618,9 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
     serve = _load(metas.get("serve", {}))
     if serve:
         chunks[0] = _put_headline(chunks[0], SERVE_HEADLINE, serve_summary(serve))
+    slack = _load(metas.get("slack", {}))
+    if slack and slack.get("runs"):
+        chunks[0] = _put_headline(chunks[0], SLACK_HEADLINE, slack_summary(slack))
     return "\n---\n".join(chunks)
 
 
