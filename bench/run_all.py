@@ -332,14 +332,7 @@ def summary(metas: dict[str, dict[str, Any]]) -> str:
         lines.append(layout_summary(layout))
     quality = _load(metas.get("quality", {}))
     if quality:
-        parts = [
-            f"{name} {a['recall']:.2f} (near-dup rate {a['dup_rate']:.2f})"
-            for name, a in quality["averages"].items()
-        ]
-        lines.append(
-            f"\n* **Quality**, capped recall@5 over {len(quality['ideas'])} labelled ideas (lexical rules, "
-            "which favour BM25): " + "; ".join(parts) + "."
-        )
+        lines.append(quality_summary(quality))
     retrieval = _load(metas.get("retrieval", {}))
     if retrieval:
         lines.append(retrieval_summary(retrieval))
@@ -385,6 +378,21 @@ def layout_summary(r: dict[str, Any]) -> str:
         "\n* **Index memory layout**, in-RAM (the config before) → compact (4-bit in RAM, originals on disk; "
         "the default for new indexes), same data, serving process = open + bench queries + "
         "`Retriever.search`, latency A/B in one process: " + "; ".join(parts) + "."
+    )
+
+
+QUALITY_HEADLINE = "* **Quality**"
+
+
+def quality_summary(quality: dict[str, Any]) -> str:
+    """Headline of bench_quality: capped recall@5 per method on the labelled ideas."""
+    parts = [
+        f"{name} {a['recall']:.2f} (near-dup rate {a['dup_rate']:.2f})"
+        for name, a in quality["averages"].items()
+    ]
+    return (
+        f"\n{QUALITY_HEADLINE}, capped recall@5 over {len(quality['ideas'])} labelled ideas (lexical rules, "
+        "which favour BM25): " + "; ".join(parts) + "."
     )
 
 
@@ -606,6 +614,9 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
         earlier = [b.script for b in BENCHES[: BENCHES.index(bench)]]
         before = [i for i, c in enumerate(chunks) if any(f"bench/{script} " in c for script in earlier)]
         chunks.insert((max(before) if before else len(chunks) - 1) + 1, new)
+    quality = _load(metas.get("quality", {}))
+    if quality:
+        chunks[0] = _put_headline(chunks[0], QUALITY_HEADLINE, quality_summary(quality))
     retrieval = _load(metas.get("retrieval", {}))
     if retrieval:
         chunks[0] = _put_headline(chunks[0], RETRIEVAL_HEADLINE, retrieval_summary(retrieval))
