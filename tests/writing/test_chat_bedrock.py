@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from bot.engine.turn_errors import (
 )
 from bot.writing.claude import BedrockChatModel, split_model_id
 from bot.writing.prompt_template import SYSTEM_PROMPT
-from sandbox.bedrock_converse import ConverseScript, install_converse_handlers
+from sandbox.bedrock_converse import ConverseScript
 from sandbox.bedrock_runtime import FakeBedrockRuntime, FakeResponse
 
 PROFILE = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -36,19 +35,6 @@ VALID: dict[str, Any] = {
     "used_hits": [1],
     "rationale": "kept the fox, borrowed the painterly look of #1",
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBedrockRuntime]:
-    """A running Bedrock Runtime stand-in on 127.0.0.1."""
-    with FakeBedrockRuntime() as server:
-        yield server
-
-
-@pytest.fixture
-def script(fake: FakeBedrockRuntime) -> ConverseScript:
-    """Converse handlers for Claude ids on the stand-in."""
-    return install_converse_handlers(fake)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ Real langchain-aws ChatBedrockConverse and botocore against the loopback Bedrock
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from bot.engine.ports import ComposeRequest, HitForPrompt
 from bot.writing.claude import BedrockChatModel
 from bot.writing.dialect import DIALECT_MODELS, Dialect
-from sandbox.bedrock_converse import ConverseScript, install_converse_handlers
+from sandbox.bedrock_converse import ConverseScript
 from sandbox.bedrock_runtime import FakeBedrockRuntime, FakeResponse
 
 PROFILE = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -22,19 +21,6 @@ HITS = (
     HitForPrompt(1, "a castle on a hill, matte painting, soft morning light, by greg rutkowski"),
     HitForPrompt(2, "a fox in a meadow, watercolor painting, pastel colors"),
 )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBedrockRuntime]:
-    """A running Bedrock Runtime stand-in on 127.0.0.1."""
-    with FakeBedrockRuntime() as server:
-        yield server
-
-
-@pytest.fixture
-def script(fake: FakeBedrockRuntime, aws_test_credentials: None) -> ConverseScript:
-    """Converse handlers for Claude ids, with dummy credentials."""
-    return install_converse_handlers(fake)
 
 
 def draft(prompt: str, used: list[int], borrowed: list[str]) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from bot.writing.claude import VISION_SIDE, BedrockChatModel
 from bot.writing.edit_choice import choose_edit
 from bot.writing.offline_composer import OfflineComposer
 from bot.writing.offline_describer import OfflineDescriber
-from sandbox.bedrock_converse import ConverseScript, install_converse_handlers
+from sandbox.bedrock_converse import ConverseScript
 from sandbox.bedrock_runtime import FakeBedrockRuntime
 
 PROFILE = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -80,19 +79,6 @@ def test_the_offline_composer_says_which_edit_and_names_the_result() -> None:
     assert plain.edit == "keep"
     (start,) = OfflineComposer(None).compose(ComposeRequest(kind="start", idea="a cat")).drafts
     assert start.edit is None and start.strength is None  # only refinements choose
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBedrockRuntime]:
-    """A running Bedrock Runtime stand-in."""
-    with FakeBedrockRuntime() as server:
-        yield server
-
-
-@pytest.fixture
-def script(fake: FakeBedrockRuntime, aws_test_credentials: None) -> ConverseScript:
-    """Converse handlers for Claude ids on the stand-in."""
-    return install_converse_handlers(fake)
 
 
 def claude(fake: FakeBedrockRuntime) -> BedrockChatModel:

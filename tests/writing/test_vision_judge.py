@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,19 +22,6 @@ def png(colour: tuple[int, int, int]) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (32, 32), colour).save(out, format="PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def fake(aws_test_credentials: None) -> Iterator[FakeBedrockRuntime]:
-    """A running Bedrock Runtime stand-in on 127.0.0.1."""
-    with FakeBedrockRuntime() as server:
-        yield server
-
-
-@pytest.fixture
-def script(fake: FakeBedrockRuntime) -> ConverseScript:
-    """Converse handlers for Claude ids."""
-    return install_converse_handlers(fake)
 
 
 def test_the_request_carries_both_images_in_order_and_the_verdict_comes_back(
