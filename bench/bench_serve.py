@@ -65,17 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- processes --------------------------------------------------------------------------------------------
 def _env(data_dir: Path, slack: Any, **extra: str) -> dict[str, str]:
     """serve's environment: ours only, nothing from the shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_", "SLACK_"))}
-    env.update(
-        IMAGINE_DATA_DIR=str(data_dir),
-        SLACK_BOT_TOKEN=slack.bot_token(),
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=slack.api_url,
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
-    return env
+    return dict(slack.app_env(data_dir, SECRET, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra))
 
 
 def build_index(args: argparse.Namespace, data_dir: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,6 +110,19 @@ class FakeSlackApi(LoopbackServer):
     def bot_token(self, team_id: str = DEFAULT_TEAM_ID) -> str:
         """The bot token of a team."""
         return self.team(team_id).bot_token
+
+    def app_env(self, data_dir: Path, signing_secret: str, **extra: str) -> dict[str, str]:
+        """The environment of an app process served against this sandbox: nothing IMAGINE_, AWS_ or SLACK_
+        from the caller's shell, the app's data dir, this workspace's token and API URL, then `extra`."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_", "SLACK_"))}
+        env.update(
+            IMAGINE_DATA_DIR=str(data_dir),
+            SLACK_BOT_TOKEN=self.bot_token(),
+            SLACK_SIGNING_SECRET=signing_secret,
+            SLACK_API_URL=self.api_url,
+            **extra,
+        )
+        return env
 
     def add_team(self, team_id: str, name: str | None = None, **options: Any) -> Team:
         """Install the app in another team (token, bot_user_id, bot_id, scopes may be given)."""

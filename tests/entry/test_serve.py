@@ -89,15 +89,7 @@ def serving_process(env: dict[str, str]) -> Iterator[tuple[int, subprocess.Popen
 
 def _env(data_dir: Path, slack: FakeSlackApi, **extra: str) -> dict[str, str]:
     """The process environment: ours only, nothing from the developer's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_", "SLACK_"))}
-    env.update(
-        IMAGINE_DATA_DIR=str(data_dir),
-        SLACK_BOT_TOKEN=slack.bot_token(),
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=slack.api_url,
-        **extra,
-    )
-    return env
+    return slack.app_env(data_dir, SECRET, **extra)
 
 
 def bedrock_env(bedrock: FakeBedrockRuntime, tmp_path: Path) -> dict[str, str]:
