@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -599,6 +600,17 @@ def section(bench: Bench, meta: dict[str, Any]) -> str:
     return text
 
 
+# the headline lines a splice refreshes: (bench, the line's prefix, its summary, a key the result needs)
+SPLICED_HEADLINES: tuple[tuple[str, str, Callable[[dict[str, Any]], str], str | None], ...] = (
+    ("quality", QUALITY_HEADLINE, quality_summary, None),
+    ("retrieval", RETRIEVAL_HEADLINE, retrieval_summary, None),
+    ("compose", COMPOSE_HEADLINE, compose_summary, None),
+    ("layout", LAYOUT_HEADLINE, layout_summary, "runs"),
+    ("serve", SERVE_HEADLINE, serve_summary, "servers"),
+    ("slack", SLACK_HEADLINE, slack_summary, "runs"),
+)
+
+
 def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
     """The existing RESULTS.md with the sections (and headline lines) of the benches just run replaced."""
     chunks = existing.split("\n---\n")
@@ -614,24 +626,10 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
         earlier = [b.script for b in BENCHES[: BENCHES.index(bench)]]
         before = [i for i, c in enumerate(chunks) if any(f"bench/{script} " in c for script in earlier)]
         chunks.insert((max(before) if before else len(chunks) - 1) + 1, new)
-    quality = _load(metas.get("quality", {}))
-    if quality:
-        chunks[0] = _put_headline(chunks[0], QUALITY_HEADLINE, quality_summary(quality))
-    retrieval = _load(metas.get("retrieval", {}))
-    if retrieval:
-        chunks[0] = _put_headline(chunks[0], RETRIEVAL_HEADLINE, retrieval_summary(retrieval))
-    compose = _load(metas.get("compose", {}))
-    if compose:
-        chunks[0] = _put_headline(chunks[0], COMPOSE_HEADLINE, compose_summary(compose))
-    layout = _load(metas.get("layout", {}))
-    if layout and layout.get("runs"):
-        chunks[0] = _put_headline(chunks[0], LAYOUT_HEADLINE, layout_summary(layout))
-    serve = _load(metas.get("serve", {}))
-    if serve:
-        chunks[0] = _put_headline(chunks[0], SERVE_HEADLINE, serve_summary(serve))
-    slack = _load(metas.get("slack", {}))
-    if slack and slack.get("runs"):
-        chunks[0] = _put_headline(chunks[0], SLACK_HEADLINE, slack_summary(slack))
+    for name, prefix, summarize, needed in SPLICED_HEADLINES:
+        result = _load(metas.get(name, {}))
+        if result and (needed is None or result.get(needed)):
+            chunks[0] = _put_headline(chunks[0], prefix, summarize(result))
     return "\n---\n".join(chunks)
 
 
