@@ -89,6 +89,12 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
+def repo_relative(arg: str) -> str:
+    """A command-line argument as a report shows it: an absolute path relative to the repository
+    (`../shared/data` for one beside it), anything else as given."""
+    return os.path.relpath(arg, REPO) if arg.startswith("/") else arg
+
+
 def command_line() -> str:
     """The command that is running, relative to the repository when possible (for the report)."""
     script = Path(sys.argv[0]).resolve()
@@ -96,8 +102,7 @@ def command_line() -> str:
         shown = str(script.relative_to(REPO))
     except ValueError:
         shown = str(script)
-    args = [os.path.relpath(a, REPO) if a.startswith("/") else a for a in sys.argv[1:]]  # no machine paths
-    return shlex.join([".venv/bin/python", shown, *args])
+    return shlex.join([".venv/bin/python", shown, *map(repo_relative, sys.argv[1:])])
 
 
 def now_utc() -> str:
