@@ -43,9 +43,17 @@ from common import (
 
 logger = logging.getLogger("bench_serve")
 SECRET = "bench-serve-signing-secret"
-SERVERS = ("wsgiref", "waitress", "cheroot")
+SERVERS = ("wsgiref", "waitress-ungated", "waitress", "cheroot")
 CHAT = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 IMAGE = "stability.sd3-5-large-v1:0"
+
+
+SERVER_LABELS = {
+    "wsgiref": "wsgiref, ungated (old)",
+    "waitress-ungated": "waitress, ungated (last round's serve)",
+    "waitress": "waitress, gated (serve)",
+    "cheroot": "cheroot, gated",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_args(parser)
-    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated (default all three)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated (default all four)")
     parser.add_argument("--levels", default="1,10,50", help="concurrent commands per burst")
     parser.add_argument("--samples", type=int, default=150, help="acks per level (bursts = samples / level)")
     parser.add_argument("--rows", type=int, default=5000, help="library rows in the bench index")
@@ -118,6 +126,7 @@ def ack_levels(fake: Any, port: int, levels: list[int], samples: int, users: lis
     for level in levels:
         ms: list[float] = []
         statuses: list[int] = []
+        uploads_before = len(fake.uploads())
         for burst in range(max(1, samples // level)):
             done = subprocess.run(
                 [sys.executable, str(BENCH_DIR / "ack_load.py"), url, response_url, SECRET, str(level),
@@ -134,6 +143,7 @@ def ack_levels(fake: Any, port: int, levels: list[int], samples: int, users: lis
             "p99_ms": round(percentile(ms, 99), 1),
             "max_ms": round(max(ms), 1),
             "ok": sum(1 for s in statuses if s == 200),
+            "images": len(fake.uploads()) - uploads_before,  # turns that went on to post their image
         }
         logger.info(
             "level %d: p50 %.1f ms, p99 %.1f ms", level, out[str(level)]["p50_ms"], out[str(level)]["p99_ms"]
@@ -260,11 +270,23 @@ def render(result: dict[str, Any]) -> str:
     for kind, levels in result["servers"].items():
         for level in result["levels"]:
             row = levels[str(level)]
-            label = (
-                f"{kind} (old)" if kind == "wsgiref" else f"{kind} (serve)" if kind == "waitress" else kind
+            label = SERVER_LABELS.get(kind, kind)
+            images = row.get("images", "")
+            rows.append(
+                [label, level, row["n"], row["p50_ms"], row["p99_ms"], row["max_ms"], row["ok"], images]
             )
-            rows.append([label, level, row["n"], row["p50_ms"], row["p99_ms"], row["max_ms"], row["ok"]])
-    md += markdown_table(["server", "concurrent", "acks", "p50 ms", "p99 ms", "max ms", "HTTP 200"], rows)
+    md += markdown_table(
+        ["server", "concurrent", "acks", "p50 ms", "p99 ms", "max ms", "HTTP 200", "images posted"], rows
+    )
+    from bot.scheduling.ack_first import MAX_WAIT_S, QUIET_S
+
+    md += (
+        "\n\n*gated* = `serve`'s ack-first gate (`bot/scheduling/ack_first.py`): a turn's work starts once "
+        f"no Slack request is being answered and none was for {QUIET_S * 1000:.0f} ms "
+        f"(at most {MAX_WAIT_S:g} s later); *images posted* = turns of those commands that went on to upload "
+        "their image (each command "
+        "is one turn).\n"
+    )
     md += "\n\nWarm start (`imagine-bot serve`, chat and image models on the Bedrock stand-in, which answers "
     md += "at once): one `/imagine` after each restart, once /healthz says ready.\n\n"
     warm_rows = []

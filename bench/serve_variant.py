@@ -1,11 +1,13 @@
 """The Slack app served the way `imagine-bot serve` builds it, behind a chosen HTTP server, for bench_serve.
 
-    python bench/serve_variant.py waitress|wsgiref|cheroot
+    python bench/serve_variant.py waitress|waitress-ungated|wsgiref|cheroot
 
-waitress is the product's server (bot/slack/intake/http_server.py); wsgiref is the one `serve` used before
-(a threaded reference server: its code is kept here so the old and new servers are measured in one run);
-cheroot (CherryPy's thread-pool server) is the other candidate. Config comes from the environment as for
-`serve`; the process prints `PORT <n>` once it listens and serves until stdin closes.
+waitress is the product's server (bot/slack/intake/http_server.py) with `serve`'s ack-first gate (turns
+start once the acks in flight are out: bot/scheduling/ack_first.py); waitress-ungated is the same server
+without the gate (as `serve` was before it); wsgiref is the server `serve` used before that (a threaded
+reference server, ungated: its code is kept here so the old and new servers are measured in one run);
+cheroot (CherryPy's thread-pool server) is the other candidate, gated like waitress. Config comes from the
+environment as for `serve`; the process prints `PORT <n>` once it listens and serves until stdin closes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.config import load_config
-from bot.slack.app import build_app
+from bot.scheduling.ack_first import AckFirstGate
+from bot.slack.app import build_app, listener_executor
 from bot.slack.credentials import load_slack_credentials
 from bot.slack.intake.health import Readiness
 from bot.slack.intake.http_server import HttpServer, slack_wsgi_app
@@ -46,12 +49,14 @@ def main(kind: str) -> int:
     slack = load_slack_credentials()
     services, close = build_services(config)
     readiness = Readiness()
-    app = build_app(slack, services)
+    gate = None if kind in ("wsgiref", "waitress-ungated") else AckFirstGate()
+    app = build_app(slack, services, executor=listener_executor(gate))
     services.conversation.warm_up()
     readiness.mark_ready()
-    wsgi = slack_wsgi_app(app, slack.signing_secret.get_secret_value(), build_health(services, readiness))
+    health = build_health(services, readiness)
+    wsgi = slack_wsgi_app(app, slack.signing_secret.get_secret_value(), health, gate)
     stop: threading.Event = threading.Event()
-    if kind == "waitress":
+    if kind in ("waitress", "waitress-ungated"):
         server = HttpServer(wsgi)
         port, serve, halt = server.port, server.serve, server.close
     elif kind == "wsgiref":
@@ -66,7 +71,7 @@ def main(kind: str) -> int:
         pool.prepare()
         port, serve, halt = pool.bind_addr[1], pool.serve, pool.stop
     else:
-        raise SystemExit(f"unknown server {kind!r}: waitress, wsgiref or cheroot")
+        raise SystemExit(f"unknown server {kind!r}: waitress, waitress-ungated, wsgiref or cheroot")
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     sys.stdout.write(f"PORT {port}\n")

@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType, TracebackType
 from typing import ParamSpec, TypeVar
 
+from bot.scheduling.ack_first import AckFirstGate
+
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -23,19 +25,27 @@ POLL_S = 0.5  # how often a wait wakes up so that Python runs the signal handler
 
 
 class DrainingExecutor(ThreadPoolExecutor):
-    """A ThreadPoolExecutor that counts its unfinished tasks and can wait until there are none."""
+    """A ThreadPoolExecutor that counts its unfinished tasks and can wait until there are none.
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+    With a `gate`, each task first waits (on its worker thread) until the Slack intake is quiet."""
+
+    def __init__(
+        self, max_workers: int, thread_name_prefix: str = "", gate: AckFirstGate | None = None
+    ) -> None:
         super().__init__(max_workers, thread_name_prefix=thread_name_prefix)
         self._idle = threading.Condition()
         self._pending = 0
+        self.gate = gate
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run `fn` on a worker thread, counted until it finishes."""
         with self._idle:
             self._pending += 1
         try:
-            future = super().submit(fn, *args, **kwargs)
+            if self.gate is None:
+                future = super().submit(fn, *args, **kwargs)
+            else:
+                future = super().submit(_after_quiet, self.gate, fn, *args, **kwargs)
         except BaseException:
             self._finished(None)
             raise
@@ -63,6 +73,12 @@ class DrainingExecutor(ThreadPoolExecutor):
         with self._idle:
             self._pending -= 1
             self._idle.notify_all()
+
+
+def _after_quiet(gate: AckFirstGate, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn` once the gate lets turns run."""
+    gate.wait_for_quiet()
+    return fn(*args, **kwargs)
 
 
 class StopSignals:

@@ -12,6 +12,7 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot.log_redaction import install_log_redaction
+from bot.scheduling.ack_first import AckFirstGate
 from bot.scheduling.drain import DrainingExecutor
 from bot.slack.credentials import SlackCredentials
 from bot.slack.handlers import register_listeners
@@ -66,6 +67,6 @@ def build_app(
     return app
 
 
-def listener_executor() -> DrainingExecutor:
-    """The threads lazy listeners (the turns) run on; serve drains them before it stops."""
-    return DrainingExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener")
+def listener_executor(gate: AckFirstGate | None = None) -> DrainingExecutor:
+    """The threads lazy listeners (the turns) run on, each after `gate` lets it; serve drains them."""
+    return DrainingExecutor(LISTENER_THREADS, thread_name_prefix="imagine-listener", gate=gate)

@@ -52,6 +52,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_serve(args: argparse.Namespace, config: Config) -> int:
     """Build the app from config and serve until SIGTERM or Ctrl-C; then let running turns finish."""
+    from bot.scheduling.ack_first import AckFirstGate
     from bot.slack.app import build_app, listener_executor
     from bot.slack.credentials import load_slack_credentials
     from bot.slack.intake.health import Readiness
@@ -65,7 +66,8 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
     services, close = build_services(config)
     share = start_index_share(config, services)
     recovery: RecoveryLoop | None = None
-    executor = listener_executor()
+    gate = AckFirstGate()  # turns start once the acks in flight are out (bench/RESULTS.md, Serving)
+    executor = listener_executor(gate)
     abandoned, code = 0, 0
     try:
         app = build_app(slack, services, executor=executor)
@@ -90,6 +92,7 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
                 args.port,
                 signing_secret=slack.signing_secret.get_secret_value(),
                 health=build_health(services, readiness),
+                ack_gate=gate,
             )
             host, port = server.host, server.port
             with serving_in_background(server):

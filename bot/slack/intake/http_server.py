@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.scheduling.ack_first import AckFirstGate
 from bot.slack.intake.health import HealthReport, HealthRoute
 from bot.slack.intake.request_guard import SlackRequestGuard, WsgiApp
 
@@ -30,10 +31,15 @@ FINISH_S = 5.0  # after close(), how long requests already received may take to 
 
 
 def slack_wsgi_app(
-    app: App, signing_secret: str | None, health: Callable[[], HealthReport] | None = None
+    app: App,
+    signing_secret: str | None,
+    health: Callable[[], HealthReport] | None = None,
+    ack_gate: AckFirstGate | None = None,
 ) -> WsgiApp:
-    """Bolt's WSGI adapter behind the request guard, with GET /healthz in front when `health` is given."""
-    guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret)
+    """Bolt's WSGI adapter behind the request guard, with GET /healthz in front when `health` is given.
+
+    `ack_gate`: the gate of the app's listener executor, told of every request being answered."""
+    guarded = SlackRequestGuard(SlackRequestHandler(app), signing_secret, gate=ack_gate)
     return HealthRoute(guarded, health) if health is not None else guarded
 
 
@@ -99,9 +105,10 @@ def make_http_server(
     *,
     signing_secret: str | None = None,
     health: Callable[[], HealthReport] | None = None,
+    ack_gate: AckFirstGate | None = None,
 ) -> HttpServer:
     """The production server for /slack/events, the OAuth install pages and (with `health`) /healthz."""
-    return HttpServer(slack_wsgi_app(app, signing_secret, health), host, port)
+    return HttpServer(slack_wsgi_app(app, signing_secret, health, ack_gate), host, port)
 
 
 @contextmanager

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from bot.scheduling.ack_first import AckFirstGate
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # Slack's payloads stay far below this; views are the largest
@@ -179,11 +181,20 @@ def _wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:
 
 
 class SlackRequestGuard:
-    """WSGI middleware: the RequestGuard in front of Bolt's WSGI handler (`signing_secret` None: no HMAC)."""
+    """WSGI middleware: the RequestGuard in front of Bolt's WSGI handler (`signing_secret` None: no HMAC).
 
-    def __init__(self, inner: WsgiApp, signing_secret: str | None, clock: Clock | None = None) -> None:
+    With `gate`, each request Bolt answers is counted there, so turns wait until the acks are out."""
+
+    def __init__(
+        self,
+        inner: WsgiApp,
+        signing_secret: str | None,
+        clock: Clock | None = None,
+        gate: AckFirstGate | None = None,
+    ) -> None:
         self._inner = inner
         self._guard = RequestGuard(signing_secret, clock)
+        self._gate = gate
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Check a POST, then hand it to Bolt with its body restored."""
@@ -206,7 +217,10 @@ class SlackRequestGuard:
     def _call_inner(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Bolt's handler; an exception becomes a logged 400 rather than a 500."""
         try:
-            return self._inner(environ, start_response)
+            if self._gate is None:
+                return self._inner(environ, start_response)
+            with self._gate.answering():
+                return list(self._inner(environ, start_response))  # Bolt's answer is built by now
         except Exception:
             logger.exception("the Slack request handler failed")
             return _answer(start_response, Refusal(400, "could not handle this request"))
