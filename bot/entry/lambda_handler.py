@@ -125,7 +125,7 @@ def build_handler(
 
         # the services live as long as the sandbox: Lambda freezes it between calls, never closes it
         services, _close = build_services(load_config())
-    return SlackRequestHandler(build_app(slack, services))
+    return SlackRequestHandler(build_app(slack, services, bolt_lazy=True))
 
 
 def event_body(event: Mapping[str, Any]) -> bytes | None:

@@ -41,8 +41,12 @@ def build_app(
     *,
     engine: Engine | None = None,
     executor: ThreadPoolExecutor | None = None,
+    bolt_lazy: bool = False,
 ) -> App:
-    """A Bolt app acking before slow work (run on `executor`); OAuth installs are kept via `engine`."""
+    """A Bolt app acking before slow work (run on `executor`); OAuth installs are kept via `engine`.
+
+    The ack listeners submit the slow work to `executor` themselves; `bolt_lazy` leaves that to Bolt's lazy
+    listeners instead (Lambda, where Bolt re-invokes the function for them)."""
     install_log_redaction(credentials.bot_token, credentials.signing_secret, credentials.client_secret)
     oauth_settings = None
     token = None
@@ -55,15 +59,16 @@ def build_app(
     # the token travels in the client (Bolt warns when both are given); OAuth's oauth.v2.access uses it
     # too, and Bolt builds each request's client (the installing team's token) with its retry handlers
     client = WebClient(base_url=credentials.base_url, token=token, retry_handlers=slack_retry_handlers())
+    turns = executor or listener_executor()
     app = App(
         signing_secret=credentials.signing_secret.get_secret_value(),
         client=client,
         oauth_settings=oauth_settings,
         process_before_response=True,
         logger=services.logger,
-        listener_executor=executor or listener_executor(),
+        listener_executor=turns,
     )
-    register_listeners(app, services)
+    register_listeners(app, services, None if bolt_lazy else turns)
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 from slack_bolt import App
 
 from bot.slack.handlers import (
@@ -17,9 +19,9 @@ from bot.slack.handlers.registry import Registered, Registrar
 from bot.slack.services import Services
 
 
-def register_listeners(app: App, services: Services) -> Registered:
-    """Register every listener of the app and return what was registered."""
-    registrar = Registrar(app)
+def register_listeners(app: App, services: Services, turns: Executor | None = None) -> Registered:
+    """Register every listener of the app and return what was registered (`turns`: see Registrar)."""
+    registrar = Registrar(app, turns)
     slash_commands.register(registrar, services)
     messages.register(registrar, services)
     buttons.register(registrar, services)
