@@ -244,10 +244,13 @@ def render(r: dict[str, Any]) -> str:
     )
     md += (
         "* **in-RAM** = the Edge config every index had before: float32 dense vectors resident "
-        "(`InRamMmap`), BM25 index and id tracker in RAM. **compact** = "
+        "(`InRamMmap`), BM25 index, payload indexes and id tracker in RAM. **compact** = "
         "`retrieval.adapters.edge_index.edge_config`'s default for new indexes: 4-bit TurboQuant codes "
-        "pinned in RAM; float32 originals, payloads, BM25 inverted index and id tracker in cold mmaps (read "
-        "as needed); HNSW graph mmap'd and pre-warmed; queries "
+        "pinned in RAM; float32 originals, payloads, on-disk payload indexes (a cached build made before "
+        "them is moved by `finalize()`, as `imagine-bot ingest` does), BM25 inverted index and id tracker "
+        "in cold mmaps (read as needed); HNSW graph mmap'd and pre-warmed; the serving process caps glibc's "
+        "malloc arenas and `Retriever.open()` loads the embedder before the index and trims the C heap "
+        "after it (`retrieval/native_heap.py`), as `imagine-bot serve` does; queries "
         f"rescore their quantized candidates with the originals (oversampling {r['oversampling']:g}).\n"
         "* Each size: the same data in both layouts (bench_search.py's dataset; the synthetic points are "
         "real vectors + noise), built once per layout in its own process and cached under the out dir. "

@@ -96,8 +96,10 @@ def worker_serve(config: dict[str, Any]) -> dict[str, Any]:
     from retrieval.adapters.edge_index import EdgePromptIndex
     from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
     from retrieval.index_ports import IndexQuery, SearchMode
+    from retrieval.native_heap import cap_arenas
     from retrieval.search import Retriever
 
+    cap_arenas()  # as `imagine-bot serve` does first
     queries = json.loads(Path(config["queries_file"]).read_text(encoding="utf-8"))
     index_dir = Path(config["index"])
     gc.collect()

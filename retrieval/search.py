@@ -25,6 +25,7 @@ from retrieval.index_ports import (
     SparseEncoder,
     Vector,
 )
+from retrieval.native_heap import release_free_heap
 
 logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2000
@@ -180,10 +181,17 @@ class Retriever:
         return vector
 
     def open(self) -> None:
-        """Open the index for reading, checking it was built with this embedder."""
+        """Load a local embedder, then open the index for reading, checking it was built with this embedder.
+
+        The embedder first: its load's transient memory is freed before the index's resident parts are
+        allocated around it; what both freed goes back to the OS (retrieval/native_heap.py)."""
         if not self._opened:
+            load = getattr(self._embedder, "load", None)
+            if callable(load):
+                load()
             self._index.open(IndexSpec(self._embedder.model_id, self._embedder.dimension), create=False)
             self._opened = True
+            release_free_heap()
 
     def search(
         self,

@@ -78,6 +78,34 @@ def test_a_new_index_is_compact_and_an_old_one_keeps_its_layout_on_open(
     assert EdgePromptIndex(tmp_path / "missing").layout() is None
 
 
+def test_payload_indexes_are_on_disk_in_the_compact_layout_and_finalize_moves_old_ones(
+    tmp_path: Path,
+) -> None:
+    fields = {"safe", "source", "near_duplicates", "craft"}
+    fresh = EdgePromptIndex(tmp_path / "new")
+    fresh.open(SPEC, create=True)
+    assert fresh.payload_indexes_on_disk() == dict.fromkeys(fields, True)
+    fresh.close()
+    old = EdgePromptIndex(tmp_path / "old", layout=IndexLayout.IN_RAM)
+    old.open(SPEC, create=True)
+    old.upsert(points_of(clustered(50)))
+    assert old.payload_indexes_on_disk() == dict.fromkeys(fields, False)
+    old.close()
+
+    index = EdgePromptIndex(tmp_path / "old")
+    index.open(SPEC, create=False)
+    assert index.payload_indexes_on_disk() == dict.fromkeys(fields, False)  # opening changes nothing
+    index.finalize()
+    moved = index.payload_indexes_on_disk()
+    safe_only = IndexQuery(
+        clustered(1, seed=9)[0].tolist(), None, SearchMode.DENSE, limit=100, safe_only=True
+    )
+    found = len(index.query(safe_only))
+    index.close()
+    assert moved == dict.fromkeys(fields, True)
+    assert found == 50  # the filter on `safe` still works on the moved index
+
+
 def test_finalize_converts_an_in_ram_index_and_queries_rescore_with_the_originals(tmp_path: Path) -> None:
     vectors = clustered(GRAPHED)
     ids = [str(uuid.UUID(int=i + 1)) for i in range(GRAPHED)]

@@ -13,7 +13,7 @@ from retrieval.adapters.edge_index import EdgePromptIndex
 from retrieval.adapters.onnx_embedder import OnnxMiniLMEmbedder
 from retrieval.adapters.qdrant_index import QdrantClientPromptIndex, connect_qdrant
 from retrieval.cleaning import point_id
-from retrieval.errors import EmptyQueryError, IndexMismatchError
+from retrieval.errors import EmptyQueryError, IndexMismatchError, IndexUnavailableError
 from retrieval.index_ports import IndexSpec, SearchMode, Vector
 from retrieval.ingest import IngestOptions, Ingestor
 from retrieval.search import Retriever
@@ -245,3 +245,35 @@ def test_query_embeddings_are_cached(embedder: OnnxMiniLMEmbedder, built_index: 
         retriever.close()
     assert [hit.id for hit in first] == [hit.id for hit in again]
     assert counting.queries == 2
+
+
+class LoadRecordingEmbedder(CountingEmbedder):
+    """The real embedder, recording when its load() ran relative to the index being open."""
+
+    def __init__(self, inner: OnnxMiniLMEmbedder, index: EdgePromptIndex) -> None:
+        super().__init__(inner)
+        self.index: EdgePromptIndex = index
+        self.loaded_with_index_open: bool | None = None
+
+    def load(self) -> None:
+        try:
+            self.index.count()
+        except IndexUnavailableError:
+            self.loaded_with_index_open = False
+        else:
+            self.loaded_with_index_open = True
+        self.inner.load()
+
+
+def test_open_loads_a_local_embedder_before_the_index(
+    embedder: OnnxMiniLMEmbedder, built_index: Path
+) -> None:
+    index = EdgePromptIndex(built_index)
+    recording = LoadRecordingEmbedder(embedder, index)
+    retriever = Retriever(recording, Bm25SparseEncoder(), index)
+    try:
+        retriever.open()
+        assert recording.loaded_with_index_open is False  # loaded, and before the index opened
+        assert index.count() > 0 and recording.queries == 0  # the index is open; loading is not a query
+    finally:
+        retriever.close()

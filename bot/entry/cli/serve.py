@@ -58,7 +58,9 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
     from bot.slack.intake.health import Readiness
     from bot.slack.intake.http_server import make_http_server, serving_in_background
     from bot.slack.recovery import RecoveryLoop, client_for_app
+    from retrieval.native_heap import cap_arenas
 
+    cap_arenas()  # before any thread starts: a long-running process keeps less freed C heap
     slack = load_slack_credentials()
     app_token = os.environ.get("SLACK_APP_TOKEN", "").strip()
     if app_token and not app_token.startswith("xapp-"):
