@@ -148,6 +148,7 @@ class Retriever:
         self._index = index
         self._coverage = CoverageScorer(sparse)
         self._opened = False
+        self._opening = threading.Lock()  # the warm start, /healthz and the index share may open at once
         self._query_vectors: OrderedDict[str, Vector] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -185,13 +186,15 @@ class Retriever:
 
         The embedder first: its load's transient memory is freed before the index's resident parts are
         allocated around it; what both freed goes back to the OS (retrieval/native_heap.py)."""
-        if not self._opened:
+        with self._opening:
+            if self._opened:
+                return
             load = getattr(self._embedder, "load", None)
             if callable(load):
                 load()
             self._index.open(IndexSpec(self._embedder.model_id, self._embedder.dimension), create=False)
             self._opened = True
-            release_free_heap()
+        release_free_heap()
 
     def search(
         self,
@@ -257,8 +260,9 @@ class Retriever:
 
     def close(self) -> None:
         """Close the underlying index."""
-        self._index.close()
-        self._opened = False
+        with self._opening:
+            self._index.close()
+            self._opened = False
 
 
 class _Ranked:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -275,5 +277,38 @@ def test_open_loads_a_local_embedder_before_the_index(
         retriever.open()
         assert recording.loaded_with_index_open is False  # loaded, and before the index opened
         assert index.count() > 0 and recording.queries == 0  # the index is open; loading is not a query
+    finally:
+        retriever.close()
+
+
+class SlowLoadingEmbedder(CountingEmbedder):
+    """The real embedder, with a load() as slow as a first load of the model."""
+
+    def load(self) -> None:
+        time.sleep(0.3)
+        self.inner.load()
+
+
+def test_threads_opening_at_once_share_one_open(embedder: OnnxMiniLMEmbedder, built_index: Path) -> None:
+    """The warm start, /healthz and the index share may all open the retriever at once."""
+    retriever = Retriever(SlowLoadingEmbedder(embedder), Bm25SparseEncoder(), EdgePromptIndex(built_index))
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            retriever.open()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert errors == []
+        assert len(retriever.search("a cozy cabin in the snow", k=3)) == 3
     finally:
         retriever.close()
