@@ -260,27 +260,37 @@ def reference_check(search: dict[str, Any]) -> str:
     )
 
 
+INGEST_HEADLINE = "* **Ingest**"
+
+
+def _busy(share: dict[str, float]) -> float:
+    """Cores other processes used on average during one side of the A/B."""
+    return share["others_cpu_s"] / share["wall_s"] if share["wall_s"] else 0.0
+
+
+def ingest_summary(ingest: dict[str, Any]) -> str:
+    """Headline of bench_ingest: the interleaved A/B against the raw embedder, and the whole library."""
+    ab = ingest["ab"]
+    return (
+        f"{INGEST_HEADLINE} vs the raw embedder, interleaved block by block under the same load: "
+        f"{ab['test_rate']:.0f} vs {ab['base_rate']:.0f} prompts/s over {ab['base_items']:,} prompts in "
+        f"{ab['blocks']} blocks = **{100 * ab['ratio']:.1f} %** (goal ≥ 90 %; per-block median "
+        f"{100 * ab['median']:.1f} %, min–max {100 * ab['min']:.1f}–{100 * ab['max']:.1f} %; by CPU time "
+        f"{100 * ab['ratio_cpu']:.1f} %). Other processes used ≈ {_busy(ab['base_cpu']):.2f} / "
+        f"{_busy(ab['test_cpu']):.2f} cores during the raw / ingest sides. Whole library "
+        f"({ingest['summary']['read']:,} rows, {ingest['summary']['kept']:,} kept) into a fresh index: "
+        f"{ingest['wall_seconds']:.0f} s wall, of which HNSW build {ingest['hnsw_seconds']:.0f} s; "
+        f"peak RSS {ingest['ingest_peak_rss_mb']:.0f} MB."
+    )
+
+
 def summary(metas: dict[str, dict[str, Any]]) -> str:
     """Headline numbers taken from the benches' JSON outputs."""
     lines: list[str] = []
 
-    def busy(share: dict[str, float]) -> float:
-        return share["others_cpu_s"] / share["wall_s"] if share["wall_s"] else 0.0
-
     ingest = _load(metas.get("ingest", {}))
     if ingest and "ab" in ingest:
-        ab = ingest["ab"]
-        lines.append(
-            f"* **Ingest** vs the raw embedder, interleaved block by block under the same load: "
-            f"{ab['test_rate']:.0f} vs {ab['base_rate']:.0f} prompts/s over {ab['base_items']:,} prompts in "
-            f"{ab['blocks']} blocks = **{100 * ab['ratio']:.1f} %** (goal ≥ 90 %; per-block median "
-            f"{100 * ab['median']:.1f} %, min–max {100 * ab['min']:.1f}–{100 * ab['max']:.1f} %; by CPU time "
-            f"{100 * ab['ratio_cpu']:.1f} %). Other processes used ≈ {busy(ab['base_cpu']):.2f} / "
-            f"{busy(ab['test_cpu']):.2f} cores during the raw / ingest sides. Whole library "
-            f"({ingest['summary']['read']:,} rows, {ingest['summary']['kept']:,} kept) into a fresh index: "
-            f"{ingest['wall_seconds']:.0f} s wall, of which HNSW build {ingest['hnsw_seconds']:.0f} s; "
-            f"peak RSS {ingest['ingest_peak_rss_mb']:.0f} MB."
-        )
+        lines.append(ingest_summary(ingest))
     search = _load(metas.get("search", {}))
     if search:
         rows: list[list[object]] = []
@@ -596,6 +606,7 @@ def section(bench: Bench, meta: dict[str, Any]) -> str:
 
 # the headline lines a splice refreshes: (bench, the line's prefix, its summary, a key the result needs)
 SPLICED_HEADLINES: tuple[tuple[str, str, Callable[[dict[str, Any]], str], str | None], ...] = (
+    ("ingest", INGEST_HEADLINE, ingest_summary, "ab"),
     ("quality", QUALITY_HEADLINE, quality_summary, None),
     ("retrieval", RETRIEVAL_HEADLINE, retrieval_summary, None),
     ("compose", COMPOSE_HEADLINE, compose_summary, None),
