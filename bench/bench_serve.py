@@ -284,8 +284,7 @@ def render(result: dict[str, Any]) -> str:
         "\n\n*gated* = `serve`'s ack-first gate (`bot/scheduling/ack_first.py`): a turn's work starts once "
         f"no Slack request is being answered and none was for {QUIET_S * 1000:.0f} ms "
         f"(at most {MAX_WAIT_S:g} s later); *images posted* = turns of those commands that went on to upload "
-        "their image (each command "
-        "is one turn).\n"
+        "their image (each command is one turn).\n"
     )
     md += "\n\nWarm start (`imagine-bot serve`, chat and image models on the Bedrock stand-in, which answers "
     md += "at once): one `/imagine` after each restart, once /healthz says ready.\n\n"

@@ -6,9 +6,9 @@ waitress is the product's server (bot/slack/intake/http_server.py) with `serve`'
 start once the acks in flight are out: bot/scheduling/ack_first.py); waitress-ungated is the same server
 without the gate (each turn starts at once, as in last round's serve); wsgiref is the server `serve` used
 before that (a threaded reference server, ungated: its code is kept here so the old and new servers are
-measured in one run);
-cheroot (CherryPy's thread-pool server) is the other candidate, gated like waitress. Config comes from the
-environment as for `serve`; the process prints `PORT <n>` once it listens and serves until stdin closes.
+measured in one run); cheroot (CherryPy's thread-pool server) is the other candidate, gated like waitress.
+Config comes from the environment as for `serve`; the process prints `PORT <n>` once it listens and serves
+until stdin closes.
 """
 
 from __future__ import annotations

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
 from functools import cache
 
-logger = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 

@@ -186,6 +186,8 @@ class Retriever:
 
         The embedder first: its load's transient memory is freed before the index's resident parts are
         allocated around it; what both freed goes back to the OS (retrieval/native_heap.py)."""
+        if self._opened:  # every search calls open(): no lock once it is done
+            return
         with self._opening:
             if self._opened:
                 return

@@ -35,17 +35,17 @@ class DrainingExecutor(ThreadPoolExecutor):
         super().__init__(max_workers, thread_name_prefix=thread_name_prefix)
         self._idle = threading.Condition()
         self._pending = 0
-        self.gate = gate
+        self._gate = gate
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run `fn` on a worker thread, counted until it finishes."""
         with self._idle:
             self._pending += 1
         try:
-            if self.gate is None:
+            if self._gate is None:
                 future = super().submit(fn, *args, **kwargs)
             else:
-                future = super().submit(_after_quiet, self.gate, fn, *args, **kwargs)
+                future = super().submit(_after_quiet, self._gate, fn, *args, **kwargs)
         except BaseException:
             self._finished(None)
             raise

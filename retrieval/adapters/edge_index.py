@@ -132,6 +132,11 @@ def field_index(schema: PayloadSchemaType, layout: IndexLayout | None) -> Any:
     return FloatIndexParams(on_disk=True)
 
 
+def _on_disk(info: Any) -> bool:
+    """Whether a payload index (an entry of the shard's `payload_schema`) is mmap'd from disk."""
+    return bool(getattr(info.params, "on_disk", False))
+
+
 class IndexLayout(StrEnum):
     """Where an Edge index keeps its parts: what `edge_config` builds."""
 
@@ -315,7 +320,7 @@ class EdgePromptIndex:
         shard, _ = self._require_open()
         with self._guard("info"):
             schema = shard.info().payload_schema
-        return {field: bool(getattr(info.params, "on_disk", False)) for field, info in schema.items()}
+        return {field: _on_disk(info) for field, info in schema.items()}
 
     def _payload_indexes_to_disk(self, shard: EdgeShard) -> None:
         """In the compact layout, re-create each payload index kept in RAM as an on-disk one."""
@@ -323,7 +328,7 @@ class EdgePromptIndex:
             return
         schema_of = dict(_PAYLOAD_INDEXES)
         for field, info in shard.info().payload_schema.items():
-            if field in schema_of and not getattr(info.params, "on_disk", False):
+            if field in schema_of and not _on_disk(info):
                 logger.info("moving the payload index of %r in %s to disk", field, self._path)
                 shard.update(UpdateOperation.delete_field_index(field))
                 shard.update(
