@@ -50,7 +50,7 @@ IMAGE = "stability.sd3-5-large-v1:0"
 
 SERVER_LABELS = {
     "wsgiref": "wsgiref, ungated (old)",
-    "waitress-ungated": "waitress, ungated (last round's serve)",
+    "waitress-ungated": "waitress, ungated",
     "waitress": "waitress, gated (serve)",
     "cheroot": "cheroot, gated",
 }

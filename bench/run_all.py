@@ -29,6 +29,7 @@ from common import (
     OUT_DIR,
     REPO,
     default_shared_data,
+    git_commit,
     machine_busy_seconds,
     machine_info,
     machine_markdown,
@@ -566,6 +567,8 @@ def render(metas: dict[str, dict[str, Any]], args: argparse.Namespace, started: 
             else f"* Started: {started}; whole run {wall / 60:.1f} min"
         )
         + (" (QUICK smoke run)" if args.quick else ""),
+        f"* Commit: {git_commit()}"
+        + (" (reused sections name their own)" if reused else " (every section below)"),
         f"* Machine: {machine_markdown(info)}",
         "* Library: `sd_prompts_real_users.parquet` from the shared data directory (read in place).",
         "* Each section below names its exact command and date. Numbers are single runs on a shared "

@@ -4,7 +4,7 @@
 
 waitress is the product's server (bot/slack/intake/http_server.py) with `serve`'s ack-first gate (turns
 start once the acks in flight are out: bot/scheduling/ack_first.py); waitress-ungated is the same server
-without the gate (each turn starts at once, as in last round's serve); wsgiref is the server `serve` used
+without the gate (each turn starts as soon as its ack is sent); wsgiref is the server `serve` used
 before that (a threaded reference server, ungated: its code is kept here so the old and new servers are
 measured in one run); cheroot (CherryPy's thread-pool server) is the other candidate, gated like waitress.
 Config comes from the environment as for `serve`; the process prints `PORT <n>` once it listens and serves
