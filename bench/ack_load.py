@@ -26,6 +26,8 @@ def main(argv: list[str]) -> int:
     url, response_url, secret, level, burst = argv[0], argv[1], argv[2], int(argv[3]), argv[4]
     users = argv[5:]
     target = urlsplit(url)
+    host = target.hostname
+    assert host is not None, f"no host in {url}"
     verifier = SignatureVerifier(secret)
     gate = threading.Barrier(level)
 
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> int:
             "X-Slack-Request-Timestamp": stamp,
             "X-Slack-Signature": verifier.generate_signature(timestamp=stamp, body=body) or "",
         }
-        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        connection = http.client.HTTPConnection(host, target.port, timeout=30)
         gate.wait()
         started = time.perf_counter()
         connection.request("POST", target.path, body=body, headers=headers)

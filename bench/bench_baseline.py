@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         kind, config_file = args.worker
         config = json.loads(Path(config_file).read_text(encoding="utf-8"))
-        result = WORKERS[kind](config)
-        Path(config["result"]).write_text(json.dumps(result), encoding="utf-8")
+        output = WORKERS[kind](config)
+        Path(config["result"]).write_text(json.dumps(output), encoding="utf-8")
         return 0
     missing = missing_extras()
     if missing:

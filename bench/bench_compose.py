@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _examples(outcomes: Sequence[Outcome]) -> list[Outcome]:
     """A few held-out prompts in the prose dialect (the issue's ideas first), for reading."""
-    wanted = ("a cartoon of a little dog", "a red sports car on a mountain road")
+    wanted: tuple[str, ...] = ("a cartoon of a little dog", "a red sports car on a mountain road")
     wanted += ("a knight fighting a dragon", "flying saucer over a 1950s diner")
     chosen = [o for o in outcomes if o.dialect is Dialect.PROSE and o.idea.text in wanted]
     return chosen + [o for o in outcomes if o.dialect is Dialect.TAGS and o.idea.text in wanted]

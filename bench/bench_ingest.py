@@ -163,14 +163,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     order = sorted(range(len(timed.ids)), key=lambda i: timed.ids[i])  # by id: a stable, shuffled order
     order = order[: args.ab_prompts] if args.ab_prompts else order
-    payloads = [timed.payloads[i] for i in order]
+    payloads = [timed.upserted_payloads[i] for i in order]
     ab, vectors = interleaved_ab(args, embedder, classifier, payloads)
     if not args.no_cache and not args.ab_prompts:
         prompts = [str(p["prompt"]) for p in payloads]
         save_library_cache(out_dir, LibraryCache([timed.ids[i] for i in order], prompts, payloads, vectors))
     padding = None
     if not args.no_padding_check:
-        ingest_order = [str(p["prompt"]) for p in timed.payloads]
+        ingest_order = [str(p["prompt"]) for p in timed.upserted_payloads]
         padding = padded_tokens(ingest_order, timed.batch_sizes, embedder.batch_size)
     embedded, raw_rate = summary.embedded, ab["base_rate"]
     ingest_rate_excl = embedded / (wall - hnsw) if wall > hnsw else float("nan")

@@ -233,7 +233,7 @@ def embedding_section(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         np.array([lexicon.is_unsafe(text) for text in library]),
         lib_scores >= clf.threshold,
     )
-    result = {
+    result: dict[str, Any] = {
         "threshold": clf.threshold,
         "trained": clf.provenance.get("trained"),
         "held_out_recall": evaluation.recall_rows("held_out"),
@@ -288,7 +288,7 @@ def exemplar_rows(
     before_lib = (evaluation.library_lexicon | evaluation.library_embedding)[bucket]
     i2p_match = exemplars.similarities(i2p_vectors[held]) >= exemplars.threshold
     lib_match = exemplars.similarities(lib_vectors[bucket]) >= exemplars.threshold
-    result = {
+    result: dict[str, Any] = {
         "threshold": exemplars.threshold,
         "count": len(exemplars.vectors),
         "held_out_recall": {"before": share(before_i2p), "after": share(before_i2p | i2p_match)},

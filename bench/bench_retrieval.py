@@ -229,12 +229,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         retriever.search("warm up the model and the index", mode=method.mode, ranking=method.ranking)
         per_idea: dict[str, Any] = {}
         for item in ideas:
-            call = {"mode": method.mode, "diversify": method.diversify, "ranking": method.ranking}
             started = time.perf_counter()
-            retriever.search(item["idea"], K, **call)
+            retriever.search(
+                item["idea"], K, mode=method.mode, diversify=method.diversify, ranking=method.ranking
+            )
             cold_ms = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            hits = retriever.search(item["idea"], K, **call)
+            hits = retriever.search(
+                item["idea"], K, mode=method.mode, diversify=method.diversify, ranking=method.ranking
+            )
             warm_ms = (time.perf_counter() - started) * 1000
             per_idea[item["idea"]] = {
                 **score_hits(rules[item["idea"]], hits, library),
@@ -416,7 +419,7 @@ def render(r: dict[str, Any]) -> str:
             "first row is the library's own ceiling: some ideas have fewer than five prompts that are both "
             "relevant and crafted in the whole searchable library, which no ranking can make up for.\n"
         )
-        table = [
+        ceiling_table = [
             [
                 name,
                 *(
@@ -429,7 +432,7 @@ def render(r: dict[str, Any]) -> str:
             for name, v in r["ceilings"].items()
         ]
         heads = [f"{s}: candidates / P@{K} ceiling / crafted ceiling" for s in splits]
-        lines.append(markdown_table(["first stage", *heads], table))
+        lines.append(markdown_table(["first stage", *heads], ceiling_table))
     for split in splits:
         lines.append(f"\n### {split} half ({counts[split]} ideas)\n")
         table: list[list[object]] = []

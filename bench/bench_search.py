@@ -640,17 +640,15 @@ def render(r: dict[str, Any]) -> str:
                 f"Mean cosine of a synthetic vector to its base vector: {any_row['mean_cos_to_base']:.3f}.\n"
             )
         headers = ["", *[ENGINE_LABEL[e] for e in r["engines"]]]
-        table: list[list[object]] = []
-        table.append(
-            ["queries per mode", *[str(rows[e]["n_queries"]) if rows[e] else "–" for e in r["engines"]]]
-        )
-        for mode in MODES:
-            table.append([f"{mode} p50 / p95 ms", *[_lat(rows[e], mode) for e in r["engines"]]])
 
         def cell(engine: str, fn: Any, rows: dict[str, dict[str, Any] | None] = rows) -> str:
             row = rows[engine]
             return str(fn(row)) if row else "–"
 
+        table: list[list[object]] = []
+        table.append(["queries per mode", *[cell(e, lambda x: x["n_queries"]) for e in r["engines"]]])
+        for mode in MODES:
+            table.append([f"{mode} p50 / p95 ms", *[_lat(rows[e], mode) for e in r["engines"]]])
         table.append(["upsert (s)", *[cell(e, lambda x: f"{x['upsert_s']:.1f}") for e in r["engines"]]])
         table.append(
             [
@@ -701,26 +699,27 @@ def render(r: dict[str, Any]) -> str:
         table.append(
             [
                 "reopen + count (s)",
-                *[f"{reopen_row[e]['reopen_s']:.2f}" if reopen_row[e] else "–" for e in r["engines"]],
+                *[cell(e, lambda x: f"{x['reopen_s']:.2f}", reopen_row) for e in r["engines"]],
             ]
         )
         table.append(
             [
                 "RSS growth of reopen (MB)",
-                *[
-                    f"{reopen_row[e]['rss_growth_open_mb']:,.0f}" if reopen_row[e] else "–"
-                    for e in r["engines"]
-                ],
+                *[cell(e, lambda x: f"{x['rss_growth_open_mb']:,.0f}", reopen_row) for e in r["engines"]],
             ]
         )
         table.append(
             [
                 "after reopen: first query ms; dense / filtered p50 ms",
                 *[
-                    f"{reopen_row[e]['first_query_ms']:.1f}; {reopen_row[e]['dense']['p50_ms']:.2f} / "
-                    f"{reopen_row[e]['filtered']['p50_ms']:.2f}"
-                    if reopen_row[e]
-                    else "–"
+                    cell(
+                        e,
+                        lambda x: (
+                            f"{x['first_query_ms']:.1f}; {x['dense']['p50_ms']:.2f} / "
+                            f"{x['filtered']['p50_ms']:.2f}"
+                        ),
+                        reopen_row,
+                    )
                     for e in r["engines"]
                 ],
             ]

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,17 @@ def first_answers(fake: Any, served: Served, ideas: list[str]) -> dict[str, Any]
             for block in m.get("blocks") or []
         ]
 
+    def new_roots(before: set[str]) -> list[dict[str, Any]]:
+        return [
+            m for m in fake.messages(GENERAL) if m["ts"] not in before and "imagined" in m.get("text", "")
+        ]
+
+    def has_hits(root_ts: str) -> bool:
+        return "hit_1" in thread_blocks(root_ts)
+
+    def uploaded_more_than(n: int) -> bool:
+        return len(fake.uploads()) > n
+
     runs: list[dict[str, float]] = []
     for idea in ideas:
         before = {m["ts"] for m in fake.messages(GENERAL)}
@@ -232,15 +244,10 @@ def first_answers(fake: Any, served: Served, ideas: list[str]) -> dict[str, Any]
         acked = time.monotonic()
         if status != 200:
             raise RuntimeError(f"/imagine answered {status}")
-        roots, _ = wait_until(
-            lambda before=before: [
-                m for m in fake.messages(GENERAL) if m["ts"] not in before and "imagined" in m.get("text", "")
-            ],
-            120,
-        )
+        roots, _ = wait_until(partial(new_roots, before), 120)
         root_ts = str(roots[-1]["ts"])
-        _, hits_at = wait_until(lambda root_ts=root_ts: "hit_1" in thread_blocks(root_ts), 120)
-        _, upload_at = wait_until(lambda n=uploads_before: len(fake.uploads()) > n, 120)
+        _, hits_at = wait_until(partial(has_hits, root_ts), 120)
+        _, upload_at = wait_until(partial(uploaded_more_than, uploads_before), 120)
         runs.append(
             {
                 "ack_ms": (acked - started) * 1000,
@@ -383,7 +390,7 @@ def render(results: list[dict[str, Any]], builds: dict[int, dict[str, Any]], arg
             "`level` commands released together by a barrier from distinct users; the queue drains before "
             "the next burst. Offline models, same app instance, after its first-answer runs.\n\n"
         )
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for r in ok:
             for level, a in r.get("acks", {}).items():
                 rows.append(

@@ -6,14 +6,14 @@ import argparse
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from common import CpuShare, fresh_dir, markdown_table
 from interleaved import interleave, rate_ratio
 
-from retrieval.index_ports import IndexPoint, IndexSpec, PromptIndex
+from retrieval.index_ports import IndexHit, IndexPoint, IndexQuery, IndexSpec, PromptIndex
 
 logger = logging.getLogger("bench_ingest")  # the A/B runs inside bench_ingest.py and logs as it
 GOAL_RATIO = 0.90
@@ -31,6 +31,7 @@ class TimedIndex:
 
     Remembering costs one list append per point (references to payload dicts the Ingestor holds anyway).
     With `open_once`, only the first `open` reaches the inner index (the A/B's scratch index stays open).
+    The calls the Ingestor does not make (spec, set_payload, query, ...) forward untimed.
     """
 
     def __init__(self, inner: PromptIndex, *, open_once: bool = False) -> None:
@@ -39,7 +40,7 @@ class TimedIndex:
         self.finalize_cpu_seconds = 0.0
         self.batch_sizes: list[int] = []  # points per upsert call = texts per embed call of the Ingestor
         self.ids: list[str] = []
-        self.payloads: list[dict[str, Any]] = []
+        self.upserted_payloads: list[dict[str, Any]] = []  # `payloads` is the index method
 
     def open(self, spec: IndexSpec, *, create: bool) -> None:
         if not (self.open_once and self.opened):
@@ -52,7 +53,7 @@ class TimedIndex:
         self.upsert_seconds += time.perf_counter() - started
         self.batch_sizes.append(len(points))
         self.ids.extend(point.id for point in points)
-        self.payloads.extend(point.payload for point in points)
+        self.upserted_payloads.extend(point.payload for point in points)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         started = time.perf_counter()
@@ -66,8 +67,26 @@ class TimedIndex:
         self.finalize_seconds += time.perf_counter() - started
         self.finalize_cpu_seconds += time.process_time() - cpu
 
+    def spec(self) -> IndexSpec | None:
+        return self.inner.spec()
+
+    def set_payload(self, fields: dict[str, Any], ids: Sequence[str]) -> None:
+        self.inner.set_payload(fields, ids)
+
+    def query(self, query: IndexQuery) -> list[IndexHit]:
+        return self.inner.query(query)
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.inner.payloads(ids)
+
     def count(self) -> int:
         return self.inner.count()
+
+    def iter_prompts(self, batch_size: int = 1024) -> Iterator[str]:
+        return self.inner.iter_prompts(batch_size)
+
+    def iter_points(self, batch_size: int = 256) -> Iterator[IndexPoint]:
+        return self.inner.iter_points(batch_size)
 
     def close(self) -> None:
         self.inner.close()

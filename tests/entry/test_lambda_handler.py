@@ -39,7 +39,7 @@ def handler(monkeypatch: pytest.MonkeyPatch, fake: FakeSlackApi) -> Iterator[Any
     yield lambda_handler.handler
     built = lambda_handler._handler
     if built is not None:
-        built.app.listener_runner.listener_executor.shutdown(wait=False)  # type: ignore[attr-defined]
+        built.app.listener_runner.listener_executor.shutdown(wait=False)
 
 
 def event(body: str, *, secret: str | None = SECRET, form: bool = True, b64: bool = False) -> dict[str, Any]:

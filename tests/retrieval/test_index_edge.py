@@ -15,7 +15,8 @@ import pytest
 from qdrant_edge import EdgeShard
 
 from retrieval.adapters.bm25 import Bm25SparseEncoder
-from retrieval.adapters.edge_index import SPEC_FILE, EdgePromptIndex
+from retrieval.adapters.edge_index import EdgePromptIndex
+from retrieval.adapters.index_common import SPEC_FILE
 from retrieval.errors import IndexMismatchError, IndexMissingError, IndexUnavailableError
 from retrieval.index_ports import IndexPoint, IndexQuery, IndexSpec, SearchMode
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -267,10 +268,12 @@ PROMPTS = [
 ]
 
 
-def ingest(embedder: DirectionEmbedder, path: Path, **options: bool) -> tuple[Retriever, dict[str, object]]:
+def ingest(
+    embedder: DirectionEmbedder, path: Path, *, drop_unsafe: bool = False
+) -> tuple[Retriever, dict[str, Any]]:
     index = EdgePromptIndex(path)
     summary = Ingestor(embedder, Bm25SparseEncoder(), index).ingest_rows(
-        [RawPrompt(text, {"source": "test"}) for text in PROMPTS], IngestOptions(**options)
+        [RawPrompt(text, {"source": "test"}) for text in PROMPTS], IngestOptions(drop_unsafe=drop_unsafe)
     )
     return Retriever(embedder, Bm25SparseEncoder(), index), summary.as_dict()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,7 @@ class AxisEmbedder:
 
     model_id, dimension = MODEL, 3
 
-    def embed_documents(self, texts: list[str]) -> list[Vector]:
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
         return [self.embed_query(text) for text in texts]
 
     def embed_query(self, text: str) -> Vector:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import SecretStr
 
@@ -45,8 +45,8 @@ T = TypeVar("T")
 Json = dict[str, Any]
 
 
-def wait_for(probe: Callable[[], T], timeout: float = 10.0) -> T:
-    """Poll until `probe` returns something truthy, failing after `timeout` seconds."""
+def wait_for(probe: Callable[[], T | Literal[False] | None], timeout: float = 10.0) -> T:
+    """Poll until `probe` returns something truthy (never False or None), failing after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = probe()
@@ -142,7 +142,7 @@ def hits_of(fake: FakeSlackApi, root_ts: str) -> list[Json]:
     return [m for m in fake.messages(GENERAL, root_ts) if "hit_1" in block_ids(m)]
 
 
-def button_value(message: Json, action_id: str, block_id: str | None = None) -> str:
+def button_value(message: Mapping[str, Any], action_id: str, block_id: str | None = None) -> str:
     """The value of a button in a message."""
     for block in message["blocks"]:
         elements = [*(block.get("elements") or []), block.get("accessory") or {}]

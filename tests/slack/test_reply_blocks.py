@@ -297,8 +297,8 @@ def all_messages() -> list[tuple[str, b.Message]]:
     ]
 
 
-HOW_KINDS = ("image-to-image", "same-seed", "new-seed", "search_replace", "recolor", "erase", "outpaint")
-HOW_KINDS += ("upscale", "remove_background", "sketch", "style")
+HOW_KINDS: tuple[str, ...] = ("image-to-image", "same-seed", "new-seed", "search_replace", "recolor", "erase")
+HOW_KINDS += ("outpaint", "upscale", "remove_background", "sketch", "style")
 
 
 def edited(kind: str, words: str = "hat", turn_kind: str = "refine") -> b.Message:

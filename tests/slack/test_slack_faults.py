@@ -516,7 +516,7 @@ def test_describe_maps_every_kind_of_failure() -> None:
     assert describe(IndexUnavailableError("down")) == (LIBRARY_UNREACHABLE, True, None)
     assert not describe(IndexMissingError("missing")).retry and not describe(EmptyQueryError("empty")).retry
     assert describe(DatabaseBusyError("locked")).retry and describe(StorageError("gone")).retry
-    slack = SlackApiError("no", {"ok": False, "error": "ratelimited"})
+    slack = SlackApiError("no", {"ok": False, "error": "ratelimited"})  # type: ignore[no-untyped-call]
     assert describe(slack).text == "Slack refused my reply (ratelimited)."
     assert describe(RuntimeError("boom")).text.startswith("Something went wrong")
     assert "network" in describe(URLError("refused")).text and describe(ConnectionResetError()).retry

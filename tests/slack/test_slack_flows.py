@@ -132,7 +132,7 @@ def test_votes_by_reaction_and_button_then_the_owner_picks_the_winner(fake: Fake
     wait_for(lambda: rig.services.feedback.tally(TEAM, thread_id).get(3) == 2)
     rig.driver.block_action(ACTION_VOTE, f"{thread_id}:5", BOB, GENERAL, candidates["ts"])
     wait_for(lambda: rig.services.feedback.tally(TEAM, thread_id).get(5) == 1)
-    removed = {"type": "reaction_removed", "user": BOB, "reaction": "three"}
+    removed: Json = {"type": "reaction_removed", "user": BOB, "reaction": "three"}
     removed["item"] = {"type": "message", "channel": GENERAL, "ts": root_ts}
     rig.driver.event({**removed, "event_ts": "1.0"})
     wait_for(lambda: rig.services.feedback.tally(TEAM, thread_id).get(3) == 1)

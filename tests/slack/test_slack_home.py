@@ -31,6 +31,7 @@ from bot.slack.reply.modal_views import (
 )
 from sandbox.slack_api import FakeSlackApi
 from sandbox.slack_models import ALICE, BOB, CAROL, GENERAL, PRIVATE
+from storage.thread_store import SqlThreadStore
 from tests.slack.slack_rig import TEAM, Rig, button_value, imagine, results, wait_for
 
 Json = dict[str, Any]
@@ -136,7 +137,9 @@ def test_home_failures_are_logged_and_the_next_open_recovers(
     fake: FakeSlackApi, rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     def rename(old: str, new: str) -> None:  # a real storage failure: the table is gone for a while
-        with rig.services.threads.sessions.begin() as session:
+        threads = rig.services.threads
+        assert isinstance(threads, SqlThreadStore)
+        with threads.sessions.begin() as session:
             session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
 
     rename("saved_prompts", "saved_prompts_away")

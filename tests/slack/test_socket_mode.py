@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ def every_thread_finished(served: SocketServe, count: int) -> None:
     slack = served.slack
     wait_for(lambda: len(imagine_roots(slack)) >= count, 30)
     for root in imagine_roots(slack):
-        wait_for(lambda root=root: results(slack, root), 30)
+        wait_for(partial(results, slack, root), 30)
     settle(slack)
     assert len(imagine_roots(slack)) == count and len(slack.uploads()) == count
 
