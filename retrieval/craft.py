@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.modifiers import CATEGORIES, classify_modifier, split_artists, split_segments
+from retrieval.modifiers import CATEGORIES, classify_modifier, modifier_sized, split_artists, split_segments
 
 CRAFT_FIELD = "craft"  # payload field holding the prior (ingest writes it, ranking boosts by it)
 CRAFT_VERSION_FIELD = "craft_version"
@@ -119,12 +119,15 @@ def stored_prior(payload: Mapping[str, Any]) -> float | None:
 
 
 def borrowable_phrases(prompt: str, limit: int = 6) -> dict[str, list[str]]:
-    """A hit's phrases worth borrowing, by category in `CATEGORIES` order, at most `limit` in all."""
+    """A hit's phrases worth borrowing, by category in `CATEGORIES` order, at most `limit` in all.
+
+    Only modifier-sized phrases: a long one that mentions a light or a color ("short wavy light brown hair
+    sitting on top of a stack of books") describes the picture's content, which is not the hit's to lend."""
     grouped = assess_craft(prompt).by_category()
     chosen: dict[str, list[str]] = {}
     left = limit
     for category in CATEGORIES:
-        phrases = grouped.get(category, [])[: max(0, left)]
+        phrases = [p for p in grouped.get(category, []) if modifier_sized(p)][: max(0, left)]
         if phrases:
             chosen[category] = phrases
             left -= len(phrases)

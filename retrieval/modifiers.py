@@ -171,10 +171,14 @@ def split_segments(prompt: str) -> list[str]:
     return [s for s in map(_finish, _SPLIT_RE.split(_clean_text(prompt))) if s]
 
 
+def modifier_sized(phrase: str) -> bool:
+    """Short enough to be a modifier (2-50 characters, at most six words); longer ones say what is shown."""
+    return 2 <= len(phrase) <= _MAX_CHARS and phrase.count(" ") < _MAX_WORDS
+
+
 def _acceptable(phrase: str) -> bool:
     """Short enough to be a modifier, containing a letter, and not a bare generic word like 'lighting'."""
-    short = 2 <= len(phrase) <= _MAX_CHARS and phrase.count(" ") < _MAX_WORDS
-    return short and phrase not in _GENERIC and _LETTER_RE.search(phrase) is not None
+    return modifier_sized(phrase) and phrase not in _GENERIC and _LETTER_RE.search(phrase) is not None
 
 
 def classify_modifier(phrase: str, vocabulary: dict[str, str] | None = None) -> str:

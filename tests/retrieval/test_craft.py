@@ -66,3 +66,17 @@ def test_borrowable_phrases_are_grouped_and_capped() -> None:
     assert grouped == {"medium": ["watercolor"], "artist": ["by beatrix potter"], "lighting": ["soft light"]}
     assert borrowable_line(CRAFTED) == "watercolor, by beatrix potter, soft light, highly detailed"
     assert borrowable_line("a dog") == ""
+
+
+def test_only_modifier_sized_phrases_are_offered_to_borrow() -> None:
+    girl = (
+        "a cute little girl with a round cherubic face, blue eyes, and short wavy light brown hair sitting "
+        "on top of a stack of books. beautiful cartoon painting with highly detailed face by quentin blake "
+        "and greg rutkowski"
+    )
+    line = borrowable_line(girl)
+    assert "stack of books" not in line  # content that happens to name a light, not a look to lend
+    assert "by quentin blake" in line and "by greg rutkowski" in line
+    assert all(phrase.count(" ") < 6 for phrase in line.split(", "))
+    # display only: the craft prior still counts it, so stored priors and the ranking are unchanged
+    assert any("stack of books" in phrase for phrase, _ in assess_craft(girl).phrases)
