@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -229,15 +230,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         retriever.search("warm up the model and the index", mode=method.mode, ranking=method.ranking)
         per_idea: dict[str, Any] = {}
         for item in ideas:
-            started = time.perf_counter()
-            retriever.search(
-                item["idea"], K, mode=method.mode, diversify=method.diversify, ranking=method.ranking
+            search = partial(
+                retriever.search,
+                item["idea"],
+                K,
+                mode=method.mode,
+                diversify=method.diversify,
+                ranking=method.ranking,
             )
+            started = time.perf_counter()
+            search()
             cold_ms = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            hits = retriever.search(
-                item["idea"], K, mode=method.mode, diversify=method.diversify, ranking=method.ranking
-            )
+            hits = search()
             warm_ms = (time.perf_counter() - started) * 1000
             per_idea[item["idea"]] = {
                 **score_hits(rules[item["idea"]], hits, library),
