@@ -43,12 +43,16 @@ NEAR_COPY_COSINE = 0.95
 
 @dataclass(frozen=True)
 class Method:
-    """One way of searching: name, mode, whether MMR diversifies the top k, and the re-rank (`Ranking`)."""
+    """One way of searching: name, mode, whether MMR diversifies the top k, and the re-rank (`Ranking`).
+
+    `planned`: the re-rank judges coverage by a concept plan, here the evaluation's own concept groups
+    (a ceiling for a concept planner such as Claude, not a method the product can run offline)."""
 
     name: str
     mode: SearchMode
     diversify: bool
     ranking: Ranking = PLAIN
+    planned: bool = False
 
 
 METHODS = (
