@@ -168,7 +168,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-ceiling", action="store_true", help="skip the recall ceilings of the first stages"
     )
+    parser.add_argument(
+        "--planner",
+        default=None,
+        metavar="bedrock:MODEL_ID",
+        help="also run the default search with Claude as its concept planner (needs Bedrock: AWS "
+        "credentials, IMAGINE_AWS_REGION, optionally IMAGINE_BEDROCK_ENDPOINT_URL)",
+    )
     return parser.parse_args(argv)
+
+
+def planner_row(value: str) -> tuple[Method, Any]:
+    """The row that searches with Claude's concept plans, and its planner (`--planner bedrock:<id>`)."""
+    from bot.config import load_config, split_provider
+    from bot.writing.concept_planner import ClaudeConceptPlanner
+
+    _, model_id = split_provider(value, "--planner", ("bedrock",))
+    config = load_config()
+    planner = ClaudeConceptPlanner(
+        model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url
+    )
+    name = f"default, Claude's concept plan ({model_id})"
+    return Method(name, SearchMode.HYBRID, False, PLANNED_RANKING), planner
 
 
 def load_library(index: Any) -> Library:
@@ -212,6 +233,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ideas = [i for i in json.loads(args.ideas.read_text(encoding="utf-8"))["ideas"] if i["split"] in splits]
     wanted = {m.strip() for m in args.methods.split(",")} if args.methods else None
     methods = [m for m in METHODS if wanted is None or m.name in wanted]
+    planned_by, planner = planner_row(args.planner) if args.planner else (None, None)
+    if planned_by is not None:
+        methods.append(planned_by)
     embedder, sparse, index = OnnxMiniLMEmbedder(), Bm25SparseEncoder(), EdgePromptIndex(index_dir)
     Retriever(embedder, sparse, index).open()
     library = load_library(index)
@@ -231,8 +255,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     rows: dict[str, dict[str, Any]] = {}
     for method in methods:
-        retriever = Retriever(embedder, sparse, index)  # a fresh query-vector cache per method
-        retriever.search("warm up the model and the index", mode=method.mode, ranking=method.ranking)
+        # a fresh query-vector cache per method; the planner row plans each idea (no plan: the default)
+        claude = method is planned_by
+        retriever = Retriever(embedder, sparse, index, planner if claude else None)
+        ranking = None if claude else method.ranking
+        retriever.search("warm up the model and the index", mode=method.mode, ranking=ranking)
         per_idea: dict[str, Any] = {}
         for item in ideas:
             search = partial(
@@ -241,7 +268,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 K,
                 mode=method.mode,
                 diversify=method.diversify,
-                ranking=method.ranking,
+                ranking=ranking,
                 plan=ConceptPlan.from_patterns(item["concepts"], "evaluation") if method.planned else None,
             )
             started = time.perf_counter()

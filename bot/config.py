@@ -83,6 +83,8 @@ class Config(BaseSettings):
     drain_s: float = Field(default=25.0, ge=0.0, le=3_600.0)  # IMAGINE_DRAIN_S: running turns' grace on stop
     warm_up: bool = True  # IMAGINE_WARM_UP: serve loads models and clients before it says ready
     chat_model: str = "offline"
+    # IMAGINE_CONCEPT_PLANNER: 'off' or 'bedrock:<id>': Claude writes each idea's concepts for the search
+    concept_planner: str = "off"
     image_model: str = "offline"
     # IMAGINE_UPSCALE_MODEL … IMAGINE_STYLE_MODEL: 'offline' or 'bedrock:<id>' per edit (see EDIT_MODELS)
     upscale_model: str | None = None
@@ -109,6 +111,14 @@ class Config(BaseSettings):
     @classmethod
     def _chat_model_parses(cls, value: str) -> str:
         split_provider(value, "IMAGINE_CHAT_MODEL", PROVIDERS_CHAT)
+        return value
+
+    @field_validator("concept_planner")
+    @classmethod
+    def _planner_parses(cls, value: str) -> str:
+        value = value.strip() or "off"
+        if value != "off":
+            split_provider(value, "IMAGINE_CONCEPT_PLANNER", ("bedrock",))
         return value
 
     @field_validator("image_model")

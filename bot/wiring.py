@@ -19,6 +19,7 @@ from bot.config import (
     split_provider,
 )
 from bot.engine.ports import ChatModel, ImageEditor, ImageModel, PictureDescriber
+from retrieval.concept_plan import ConceptPlanner
 from retrieval.index_ports import Embedder, PromptIndex, SparseEncoder
 from retrieval.search import Retriever
 
@@ -77,8 +78,20 @@ def build_index(config: Config) -> PromptIndex:
 
 
 def build_retriever(config: Config) -> Retriever:
-    """A Retriever over the configured embedder and index."""
-    return Retriever(build_embedder(config), build_sparse_encoder(), build_index(config))
+    """A Retriever over the configured embedder and index (and concept planner, if one is configured)."""
+    return Retriever(
+        build_embedder(config), build_sparse_encoder(), build_index(config), build_concept_planner(config)
+    )
+
+
+def build_concept_planner(config: Config) -> ConceptPlanner | None:
+    """Claude as the search's concept planner when IMAGINE_CONCEPT_PLANNER names a Bedrock model."""
+    if config.concept_planner == "off":
+        return None
+    from bot.writing.concept_planner import ClaudeConceptPlanner
+
+    _, model_id = split_provider(config.concept_planner, "IMAGINE_CONCEPT_PLANNER", ("bedrock",))
+    return ClaudeConceptPlanner(model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url)
 
 
 def build_ingestor(config: Config) -> tuple[Ingestor, PromptIndex]:

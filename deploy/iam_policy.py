@@ -207,6 +207,7 @@ def collect(
     if not REGION.match(region):
         raise PolicyError(f"IMAGINE_AWS_REGION={region!r} is not an AWS Region")
     providers = {"IMAGINE_CHAT_MODEL": PROVIDERS_CHAT, "IMAGINE_EMBED_MODEL": PROVIDERS_EMBED}
+    providers["IMAGINE_CONCEPT_PLANNER"] = PROVIDERS_CHAT
     grants = Grants()
     for variable, value in models.items():
         try:
@@ -376,6 +377,8 @@ def models_of(args: argparse.Namespace) -> tuple[dict[str, str], str]:
         "IMAGINE_IMAGE_MODEL": args.image_model or (config.image_model if config else "offline"),
         "IMAGINE_EMBED_MODEL": args.embed_model or (config.embed_model if config else "local:x"),
     }
+    if config and config.concept_planner != "off":  # Claude writing the search's concept plans
+        models["IMAGINE_CONCEPT_PLANNER"] = config.concept_planner
     chosen = {op: getattr(config, field) for op, (field, _) in EDIT_MODELS.items()} if config else {}
     for operation, value in edit_models_for(models["IMAGINE_IMAGE_MODEL"], chosen).items():
         models[edit_model_variable(operation)] = value  # the image services follow a Bedrock image model

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 MAX_CONCEPTS = 6
 MAX_PHRASES = 40
@@ -72,6 +73,14 @@ class ConceptPlan:
     def describe(self) -> str:
         """One line for --explain: each concept with its first phrases."""
         return "; ".join(f"{c.name}: {', '.join((c.phrases or c.patterns)[:4])}" for c in self.concepts)
+
+
+class ConceptPlanner(Protocol):
+    """Writes an idea's concept plan (Claude: bot/writing/concept_planner.py); None when it cannot."""
+
+    def plan(self, idea: str) -> ConceptPlan | None:
+        """The idea's concepts, the subject first, or None."""
+        ...
 
 
 def _phrase_pattern(phrase: object) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.aliases import expanded_query
-from retrieval.concept_plan import ConceptPlan
+from retrieval.concept_plan import ConceptPlan, ConceptPlanner
 from retrieval.coverage import CoverageScorer
 from retrieval.craft import CRAFT_FIELD, CRAFT_VERSION_FIELD, CRAFTED_MIN_PRIOR, assess_craft, stored_prior
 from retrieval.errors import EmptyQueryError
@@ -149,10 +149,18 @@ class PromptHit:
 class Retriever:
     """Finds the closest library prompts for an idea; the conversation engine calls `search`."""
 
-    def __init__(self, embedder: Embedder, sparse: SparseEncoder, index: PromptIndex) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        index: PromptIndex,
+        planner: ConceptPlanner | None = None,
+    ) -> None:
+        """`planner` (optional) writes each idea's concept plan before a dense or hybrid search."""
         self._embedder = embedder
         self._sparse = sparse
         self._index = index
+        self._planner = planner
         self._coverage = CoverageScorer(sparse)
         self._opened = False
         self._opening = threading.Lock()  # the warm start, /healthz and the index share may open at once
@@ -222,8 +230,9 @@ class Retriever:
     ) -> list[PromptHit]:
         """The top k prompts for `query`: the mode's best `ranking.pool`, re-ranked by craft and coverage.
 
-        `plan` replaces the idea's own concept groups in the coverage re-rank; `ranking` defaults to
-        PLANNED_RANKING with a plan and DEFAULT_RANKING without.
+        `plan` replaces the idea's own concept groups in the coverage re-rank; without one, the planner
+        (if any) writes it for dense and hybrid searches. `ranking` defaults to PLANNED_RANKING with a
+        plan and DEFAULT_RANKING without.
 
         `diversify` re-orders the best candidates by MMR (langchain_core's) over their dense vectors; it
         is off by default, since on bench/data/retrieval_ideas.json it cost relevance and latency without
@@ -234,6 +243,8 @@ class Retriever:
             raise EmptyQueryError("the search query is empty: describe an idea, e.g. 'a cartoon of a dog'")
         k = max(1, min(int(k), MAX_K))
         self.open()
+        if plan is None and self._planner is not None and mode is not SearchMode.SPARSE:
+            plan = self._plan(text)
         if ranking is None:
             ranking = DEFAULT_RANKING if plan is None else PLANNED_RANKING
         dense_text = expanded_query(text) if ranking.expand else text
@@ -272,6 +283,15 @@ class Retriever:
             ranked.hit(i, rank, whole.get(hits[i].id), dense_text if explain else None)
             for rank, i in enumerate(order, 1)
         ]
+
+    def _plan(self, text: str) -> ConceptPlan | None:
+        """The planner's plan for an idea; None (logged) if it fails: the idea's own words judge instead."""
+        assert self._planner is not None
+        try:
+            return self._planner.plan(text)
+        except Exception as exc:
+            logger.warning("concept planner failed (%s: %s); searching unplanned", type(exc).__name__, exc)
+            return None
 
     def close(self) -> None:
         """Close the underlying index."""

@@ -327,6 +327,10 @@ def default_tool_input(body: dict[str, Any], schema: dict[str, Any]) -> dict[str
     idea = _unescape(_tag(body, "idea")) or "a picture"
     instruction = _unescape(_tag(body, "instruction"))
     props = schema.get("properties") or {}
+    if "concepts" in props:  # the concept planner: each longer word of the idea is a concept of its own
+        words = [w for w in re.findall(r"[a-z]+", idea.lower()) if len(w) > 3][:3] or ["picture"]
+        names = ["subject", *words[1:]]
+        return {"concepts": [{"name": n, "phrases": [w]} for n, w in zip(names, words, strict=True)]}
     if "candidates" in props:
         count = int(props["candidates"].get("minItems", 1))
         style = "flat vector illustration, vibrant colors"

@@ -43,6 +43,8 @@ def test_env_vars_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ("IMAGINE_EMBED_DIMENSIONS", "lots"),
         ("IMAGINE_NSFW_THRESHOLD", "2"),
         ("IMAGINE_QDRANT_TIMEOUT_S", "soon"),
+        ("IMAGINE_CONCEPT_PLANNER", "claude"),
+        ("IMAGINE_CONCEPT_PLANNER", "offline"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:

@@ -277,6 +277,12 @@ def test_the_cli_prints_the_policy_for_the_configured_models(tmp_path: Path) -> 
         )
         assert f"arn:aws:bedrock:us-west-2::foundation-model/stability.{service}" in resources(policy)
     assert "IMAGINE_UPSCALE_MODEL=bedrock:us.stability.stable-fast-upscale-v1:0" in done.stderr
+    planning = run(
+        "--account-id", ACCOUNT, IMAGINE_CONCEPT_PLANNER=f"bedrock:{HAIKU}", IMAGINE_AWS_REGION="us-east-2"
+    )
+    assert planning.returncode == 0, planning.stderr  # the search's concept planner is granted its model
+    assert resources(json.loads(planning.stdout)) == [f"arn:aws:bedrock:us-east-2::foundation-model/{HAIKU}"]
+    assert f"IMAGINE_CONCEPT_PLANNER=bedrock:{HAIKU}" in planning.stderr
     offline_edits = run(
         "--account-id", ACCOUNT, IMAGINE_IMAGE_MODEL=f"bedrock:{SD35}", IMAGINE_UPSCALE_MODEL="offline"
     )

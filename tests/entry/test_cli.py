@@ -111,6 +111,27 @@ def test_search_json_returns_distinct_relevant_safe_hits(
     assert not any("nude" in hit["prompt"] for hit in hits)
 
 
+def test_search_explain_shows_the_concept_plan_when_claude_plans(
+    ingested: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    from sandbox.bedrock_converse import install_converse_handlers
+    from sandbox.bedrock_runtime import FakeBedrockRuntime
+
+    data_dir, _ = ingested
+    with FakeBedrockRuntime() as fake:
+        script = install_converse_handlers(fake)
+        script.push_tool_input({"concepts": [{"name": "subject", "phrases": ["puppy", "dog"]}]})
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        env |= {"IMAGINE_CONCEPT_PLANNER": "bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0"}
+        env |= {"IMAGINE_BEDROCK_ENDPOINT_URL": fake.url}
+        result = run_cli("search", "a smol doggo", "--explain", "-k", "3", data_dir=data_dir, **env)
+    assert result.returncode == 0, result.stderr
+    assert "concept plan: subject: puppy, dog" in result.stdout
+    assert "(covers: subject)" in result.stdout and len(script.bodies) == 1
+    plain = run_cli("search", "a smol doggo", "--explain", "-k", "3", data_dir=data_dir)
+    assert "concept plan" not in plain.stdout  # off by default
+
+
 def test_unsafe_prompts_only_with_no_safe(ingested: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     data_dir, _ = ingested
     query = ("nude photo of a woman", "--json", "-k", "10", "--mode", "sparse")

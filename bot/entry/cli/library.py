@@ -191,6 +191,9 @@ def run_search(args: argparse.Namespace, config: Config) -> int:
     if not hits:
         console.print("No matching prompts.")
         return 0
+    first = hits[0].explanation.as_dict() if hits[0].explanation else hits[0].payload.get("explanation")
+    if isinstance(first, dict) and first.get("plan"):
+        console.print(f"[dim]concept plan: {escape(str(first['plan']))}[/dim]", highlight=False)
     for number, hit in enumerate(hits, start=1):
         details = [f"score {hit.score:.4f}", str(hit.payload.get("source") or "unknown source")]
         if hit.payload.get("near_duplicates"):
