@@ -592,8 +592,9 @@ def _reading(r: dict[str, Any]) -> str:
         text += (
             "\n\nThe concept-plan rows are a ceiling, not a method: they judge coverage by the idea's own "
             "evaluation groups (the subject and each concept with its synonyms, `retrieval.concept_plan`), "
-            "standing in for a concept planner such as Claude (`IMAGINE_CONCEPT_PLANNER=claude`, which this "
-            "machine cannot call). Over the default first stage, such a plan lifts P@5 on the tuning half "
+            "standing in for a concept planner such as Claude (`IMAGINE_CONCEPT_PLANNER=bedrock:<id>`, "
+            "which this machine cannot call; `--planner` measures it where Bedrock is reachable). Over the "
+            "default first stage, such a plan lifts P@5 on the tuning half "
             f"to {planned['precision']:.3f} (craft {planned['craft']:.3f}) with coverage sorted first, the "
             f"order `PLANNED_RANKING` uses, and to {blend['precision']:.3f} (craft {blend['craft']:.3f}) "
             "with the default's weights"

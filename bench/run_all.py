@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import resource
 import statistics
 import subprocess
@@ -638,7 +639,27 @@ def splice(existing: str, metas: dict[str, dict[str, Any]]) -> str:
         result = _load(metas.get(name, {}))
         if result and (needed is None or result.get(needed)):
             chunks[0] = _put_headline(chunks[0], prefix, summarize(result))
+    chunks[0] = note_spliced(chunks[0], dict.fromkeys(metas, git_commit()))
     return "\n---\n".join(chunks)
+
+
+def note_spliced(head: str, spliced: dict[str, str]) -> str:
+    """`head` with its Commit line naming the sections spliced in after the whole run, and their commits
+    (a report assembled from reused sections already says that each section names its own)."""
+    lines = head.split("\n")
+    at = next((i for i, text in enumerate(lines) if text.startswith("* Commit: ")), None)
+    if at is None or not spliced or "(reused sections name their own)" in lines[at]:
+        return head
+    base, _, rest = lines[at].removeprefix("* Commit: ").partition(" ")
+    _, marker, earlier = rest.partition("spliced later: ")
+    later = dict(_SPLICED_RE.findall(earlier)) if marker else {}
+    later.update(spliced)
+    named = ", ".join(f"{name} at {commit}" for name, commit in later.items())
+    lines[at] = f"* Commit: {base} (every other section; spliced later: {named})"
+    return "\n".join(lines)
+
+
+_SPLICED_RE = re.compile(r"([\w-]+) at (\w+)")
 
 
 def _put_headline(head: str, prefix: str, line: str) -> str:
