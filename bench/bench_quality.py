@@ -46,13 +46,15 @@ class Method:
     """One way of searching: name, mode, whether MMR diversifies the top k, and the re-rank (`Ranking`).
 
     `planned`: the re-rank judges coverage by a concept plan, here the evaluation's own concept groups
-    (a ceiling for a concept planner such as Claude, not a method the product can run offline)."""
+    (a ceiling for a concept planner such as Claude, not a method the product can run offline), whose
+    phrases also join the keyword query unless `plan_keywords` is off."""
 
     name: str
     mode: SearchMode
     diversify: bool
     ranking: Ranking = PLAIN
     planned: bool = False
+    plan_keywords: bool = True
 
 
 METHODS = (

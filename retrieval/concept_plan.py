@@ -57,9 +57,22 @@ class ConceptPlan:
         return cls(tuple(concepts), source) if concepts else None
 
     @classmethod
-    def from_patterns(cls, groups: Mapping[str, Sequence[str]], source: str) -> ConceptPlan:
-        """A plan from regexes per concept (the evaluation set's groups, for the bench's ceiling rows)."""
-        return cls(tuple(PlannedConcept(name, tuple(p)) for name, p in groups.items()), source)
+    def from_patterns(
+        cls,
+        groups: Mapping[str, Sequence[str]],
+        source: str,
+        phrases: Mapping[str, Sequence[str]] | None = None,
+    ) -> ConceptPlan:
+        """A plan from regexes per concept (the evaluation set's groups, for the bench's ceiling rows),
+        with plain `phrases` per concept for the keyword search if given."""
+        words = phrases or {}
+        return cls(
+            tuple(PlannedConcept(n, tuple(p), tuple(words.get(n, ()))) for n, p in groups.items()), source
+        )
+
+    def search_words(self) -> str:
+        """Every phrase of the plan, for the keyword (BM25) query: the synonyms widen its recall."""
+        return " ".join(p for c in self.concepts for p in c.phrases)
 
     @cached_property
     def _compiled(self) -> tuple[re.Pattern[str], ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from retrieval.concept_plan import MAX_CONCEPTS, ConceptPlan
+from retrieval.index_ports import SearchMode
 from retrieval.search import DEFAULT_RANKING, PLANNED_RANKING, PromptHit, Retriever
 
 DOG = {"subject": ["dog", "puppy", "corgi", "golden retriever"], "style": ["cartoon", "pixar", "cel-shaded"]}
@@ -40,6 +41,24 @@ def test_patterns_plan_takes_regexes_as_written() -> None:
     phrased = ConceptPlan.from_phrases(DOG, "test")
     assert phrased is not None
     assert phrased.describe().startswith("subject: dog, puppy, corgi, golden retriever;")
+
+
+def test_a_plans_phrases_join_the_keyword_query(retriever: Retriever) -> None:
+    phrased = ConceptPlan.from_phrases(ROBOT, "test")
+    assert phrased is not None
+    assert phrased.search_words() == "robot android mech cyborg portrait headshot close-up"
+    bare = ConceptPlan.from_patterns({"subject": ["robots?"]}, "evaluation")
+    assert bare.search_words() == ""
+    words = {"subject": ["robot", "android"]}
+    worded = ConceptPlan.from_patterns({"subject": ["robots?"]}, "evaluation", words)
+    assert worded.search_words() == "robot android"
+    # an idea with none of the plan's words: only the keyword query can bring its concepts into the pool
+    idea = "a friendly tin man"
+    with_words = retriever.search(idea, k=10, plan=worded, mode=SearchMode.SPARSE)
+    without = retriever.search(idea, k=10, plan=bare, mode=SearchMode.SPARSE)
+    robot = re.compile(r"\b(?:robots?|androids?)\b", re.I)
+    found = [sum(bool(robot.search(h.prompt)) for h in hits) for hits in (with_words, without)]
+    assert found[0] > found[1]
 
 
 def test_a_plan_re_ranks_by_its_concepts(retriever: Retriever) -> None:
