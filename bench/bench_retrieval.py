@@ -50,7 +50,15 @@ from retrieval.aliases import expanded_query
 from retrieval.concept_plan import ConceptPlan
 from retrieval.craft import CRAFTED_MIN_PRIOR, assess_craft
 from retrieval.index_ports import HybridFusion, IndexQuery, SearchMode
-from retrieval.search import CRAFT_GOAL_RANKING, DEFAULT_RANKING, PLAIN, PLANNED_RANKING, RRF_RANKING, Ranking
+from retrieval.search import (
+    CRAFT_GOAL_RANKING,
+    DEFAULT_RANKING,
+    PLAIN,
+    PLANNED_RANKING,
+    ROUND2_RANKING,
+    RRF_RANKING,
+    Ranking,
+)
 
 logger = logging.getLogger("bench_retrieval")
 K = 5
@@ -64,6 +72,8 @@ _CRAFTED = replace(_UNION, pool=200, crafted_prefetch=True)
 _D = DEFAULT_RANKING
 DEFAULT_NAME = "union + crafted prefetch + coverage + craft (default)"
 ROUND1_NAME = "hybrid RRF + expansion + coverage + craft (round 1 default)"
+ROUND2_NAME = "round 2 default (every word of the idea a concept, expanded dense query)"
+STOPLIST_NAME = "default without the concept stoplist (every word of the idea a concept)"
 CRAFT_GOAL_NAME = "default with the craft-goal weights"
 UNGATED_NAME = "default without the craft gate"
 LIBRARY_CEILING = "the whole searchable library (every prompt a candidate)"
@@ -104,7 +114,14 @@ METHODS = (
     Method(DEFAULT_NAME, SearchMode.HYBRID, False, _D),
     Method(UNGATED_NAME, SearchMode.HYBRID, False, replace(_D, craft_gate=None)),
     Method("default with prefetch 100", SearchMode.HYBRID, False, replace(_D, pool=400, prefetch=100)),
-    Method("default without expansion", SearchMode.HYBRID, False, replace(_D, expand=False)),
+    Method(
+        "default with expansion" if not _D.expand else "default without expansion",
+        SearchMode.HYBRID,
+        False,
+        replace(_D, expand=not _D.expand),
+    ),
+    Method(STOPLIST_NAME, SearchMode.HYBRID, False, replace(_D, concepts_only=False)),
+    Method(ROUND2_NAME, SearchMode.HYBRID, False, ROUND2_RANKING),
     Method(CRAFT_GOAL_NAME, SearchMode.HYBRID, False, CRAFT_GOAL_RANKING),
     Method("default + MMR", SearchMode.HYBRID, True, _D),
     Method(PLANNED_NAME, SearchMode.HYBRID, False, PLANNED_RANKING, planned=True),
@@ -420,6 +437,8 @@ def describe(method: Method) -> str:
         parts.append("expand")
     if r.coverage_first:
         parts.append("coverage first")
+    if r.concepts_only:
+        parts.append("concepts only")
     if method.diversify:
         parts.append("MMR")
     if method.planned:
@@ -545,13 +564,22 @@ def _reading(r: dict[str, Any]) -> str:
     default = next(m for m in METHODS if m.name == DEFAULT_NAME)
     text = (
         f"\nDefault (`retrieval.search.DEFAULT_MODE` and `DEFAULT_RANKING`): {describe(default)}. The first "
-        "stage is one Qdrant query: four prefetches (dense and BM25 over the expanded idea, and both again "
-        "among crafted prompts only, a payload range filter on the stored craft prior) whose union the index "
-        "scores by cosine. The re-rank adds coverage_weight × the share of the idea's concepts a candidate "
-        "covers, and craft_weight × its stored craft prior only if its coverage is within craft_gate of the "
+        "stage is one Qdrant query: four prefetches (dense and BM25 over the idea"
+        + (" expanded by the alias lexicon" if _D.expand else "")
+        + ", and both again among crafted prompts only, a payload range filter on the stored craft prior) "
+        "whose union the index scores by cosine. The re-rank adds coverage_weight × the share of the idea's "
+        "concepts a candidate covers (its words and alias phrases"
+        + (
+            ", without size, filler and framing words: `retrieval.coverage.NOT_CONCEPTS`"
+            if _D.concepts_only
+            else ""
+        )
+        + "), and craft_weight × its stored craft prior only if its coverage is within craft_gate of the "
         "best candidate's (the craft gate: a crafted prompt outranks a bare one only when it says about as "
-        "much of the idea). Weights and gate chosen on the tuning half with `bench/tune_retrieval.py` "
-        "(expansion on) among the settings that bring no held-out I2P prompt into "
+        "much of the idea). Weights, gate and expansion chosen on the tuning half with "
+        "`bench/tune_retrieval.py`"
+        + (" --concepts-only" if _D.concepts_only else "")
+        + " among the settings that bring no held-out I2P prompt into "
         "tests/retrieval/test_safety_retrieval.py's benign searches: the highest craft share among those "
         "within 0.025 of the best P@5 (round 1's rule, relevance first)."
     )
@@ -560,13 +588,22 @@ def _reading(r: dict[str, Any]) -> str:
         tuning.get(ROUND1_NAME),
         tuning.get("union + crafted: coverage first (lexicographic)"),
     )
+    round2, stoplist = tuning.get(ROUND2_NAME), tuning.get(STOPLIST_NAME)
     if new and old:
         text += (
             f" On the tuning half it reaches P@5 {new['precision']:.3f} and craft {new['craft']:.3f}, "
-            f"against {old['precision']:.3f} and {old['craft']:.3f} for round 1's default."
+            f"against {old['precision']:.3f} and {old['craft']:.3f} for round 1's default"
+            + (f" and {round2['precision']:.3f} and {round2['craft']:.3f} for round 2's" if round2 else "")
+            + (
+                f"; without the concept stoplist the same weights give {stoplist['precision']:.3f} and "
+                f"{stoplist['craft']:.3f}"
+                if stoplist
+                else ""
+            )
+            + "."
         )
     heldout = {name: by_split.get("heldout") for name, by_split in r["summary"].items()}
-    new_h, old_h = heldout.get(DEFAULT_NAME), heldout.get(ROUND1_NAME)
+    new_h, old_h, round2_h = (heldout.get(n) for n in (DEFAULT_NAME, ROUND1_NAME, ROUND2_NAME))
     if new_h and old_h:
         ceilings = {m.name for m in METHODS if m.planned}
         reached = [
@@ -576,7 +613,13 @@ def _reading(r: dict[str, Any]) -> str:
         ]
         text += (
             f" On the held-out half: P@5 {new_h['precision']:.3f} and craft {new_h['craft']:.3f}, against "
-            f"{old_h['precision']:.3f} and {old_h['craft']:.3f} for round 1's default; "
+            f"{old_h['precision']:.3f} and {old_h['craft']:.3f} for round 1's default"
+            + (
+                f" and {round2_h['precision']:.3f} and {round2_h['craft']:.3f} for round 2's"
+                if round2_h
+                else ""
+            )
+            + "; "
             + (
                 f"the goals ({GOAL:.2f} each) are reached by {', '.join(reached)}."
                 if reached
@@ -597,7 +640,8 @@ def _reading(r: dict[str, Any]) -> str:
         weights = f"craft_weight={g.craft_weight}, coverage_weight={g.coverage_weight}"
         text += (
             f" The craft-goal weights (`CRAFT_GOAL_RANKING`: {weights}, craft_gate={g.craft_gate}; the "
-            "highest P@5 among the settings that pass the safety test and whose craft share reaches 0.80) "
+            "highest P@5 among round 2's settings that pass the safety test and whose craft share reaches "
+            "0.80; with the concept stoplist no gated setting reaches it) "
             "trade precision for craft: "
             f"P@5 {goal['precision']:.3f}, craft {goal['craft']:.3f} on the tuning half."
         )

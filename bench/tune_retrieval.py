@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mode", choices=["union", "dense", "hybrid"], default="union", help="how the pools are fetched"
     )
     parser.add_argument("--craft-goal", type=float, default=0.80, help="craft share the choice must reach")
+    parser.add_argument(
+        "--concepts-only",
+        action="store_true",
+        help="coverage without the idea's size, filler and framing words (Ranking.concepts_only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -100,7 +105,7 @@ def run(args: argparse.Namespace) -> list[list[object]]:
         index_hits = index.query(query)
         crafts = np.asarray([stored_prior(h.payload) or 0.0 for h in index_hits])
         texts = [str(h.payload.get("prompt", "")) for h in index_hits]
-        coverage = np.asarray(scorer.score(item["idea"], texts).scores)
+        coverage = np.asarray(scorer.score(item["idea"], texts, args.concepts_only).scores)
         pools[(item["idea"], expand)] = (index_hits, crafts, coverage)
     rows: list[list[object]] = []
     hybrid = args.mode == SearchMode.HYBRID.value
