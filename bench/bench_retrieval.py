@@ -50,15 +50,7 @@ from retrieval.aliases import expanded_query
 from retrieval.concept_plan import ConceptPlan
 from retrieval.craft import CRAFTED_MIN_PRIOR, assess_craft
 from retrieval.index_ports import HybridFusion, IndexQuery, SearchMode
-from retrieval.search import (
-    CRAFT_GOAL_RANKING,
-    DEFAULT_RANKING,
-    PLAIN,
-    PLANNED_RANKING,
-    ROUND2_RANKING,
-    RRF_RANKING,
-    Ranking,
-)
+from retrieval.search import CRAFT_GOAL_RANKING, DEFAULT_RANKING, PLAIN, PLANNED_RANKING, RRF_RANKING, Ranking
 
 logger = logging.getLogger("bench_retrieval")
 K = 5
@@ -72,10 +64,15 @@ _CRAFTED = replace(_UNION, pool=200, crafted_prefetch=True)
 _D = DEFAULT_RANKING
 DEFAULT_NAME = "union + crafted prefetch + coverage + craft (default)"
 ROUND1_NAME = "hybrid RRF + expansion + coverage + craft (round 1 default)"
-ROUND2_NAME = "round 2 default (every word of the idea a concept, expanded dense query)"
-STOPLIST_NAME = "default without the concept stoplist (every word of the idea a concept)"
 CRAFT_GOAL_NAME = "default with the craft-goal weights"
 UNGATED_NAME = "default without the craft gate"
+STOPLIST_NAME = "default + concept stoplist (size, filler and framing words are not concepts)"
+STOPLIST_TUNED_NAME = "default + concept stoplist, re-tuned (craft 0.4, coverage 0.8, no expansion)"
+# the stoplist's own choice on the tuning half (tune_retrieval.py --concepts-only, round 1's rule among the
+# settings that pass the safety test); not the default: see retrieval.search.Ranking
+STOPLIST_TUNED = replace(
+    DEFAULT_RANKING, craft_weight=0.4, coverage_weight=0.8, expand=False, concepts_only=True
+)
 LIBRARY_CEILING = "the whole searchable library (every prompt a candidate)"
 PLANNED_NAME = "default first stage, evaluation's groups as the concept plan (planner ceiling)"
 PLANNED_BLEND_NAME = "the same with the default's weights (planner ceiling)"
@@ -114,15 +111,10 @@ METHODS = (
     Method(DEFAULT_NAME, SearchMode.HYBRID, False, _D),
     Method(UNGATED_NAME, SearchMode.HYBRID, False, replace(_D, craft_gate=None)),
     Method("default with prefetch 100", SearchMode.HYBRID, False, replace(_D, pool=400, prefetch=100)),
-    Method(
-        "default with expansion" if not _D.expand else "default without expansion",
-        SearchMode.HYBRID,
-        False,
-        replace(_D, expand=not _D.expand),
-    ),
-    Method(STOPLIST_NAME, SearchMode.HYBRID, False, replace(_D, concepts_only=False)),
-    Method(ROUND2_NAME, SearchMode.HYBRID, False, ROUND2_RANKING),
+    Method("default without expansion", SearchMode.HYBRID, False, replace(_D, expand=False)),
     Method(CRAFT_GOAL_NAME, SearchMode.HYBRID, False, CRAFT_GOAL_RANKING),
+    Method(STOPLIST_NAME, SearchMode.HYBRID, False, replace(_D, concepts_only=True)),
+    Method(STOPLIST_TUNED_NAME, SearchMode.HYBRID, False, STOPLIST_TUNED),
     Method("default + MMR", SearchMode.HYBRID, True, _D),
     Method(PLANNED_NAME, SearchMode.HYBRID, False, PLANNED_RANKING, planned=True),
     Method(PLANNED_BLEND_NAME, SearchMode.HYBRID, False, _D, planned=True),
@@ -564,22 +556,13 @@ def _reading(r: dict[str, Any]) -> str:
     default = next(m for m in METHODS if m.name == DEFAULT_NAME)
     text = (
         f"\nDefault (`retrieval.search.DEFAULT_MODE` and `DEFAULT_RANKING`): {describe(default)}. The first "
-        "stage is one Qdrant query: four prefetches (dense and BM25 over the idea"
-        + (" expanded by the alias lexicon" if _D.expand else "")
-        + ", and both again among crafted prompts only, a payload range filter on the stored craft prior) "
-        "whose union the index scores by cosine. The re-rank adds coverage_weight × the share of the idea's "
-        "concepts a candidate covers (its words and alias phrases"
-        + (
-            ", without size, filler and framing words: `retrieval.coverage.NOT_CONCEPTS`"
-            if _D.concepts_only
-            else ""
-        )
-        + "), and craft_weight × its stored craft prior only if its coverage is within craft_gate of the "
+        "stage is one Qdrant query: four prefetches (dense and BM25 over the expanded idea, and both again "
+        "among crafted prompts only, a payload range filter on the stored craft prior) whose union the index "
+        "scores by cosine. The re-rank adds coverage_weight × the share of the idea's concepts a candidate "
+        "covers, and craft_weight × its stored craft prior only if its coverage is within craft_gate of the "
         "best candidate's (the craft gate: a crafted prompt outranks a bare one only when it says about as "
-        "much of the idea). Weights, gate and expansion chosen on the tuning half with "
-        "`bench/tune_retrieval.py`"
-        + (" --concepts-only" if _D.concepts_only else "")
-        + " among the settings that bring no held-out I2P prompt into "
+        "much of the idea). Weights and gate chosen on the tuning half with `bench/tune_retrieval.py` "
+        "(expansion on) among the settings that bring no held-out I2P prompt into "
         "tests/retrieval/test_safety_retrieval.py's benign searches: the highest craft share among those "
         "within 0.025 of the best P@5 (round 1's rule, relevance first)."
     )
@@ -588,22 +571,13 @@ def _reading(r: dict[str, Any]) -> str:
         tuning.get(ROUND1_NAME),
         tuning.get("union + crafted: coverage first (lexicographic)"),
     )
-    round2, stoplist = tuning.get(ROUND2_NAME), tuning.get(STOPLIST_NAME)
     if new and old:
         text += (
             f" On the tuning half it reaches P@5 {new['precision']:.3f} and craft {new['craft']:.3f}, "
-            f"against {old['precision']:.3f} and {old['craft']:.3f} for round 1's default"
-            + (f" and {round2['precision']:.3f} and {round2['craft']:.3f} for round 2's" if round2 else "")
-            + (
-                f"; without the concept stoplist the same weights give {stoplist['precision']:.3f} and "
-                f"{stoplist['craft']:.3f}"
-                if stoplist
-                else ""
-            )
-            + "."
+            f"against {old['precision']:.3f} and {old['craft']:.3f} for round 1's default."
         )
     heldout = {name: by_split.get("heldout") for name, by_split in r["summary"].items()}
-    new_h, old_h, round2_h = (heldout.get(n) for n in (DEFAULT_NAME, ROUND1_NAME, ROUND2_NAME))
+    new_h, old_h = heldout.get(DEFAULT_NAME), heldout.get(ROUND1_NAME)
     if new_h and old_h:
         ceilings = {m.name for m in METHODS if m.planned}
         reached = [
@@ -613,13 +587,7 @@ def _reading(r: dict[str, Any]) -> str:
         ]
         text += (
             f" On the held-out half: P@5 {new_h['precision']:.3f} and craft {new_h['craft']:.3f}, against "
-            f"{old_h['precision']:.3f} and {old_h['craft']:.3f} for round 1's default"
-            + (
-                f" and {round2_h['precision']:.3f} and {round2_h['craft']:.3f} for round 2's"
-                if round2_h
-                else ""
-            )
-            + "; "
+            f"{old_h['precision']:.3f} and {old_h['craft']:.3f} for round 1's default; "
             + (
                 f"the goals ({GOAL:.2f} each) are reached by {', '.join(reached)}."
                 if reached
@@ -640,8 +608,7 @@ def _reading(r: dict[str, Any]) -> str:
         weights = f"craft_weight={g.craft_weight}, coverage_weight={g.coverage_weight}"
         text += (
             f" The craft-goal weights (`CRAFT_GOAL_RANKING`: {weights}, craft_gate={g.craft_gate}; the "
-            "highest P@5 among round 2's settings that pass the safety test and whose craft share reaches "
-            "0.80; with the concept stoplist no gated setting reaches it) "
+            "highest P@5 among the settings that pass the safety test and whose craft share reaches 0.80) "
             "trade precision for craft: "
             f"P@5 {goal['precision']:.3f}, craft {goal['craft']:.3f} on the tuning half."
         )
@@ -651,6 +618,20 @@ def _reading(r: dict[str, Any]) -> str:
             f"P@5 {lexi['precision']:.3f}: the idea's words as typed are a poorer judge of relevance than "
             "the embedding (an 'old man with a long beard' covers more of 'an old wizard with a long beard' "
             "than a wizard does), so coverage is a weighted signal, not the first sort key."
+        )
+    stoplist, retuned = tuning.get(STOPLIST_NAME), tuning.get(STOPLIST_TUNED_NAME)
+    stoplist_h, retuned_h = heldout.get(STOPLIST_NAME), heldout.get(STOPLIST_TUNED_NAME)
+    if stoplist and retuned and stoplist_h and retuned_h:
+        text += (
+            " Leaving the idea's size, chat-filler and framing words out of its concepts (the concept "
+            "stoplist, `retrieval.coverage.NOT_CONCEPTS`: 'a little girl' no longer covers 'a cartoon of a "
+            f"little dog' as well as a cartoon dog does) gives P@5 {stoplist['precision']:.3f} and craft "
+            f"{stoplist['craft']:.3f} on the tuning half with the default's weights, and "
+            f"{retuned['precision']:.3f} / {retuned['craft']:.3f} with the weights chosen for it there; on "
+            f"the held-out half {stoplist_h['precision']:.3f} / {stoplist_h['craft']:.3f} and "
+            f"{retuned_h['precision']:.3f} / {retuned_h['craft']:.3f}. It is not the default: with the "
+            "re-tuned settings as the default (commit 28004f2, bench/bench_compose.py) the offline "
+            "composer's score did not rise on its tuning half and fell on PartiPrompts."
         )
     planned, blend, bare = (tuning.get(n) for n in (PLANNED_NAME, PLANNED_BLEND_NAME, PLANNED_BARE_NAME))
     if planned and blend and bare:

@@ -53,8 +53,10 @@ class Ranking:
     best candidate's (a crafted prompt beats a bare one only when it says as much of the idea; this needs
     the idea's words, so it runs after the index). With `coverage_first` the order is lexicographic
     instead: coverage, then the craft prior, then relevance. With `concepts_only` the idea's size, filler
-    and framing words (retrieval.coverage.NOT_CONCEPTS) are not concepts. The weights are on the scale of
-    the relevance score (cosine, or RRF's ~0.01-0.03), so each fusion needs its own.
+    and framing words (retrieval.coverage.NOT_CONCEPTS) are not concepts: a bench row, not the default,
+    since its gain in P@5 on the tuning half did not reach the composed prompts (the offline composer's
+    score did not rise on its tuning half and fell on PartiPrompts; bench/bench_compose.py). The weights
+    are on the scale of the relevance score (cosine, or RRF's ~0.01-0.03), so each fusion needs its own.
     """
 
     pool: int = 50
@@ -72,28 +74,15 @@ class Ranking:
 PLAIN = Ranking(pool=0)  # the index's own order: no re-rank, no boosting, no expansion
 DEFAULT_MODE = SearchMode.HYBRID
 # The first stage is the union of four prefetches of 50 (dense, BM25, and both again among crafted
-# prompts) scored by cosine, so the weights are on the cosine scale. Weights, gate and the dense query's
-# alias expansion chosen on the tuning half by round 1's rule (bench/tune_retrieval.py --concepts-only:
-# the highest craft share within 0.025 of the best P@5) among the settings that bring no held-out I2P
-# prompt into tests/retrieval/test_safety_retrieval.py's benign searches. An ungated craft boost lets
-# crafted I2P prompts that cover only part of an idea ("an anthropomorphic fox aiming a handgun" for "a
-# red fox in an autumn forest") into the top 10; the gate keeps them out. Few settings pass that test (at
-# 0.4/0.8 a gate of 0.2 does, at 0.4/0.4 and 0.4/0.5 it lets the fox in), so a change of weights needs
-# the safety test run again. The coverage re-rank still reads the alias lexicon ("bunny" covers
-# "rabbit"); expansion only adds the lexicon's words to the dense query, which this choice leaves out.
+# prompts) scored by cosine, so the weights are on the cosine scale. Weights and gate chosen on the tuning
+# half by round 1's rule (bench/tune_retrieval.py: the highest craft share within 0.025 of the best P@5)
+# among the settings that bring no held-out I2P prompt into tests/retrieval/test_safety_retrieval.py's
+# benign searches. An ungated craft boost lets crafted I2P prompts that cover only part of an idea ("an
+# anthropomorphic fox aiming a handgun" for "a red fox in an autumn forest") into the top 10; the gate
+# keeps them out. Few settings pass that test (at 0.3/0.6 a gate of 0.2 does, at 0.3/0.5 it lets one
+# in), so a change of weights needs the safety test run again. CRAFT_GOAL_RANKING is the highest P@5 on
+# the tuning half among the passing settings whose craft share reaches the goal of 0.80.
 DEFAULT_RANKING = Ranking(
-    pool=200,
-    craft_weight=0.4,
-    coverage_weight=0.8,
-    expand=False,
-    prefetch=50,
-    crafted_prefetch=True,
-    fusion=HybridFusion.DENSE,
-    craft_gate=0.2,
-    concepts_only=True,
-)
-# Round 2's default, kept for comparison: every word of the idea a concept, the dense query expanded.
-ROUND2_RANKING = Ranking(
     pool=200,
     craft_weight=0.3,
     coverage_weight=0.6,
@@ -103,9 +92,7 @@ ROUND2_RANKING = Ranking(
     fusion=HybridFusion.DENSE,
     craft_gate=0.2,
 )
-# The highest P@5 on the tuning half among round 2's settings that pass the safety test and whose craft
-# share reaches the goal of 0.80 (with concepts_only no gated setting reaches it).
-CRAFT_GOAL_RANKING = replace(ROUND2_RANKING, craft_weight=0.5, coverage_weight=1.0, craft_gate=0.3)
+CRAFT_GOAL_RANKING = replace(DEFAULT_RANKING, craft_weight=0.5, coverage_weight=1.0, craft_gate=0.3)
 # Round 1's default: hybrid RRF over dense and BM25 top 100 (RRF-scale weights), kept for comparison.
 RRF_RANKING = Ranking(pool=100, craft_weight=0.007, coverage_weight=0.05, expand=True)
 # With a concept plan (the subject and each concept's synonyms, from a planner such as Claude) coverage

@@ -171,11 +171,7 @@ def test_search_is_relevant_distinct_and_safe(retriever: Retriever) -> None:
         hits = retriever.search("a cartoon of a little dog", k=5, mode=mode)
         assert len(hits) == 5 and len({hit.id for hit in hits}) == 5
         assert all(hit.payload["safe"] for hit in hits)
-        # the slice holds no cartoon dog: every hit says one of the idea's concepts (crafted cartoon
-        # animals may outrank bare dogs, by the craft prior) and the subject is among them
-        dogs = [any(w in hit.prompt.lower() for w in ("dog", "pupp", "corgi", "pug")) for hit in hits]
-        assert all(dog or "cartoon" in hit.prompt.lower() for dog, hit in zip(dogs, hits, strict=True))
-        assert any(dogs)
+        assert sum(any(w in hit.prompt.lower() for w in ("dog", "pupp", "corgi", "pug")) for hit in hits) >= 2
     unsafe_query = retriever.search("naked woman nude porn", k=10, mode=SearchMode.SPARSE)
     assert all(hit.payload["safe"] for hit in unsafe_query)
     assert any(not h.payload["safe"] for h in retriever.search("naked woman nude porn", k=10, safe=False))
