@@ -249,6 +249,10 @@ def test_template_grants_what_iam_policy_prints_for_the_same_models() -> None:
 
     env = resources["BotFunction"]["Properties"]["Environment"]["Variables"]
     chat, image = _sub(env["IMAGINE_CHAT_MODEL"], names), _sub(env["IMAGINE_IMAGE_MODEL"], names)
+    # the concept planner, when on, is the chat model itself: the chat model's grants cover it
+    condition, planner, off = env["IMAGINE_CONCEPT_PLANNER"]["Fn::If"]
+    assert _sub(planner, names) == chat and off == "off" and params["ConceptPlanner"] == "off"
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "ConceptPlanner"}, "chat-model"]}
     printed = subprocess.run(
         [
             sys.executable,
