@@ -206,8 +206,11 @@ def collect(
     """The grants for config `models` (variable name -> 'provider:model-id')."""
     if not REGION.match(region):
         raise PolicyError(f"IMAGINE_AWS_REGION={region!r} is not an AWS Region")
-    providers = {"IMAGINE_CHAT_MODEL": PROVIDERS_CHAT, "IMAGINE_EMBED_MODEL": PROVIDERS_EMBED}
-    providers["IMAGINE_CONCEPT_PLANNER"] = PROVIDERS_CHAT
+    providers = {
+        "IMAGINE_CHAT_MODEL": PROVIDERS_CHAT,
+        "IMAGINE_CONCEPT_PLANNER": PROVIDERS_CHAT,
+        "IMAGINE_EMBED_MODEL": PROVIDERS_EMBED,
+    }
     grants = Grants()
     for variable, value in models.items():
         try:

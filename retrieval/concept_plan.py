@@ -6,7 +6,7 @@ concept is the subject, and each concept lists its synonyms and kinds ("dog": do
 A candidate covers a concept when one of its phrases occurs in the prompt as whole words (a plural
 allowed), and its coverage is the share of concepts it covers: the same rule the evaluation set's
 hand-written groups use (bench/data/README.md), which is why a plan as good as those groups lifts
-precision@5 to the first stage's ceiling (bench/RESULTS.md, the "concept plan" rows).
+precision@5 to the first stage's ceiling (bench/RESULTS.md, the "planner ceiling" rows).
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ class ConceptPlan:
         """A plan from plain phrases per concept (a planner's answer); None when no concept has a phrase.
 
         Phrases are matched literally as whole words, a space or hyphen matching either, the last word
-        also in its plural; at most MAX_CONCEPTS concepts of MAX_PHRASES phrases are kept."""
+        also in its plural; at most MAX_CONCEPTS concepts of MAX_PHRASES phrases of MAX_PHRASE_CHARS are
+        kept."""
         concepts = []
         for name, phrases in list(groups.items())[:MAX_CONCEPTS]:
-            kept = {p: " ".join(str(w).split()) for w in phrases[:MAX_PHRASES] if (p := _phrase_pattern(w))}
+            kept = {p: _phrase(w) for w in phrases[:MAX_PHRASES] if (p := _phrase_pattern(w))}
             if kept:
                 concepts.append(
                     PlannedConcept(str(name)[:MAX_PHRASE_CHARS], tuple(kept), tuple(kept.values()))
@@ -96,9 +97,14 @@ class ConceptPlanner(Protocol):
         ...
 
 
+def _phrase(phrase: object) -> str:
+    """A phrase as kept: one line of single spaces, at most MAX_PHRASE_CHARS."""
+    return " ".join(str(phrase).split())[:MAX_PHRASE_CHARS]
+
+
 def _phrase_pattern(phrase: object) -> str:
     """The regex of one phrase: its words escaped, spaces and hyphens alike, the last word maybe plural."""
-    words = [w for w in _SPACE_RE.split(str(phrase).strip().lower()[:MAX_PHRASE_CHARS]) if w]
+    words = [w for w in _SPACE_RE.split(_phrase(phrase).lower()) if w]
     if not words or not any(_WORD_RE.search(w) for w in words):
         return ""
     *head, last = (re.escape(w) for w in words)

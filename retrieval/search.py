@@ -34,6 +34,7 @@ MAX_K = 50
 QUERY_CACHE_SIZE = 512
 _RANKING_FIELDS = ("prompt", CRAFT_FIELD, CRAFT_VERSION_FIELD)  # what the re-rank reads of a candidate
 MMR_LAMBDA = 0.5  # langchain_core's default
+WARM_UP_QUERY = "a cartoon of a little dog"  # what warm_up searches (a benign everyday idea)
 
 
 @dataclass(frozen=True)
@@ -232,12 +233,13 @@ class Retriever:
         ranking: Ranking | None = None,
         explain: bool = False,
         plan: ConceptPlan | None = None,
+        ask_planner: bool = True,
     ) -> list[PromptHit]:
         """The top k prompts for `query`: the mode's best `ranking.pool`, re-ranked by craft and coverage.
 
         `plan` replaces the idea's own concept groups in the coverage re-rank; without one, the planner
-        (if any) writes it for dense and hybrid searches. `ranking` defaults to PLANNED_RANKING with a
-        plan and DEFAULT_RANKING without.
+        (if any, and unless `ask_planner` is off) writes it for dense and hybrid searches. `ranking`
+        defaults to PLANNED_RANKING with a plan and DEFAULT_RANKING without.
 
         `diversify` re-orders the best candidates by MMR (langchain_core's) over their dense vectors; it
         is off by default, since on bench/data/retrieval_ideas.json it cost relevance and latency without
@@ -248,7 +250,7 @@ class Retriever:
             raise EmptyQueryError("the search query is empty: describe an idea, e.g. 'a cartoon of a dog'")
         k = max(1, min(int(k), MAX_K))
         self.open()
-        if plan is None and self._planner is not None and mode is not SearchMode.SPARSE:
+        if plan is None and ask_planner and self._planner is not None and mode is not SearchMode.SPARSE:
             plan = self._plan(text)
         if ranking is None:
             ranking = DEFAULT_RANKING if plan is None else PLANNED_RANKING
@@ -290,6 +292,14 @@ class Retriever:
             ranked.hit(i, rank, whole.get(hits[i].id), dense_text if explain else None)
             for rank, i in enumerate(order, 1)
         ]
+
+    def warm_up(self) -> None:
+        """Load the embedder, open the index and run one search, and build the planner's clients: what a
+        first turn would pay for, without a paid call (the planner is not asked)."""
+        self.search(WARM_UP_QUERY, k=5, ask_planner=False)
+        warm_planner = getattr(self._planner, "warm_up", None)
+        if callable(warm_planner):
+            warm_planner()
 
     def _plan(self, text: str) -> ConceptPlan | None:
         """The planner's plan for an idea; None (logged) if it fails: the idea's own words judge instead."""

@@ -129,7 +129,11 @@ class Conversation:
             step()
             timings[name] = round((time.perf_counter() - started) * 1000, 1)
 
-        timed("search", lambda: self._search.search(WARM_UP_IDEA, k=5))
+        search = self._search  # its own warm-up, where it has one, calls no paid API (a concept planner)
+        timed(
+            "search",
+            search.warm_up if isinstance(search, WarmsUp) else lambda: search.search(WARM_UP_IDEA, k=5),
+        )
         if self._policy is not None:
             policy = self._policy
             timed("policy", lambda: policy.check("warm-up", WARM_UP_IDEA))

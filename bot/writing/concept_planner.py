@@ -1,9 +1,9 @@
 """Claude as the library search's concept planner: an idea's concepts with the words that name each.
 
-`IMAGINE_CONCEPT_PLANNER=claude` turns it on. One small Converse call (structured output, temperature
-0) per new idea before the library search; the search's coverage re-rank then judges candidates by these
-concepts (retrieval.concept_plan). A failed or unusable call logs one line and the search goes on with
-the idea's own words, as it does offline.
+`IMAGINE_CONCEPT_PLANNER=bedrock:<model-id>` turns it on. One small Converse call (structured output,
+temperature 0) per new idea before the library search; the search's coverage re-rank then judges
+candidates by these concepts (retrieval.concept_plan). A failed or unusable call logs one line and the
+search goes on with the idea's own words, as it does offline.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.writing.claude import DEFAULT_MODEL, BedrockChatModel
 from bot.writing.prompt_template import quote_untrusted
-from retrieval.concept_plan import MAX_CONCEPTS, MAX_PHRASE_CHARS, MAX_PHRASES, ConceptPlan
+from retrieval.concept_plan import MAX_CONCEPTS, MAX_PHRASES, ConceptPlan
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ class ClaudeConceptPlanner:
         """Provider string, e.g. 'bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0'."""
         return self._chat.model_id
 
+    def warm_up(self) -> None:
+        """Import langchain-aws, build the Bedrock clients and bind the plan schema (no API call)."""
+        self._chat.chat_llm().with_structured_output(Plan, include_raw=True)
+
     def plan(self, idea: str) -> ConceptPlan | None:
         """The idea's concept plan, or None (logged) when Claude cannot give a usable one."""
         key = " ".join(idea.lower().split())
@@ -114,8 +118,7 @@ class ClaudeConceptPlanner:
         if not isinstance(parsed, Plan):
             logger.warning("concept planner %s: no usable plan (%s)", self.model_id, out.get("parsing_error"))
             return None
-        groups = {c.name: [p[:MAX_PHRASE_CHARS] for p in c.phrases] for c in parsed.concepts}
-        plan = ConceptPlan.from_phrases(groups, self.model_id)
+        plan = ConceptPlan.from_phrases({c.name: c.phrases for c in parsed.concepts}, self.model_id)
         if plan is None:
             logger.warning("concept planner %s: the plan named no phrase", self.model_id)
         return plan

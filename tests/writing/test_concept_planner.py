@@ -71,6 +71,13 @@ def planned(fake: FakeBedrockRuntime, script: ConverseScript, small_index: Path)
     found.close()
 
 
+def test_the_warm_start_asks_the_planner_nothing(planned: Retriever, script: ConverseScript) -> None:
+    planned.warm_up()  # serve's warm start: the embedder, the index, one search and the planner's clients
+    assert script.bodies == []  # no paid call before the first turn
+    planned.search("a picture of a friendly machine man's face", k=3)
+    assert len(script.bodies) == 1
+
+
 def test_a_search_asks_the_planner_and_ranks_by_its_plan(planned: Retriever, script: ConverseScript) -> None:
     script.push_tool_input(ROBOT)
     hits = planned.search("a picture of a friendly machine man's face", k=5, explain=True)

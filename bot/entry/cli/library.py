@@ -191,8 +191,8 @@ def run_search(args: argparse.Namespace, config: Config) -> int:
     if not hits:
         console.print("No matching prompts.")
         return 0
-    first = hits[0].explanation.as_dict() if hits[0].explanation else hits[0].payload.get("explanation")
-    if isinstance(first, dict) and first.get("plan"):
+    first = _explanation(hits[0])
+    if first and first.get("plan"):
         console.print(f"[dim]concept plan: {escape(str(first['plan']))}[/dim]", highlight=False)
     for number, hit in enumerate(hits, start=1):
         details = [f"score {hit.score:.4f}", str(hit.payload.get("source") or "unknown source")]
@@ -213,10 +213,16 @@ def run_search(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _explanation(hit: PromptHit) -> dict[str, Any] | None:
+    """A hit's explanation as a dict: its own, or the one a running `serve` sent in its payload."""
+    why = hit.explanation.as_dict() if hit.explanation is not None else hit.payload.get("explanation")
+    return why if isinstance(why, dict) else None
+
+
 def explanation_of(hit: PromptHit) -> str:
     """`--explain`'s line for a hit: its scores and the lever that moved it ('' without an explanation)."""
-    why = hit.explanation.as_dict() if hit.explanation is not None else hit.payload.get("explanation")
-    if not isinstance(why, dict):
+    why = _explanation(hit)
+    if why is None:
         return ""
     ranks = f"rank {why.get('rank_by_relevance')} by relevance → {why.get('rank')}"
     covered = ", ".join(why.get("covered") or []) or "none"
