@@ -210,17 +210,17 @@ _NOT_WORD_RE = re.compile(r"[^a-z0-9']+")
 
 
 def planner_row(value: str) -> tuple[Method, Any]:
-    """The row that searches with Claude's concept plans, and its planner (`--planner bedrock:<id>`)."""
-    from bot.config import load_config, split_provider
-    from bot.writing.concept_planner import ClaudeConceptPlanner
+    """The row that searches with Claude's concept plans, and its planner (`--planner bedrock:<id>`, built
+    as serve builds it for IMAGINE_CONCEPT_PLANNER, with the rest of the settings from the environment)."""
+    from bot.config import load_config
+    from bot.wiring import build_concept_planner
 
-    _, model_id = split_provider(value, "--planner", ("bedrock",))
-    config = load_config()
-    planner = ClaudeConceptPlanner(
-        model_id, region=config.aws_region, endpoint_url=config.bedrock_endpoint_url
-    )
-    name = f"default, Claude's concept plan ({model_id})"
-    return Method(name, SearchMode.HYBRID, False, PLANNED_RANKING), planner
+    planner = build_concept_planner(load_config().model_copy(update={"concept_planner": value}))
+    if planner is None:
+        raise SystemExit("--planner needs bedrock:<model-id>")
+    return Method(
+        f"default, Claude's concept plan ({value})", SearchMode.HYBRID, False, PLANNED_RANKING
+    ), planner
 
 
 def load_library(index: Any) -> Library:
